@@ -1,0 +1,53 @@
+# lit_snn: every target creates and reuses its own virtual environment in .venv.
+# On a machine without CUDA the CPU build of torch is installed first, so no multi-GB CUDA build is pulled.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TORCH_VERSION ?= 2.13.0
+ABLATION ?= ablations/default.yaml
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+.PHONY: help venv test test-gpu ablation compare ui train bench lint clean
+
+help:  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
+		$(BIN)/pip install -q "torch"; \
+	else \
+		$(BIN)/pip install -q "torch==$(TORCH_VERSION)"; \
+	fi
+	$(BIN)/pip install -q -e ".[dev]"
+	@touch $(STAMP)
+
+venv: $(STAMP)  ## create the virtual environment (.venv)
+
+test: $(STAMP)  ## run the test suite (CPU; Triton kernels through TRITON_INTERPRET=1)
+	$(BIN)/python -m pytest -q -x --timeout=900
+
+test-gpu: $(STAMP)  ## run only the GPU-marked tests (needs CUDA)
+	$(BIN)/python -m pytest -q -m gpu
+
+ablation: $(STAMP)  ## run the default ablation on the embedded data, then print the comparison
+	$(BIN)/lit-snn ablate $(ABLATION)
+
+compare: $(STAMP)  ## compare the runs of an ablation from MLflow (tables + plots)
+	$(BIN)/lit-snn compare $(ABLATION)
+
+ui: $(STAMP)  ## open the MLflow UI on the local store
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlruns.db --default-artifact-root ./mlartifacts
+
+train: $(STAMP)  ## one training of the lif preset on the embedded digits
+	$(BIN)/lit-snn train --config configs/digits_lif.yaml
+
+bench: $(STAMP)  ## neuron kernel benchmark (needs a GPU; says so and exits otherwise)
+	$(BIN)/lit-snn bench
+
+lint: $(STAMP)  ## ruff over the package and tests
+	$(BIN)/ruff check lit_snn tests
+
+clean:  ## remove the virtual environment and local stores
+	rm -rf $(VENV) mlruns.db mlartifacts optuna.db .lit_snn_cache

@@ -1,0 +1,130 @@
+"""``SpikingNeuron``: the configurable multi-step neuron module (one class for every preset)."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from .config import NeuronConfig
+from .reference import KernelSpec, multistep_reference
+
+
+def _logit(p: float) -> float:
+    return math.log(p / (1 - p))
+
+
+_DECAY_FNS = {"sigmoid": torch.sigmoid, "tanh": torch.tanh}
+_DECAY_INVERSES = {"sigmoid": _logit, "tanh": math.atanh}
+
+
+class SpikingNeuron(nn.Module):
+    """A multi-step spiking neuron layer of the family described by ``NeuronConfig``.
+
+    ``forward(x)`` takes time-first input ``x`` of shape ``[T, ...]`` (``[T, B, C, H, W]`` for
+    conv layers, ``[T, B, F]`` for linear ones) and returns spikes of the same shape: binary
+    ``{0, 1}`` or integer-valued ``{0, 1/N, ..., D}``. Membrane and memory start at zero on every
+    call, so no reset is ever needed between samples. Learnable parameters (decays, threshold,
+    AR-LIF's ``a`` and ``c``) have one entry per layer or per channel (dim 2).
+    """
+
+    def __init__(self, config: NeuronConfig | None = None, name: str = "custom") -> None:
+        super().__init__()
+        self.config = config or NeuronConfig()
+        self.name = name
+        self.spec = KernelSpec.from_config(self.config)
+        cfg, size = self.config, self.config.num_params
+
+        def param(value: float) -> nn.Parameter:
+            return nn.Parameter(torch.full((size,), float(value)))
+
+        if cfg.decay == "learnable":  # PLIF: k = sigmoid(w), beta = 1 - k
+            self.decay_w = param(_logit(1 - cfg.beta))
+        elif cfg.decay == "dual":  # DA-LIF: alpha = f(tau_a), beta = f(tau_b)
+            inverse = _DECAY_INVERSES[cfg.decay_fn]
+            self.tau_a = param(inverse(cfg.alpha))
+            self.tau_b = param(inverse(cfg.beta))
+        if cfg.threshold == "learnable":
+            self.v_th = param(cfg.v_threshold)
+        elif cfg.threshold == "adaptive":  # AR-LIF threshold adjustment tanh(a) tanh(X)
+            self.thr_a = param(cfg.threshold_coef_init)
+        if cfg.reset == "adaptive":  # AR-LIF memory gate sigmoid(c X)
+            self.mem_c = param(cfg.memory_gain_init)
+
+    # ------------------------------------------------------------------ parameters
+    def effective_params(self) -> dict[str, Tensor]:
+        """The per-layer/per-channel values the recurrence uses: alpha, beta, vth, thr_coef, mem_gain."""
+        cfg = self.config
+        ref = next(self.parameters(), None)
+        like = dict(device=ref.device, dtype=ref.dtype) if ref is not None else {}
+        size = cfg.num_params
+
+        def const(value: float) -> Tensor:
+            return torch.full((size,), float(value), **like)
+
+        if cfg.decay == "learnable":
+            k = torch.sigmoid(self.decay_w)
+            beta, alpha = 1 - k, (k if cfg.decay_input else const(cfg.alpha))
+        elif cfg.decay == "dual":
+            f = _DECAY_FNS[cfg.decay_fn]
+            alpha, beta = f(self.tau_a), f(self.tau_b)
+        else:
+            alpha, beta = const(cfg.alpha), const(cfg.beta)
+        vth = self.v_th if cfg.threshold == "learnable" else const(cfg.v_threshold)
+        thr_coef = torch.tanh(self.thr_a) if cfg.threshold == "adaptive" else const(0.0)
+        mem_gain = self.mem_c if cfg.reset == "adaptive" else const(0.0)
+        return dict(alpha=alpha, beta=beta, vth=vth, thr_coef=thr_coef, mem_gain=mem_gain)
+
+    # ------------------------------------------------------------------ forward
+    def check_input(self, x: Tensor) -> None:
+        """Clear errors for wrong rank, non-floating dtype, a channel mismatch and NaN/inf."""
+        if not isinstance(x, Tensor):
+            raise TypeError(f"{self.name}: expected a torch.Tensor [T, ...], got {type(x).__name__}")
+        if x.dim() < 2:
+            raise ValueError(
+                f"{self.name}: expected time-first input [T, ...] with at least 2 dims, got shape "
+                f"{tuple(x.shape)}"
+            )
+        if not x.is_floating_point():
+            raise TypeError(f"{self.name}: expected a floating-point input, got dtype {x.dtype}")
+        if self.config.granularity == "channel":
+            if x.dim() < 3 or x.shape[2] != self.config.channels:
+                raise ValueError(
+                    f"{self.name}: per-channel parameters for {self.config.channels} channels need input "
+                    f"[T, B, {self.config.channels}, ...], got shape {tuple(x.shape)}"
+                )
+        if x.numel() and not torch.isfinite(x).all():
+            bad = "NaN" if torch.isnan(x).any() else "inf"
+            raise ValueError(f"{self.name}: input contains {bad} (shape {tuple(x.shape)})")
+
+    def use_triton(self, x: Tensor) -> bool:
+        backend = self.config.backend
+        return backend == "triton" or (backend == "auto" and x.is_cuda)
+
+    def forward_with_state(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Spikes ``[T, ...]`` plus the final membrane ``V_T`` and memory ``M_T`` (``[...]`` each)."""
+        if self.config.validate:
+            self.check_input(x)
+        params = self.effective_params()
+        params = {k: v.to(device=x.device, dtype=x.dtype) for k, v in params.items()}
+        if self.use_triton(x):
+            from .kernels import multistep_triton  # imported lazily: Triton is optional on CPU
+
+            return multistep_triton(x, **params, spec=self.spec)
+        return multistep_reference(x, **params, spec=self.spec)
+
+    def forward(self, x: Tensor) -> Tensor:  # x: [T, ...] -> spikes [T, ...]
+        return self.forward_with_state(x)[0]
+
+    def extra_repr(self) -> str:
+        cfg = self.config
+        parts = [f"name={self.name}", f"reset={cfg.reset}", f"threshold={cfg.threshold}",
+                 f"decay={cfg.decay}", f"spike={cfg.spike}"]
+        if cfg.spike == "integer":
+            parts.append(f"D={cfg.int_max}, N={cfg.int_scale}")
+        else:
+            parts.append(f"surrogate={cfg.surrogate}")
+        if cfg.granularity == "channel":
+            parts.append(f"channels={cfg.channels}")
+        return ", ".join(parts)
