@@ -52,10 +52,10 @@ def integer_to_binary(s: Tensor, int_max: float, int_scale: float, scheme: str |
     """
     scheme = scheme or default_scheme(int_scale)
     k = num_virtual_steps(int_max, int_scale, scheme)
-    codes = torch.round(s.double() * int_scale)
+    scaled = s.double() * int_scale
+    codes = torch.round(scaled)
     top = math.floor(int_max * int_scale + 0.5)
-    if (codes - s.double() * int_scale).abs().max(initial=0) > 1e-3 or codes.min(initial=0) < 0 \
-            or codes.max(initial=0) > top:
+    if s.numel() and ((codes - scaled).abs().max() > 1e-3 or codes.min() < 0 or codes.max() > top):
         raise ValueError(
             f"integer_to_binary: values must be multiples of 1/N in [0, D] (N={int_scale}, D={int_max})"
         )
