@@ -1,0 +1,173 @@
+"""``LitSNN``: the LightningModule that trains any backbone with any neuron of the family."""
+
+from __future__ import annotations
+
+import math
+
+import lightning as L
+import torch
+from torch import Tensor
+from torchmetrics import MaxMetric, MetricCollection
+from torchmetrics.classification import MulticlassAccuracy
+
+from .backbones import create_backbone
+from .losses import LOSSES, mean_output_ce, tet_loss
+from .neurons import neuron_config
+
+OPTIMIZERS = ("sgd", "adamw")
+
+
+class LitSNN(L.LightningModule):
+    """A spiking classifier: backbone(neuron) + CE or TET loss + top-1/top-5 + firing/energy.
+
+    Static batches ``x [B, C, H, W]`` are direct-encoded (the same image at each of
+    ``time_steps`` steps); DVS batches ``x [B, T, P, H, W]`` are used as they come (their T is
+    set by the DataModule). The prediction is the argmax of the mean over T of the per-step
+    outputs. Optimiser SGD (momentum) or AdamW, linear warm-up then cosine decay per epoch.
+    """
+
+    def __init__(
+        self,
+        backbone: str = "small_conv",
+        neuron: str = "lif",
+        neuron_overrides: dict | None = None,
+        backbone_kwargs: dict | None = None,
+        num_classes: int = 10,
+        in_channels: int = 1,
+        time_steps: int = 4,
+        loss: str = "ce",
+        tet_lambda: float = 0.05,
+        tet_phi: float = 1.0,
+        tet_one_hot: bool = False,
+        label_smoothing: float = 0.0,
+        optimizer: str = "sgd",
+        lr: float = 0.1,
+        momentum: float = 0.9,
+        weight_decay: float = 5e-4,
+        warmup_epochs: int = 0,
+        energy_batches: int = 4,
+    ) -> None:
+        super().__init__()
+        if loss not in LOSSES:
+            raise ValueError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
+        if optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+        if time_steps < 1:
+            raise ValueError(f"time_steps must be >= 1, got {time_steps}")
+        if lr <= 0 or not math.isfinite(lr):
+            raise ValueError(f"lr must be a positive number, got {lr}")
+        neuron_config(neuron, **(neuron_overrides or {}))  # unknown preset/field -> clear ValueError
+        self.save_hyperparameters()
+        self.net = create_backbone(
+            backbone, neuron=neuron, neuron_overrides=dict(neuron_overrides or {}), num_classes=num_classes,
+            in_channels=in_channels, **(backbone_kwargs or {}),
+        )
+        metrics = MetricCollection({
+            "acc": MulticlassAccuracy(num_classes, top_k=1),
+            "acc_top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes)),
+        })
+        self.train_metrics = metrics.clone(prefix="train/")
+        self.val_metrics = metrics.clone(prefix="val/")
+        self.test_metrics = metrics.clone(prefix="test/")
+        self.val_acc_best = MaxMetric()
+        self.activity = None  # ActivityMonitor during val/test (firing rates, SOPs)
+        self.code_histograms: dict = {}  # integer neurons: layer -> counts per code, last val/test epoch
+
+    # ------------------------------------------------------------------ forward
+    def encode(self, x: Tensor) -> Tensor:
+        """Batch -> time-first input ``[T, B, C, H, W]``."""
+        if x.dim() == 4:  # static image [B, C, H, W]: direct encoding
+            return x.unsqueeze(0).expand(self.hparams.time_steps, *x.shape)
+        if x.dim() == 5:  # DVS frames [B, T, P, H, W]
+            return x.transpose(0, 1)
+        raise ValueError(f"expected a batch [B, C, H, W] (static) or [B, T, P, H, W] (DVS), got {tuple(x.shape)}")
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Per-step logits ``[T, B, K]``."""
+        return self.net(self.encode(x))
+
+    def loss(self, outputs: Tensor, target: Tensor) -> Tensor:
+        hp = self.hparams
+        if hp.loss == "tet":
+            return tet_loss(outputs, target, hp.tet_lambda, hp.tet_phi, hp.tet_one_hot, hp.label_smoothing)
+        return mean_output_ce(outputs, target, hp.label_smoothing)
+
+    def _shared_step(self, batch, stage: str) -> Tensor:
+        x, y = batch
+        outputs = self(x)  # [T, B, K]
+        loss = self.loss(outputs, y)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{stage} loss is {loss.item()} (neuron {self.hparams.neuron})")
+        labels = y.argmax(-1) if y.dim() == 2 else y  # soft labels from mixup/cutmix
+        metrics = getattr(self, f"{stage}_metrics")
+        metrics.update(outputs.mean(0), labels)
+        self.log(f"{stage}/loss", loss, prog_bar=stage != "test", on_step=False, on_epoch=True,
+                 batch_size=labels.shape[0], sync_dist=stage != "train")
+        self.log_dict(metrics, on_step=False, on_epoch=True, prog_bar=stage == "val")
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        optimizer = self.optimizers(use_pl_optimizer=False)
+        self.log("train/lr", optimizer.param_groups[0]["lr"], on_step=False, on_epoch=True)
+
+    def training_step(self, batch, batch_idx):
+        return self._shared_step(batch, "train")
+
+    def validation_step(self, batch, batch_idx):
+        self._shared_step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        self._shared_step(batch, "test")
+
+    # ------------------------------------------------------------------ activity
+    def _start_activity(self, count_energy: bool) -> None:
+        from .monitoring import ActivityMonitor
+
+        self.activity = ActivityMonitor(self.net, count_energy=count_energy)
+
+    def _log_activity(self, stage: str) -> None:
+        if self.activity is None:
+            return
+        summary = self.activity.summary()
+        self.code_histograms = self.activity.code_histograms()  # integer neurons: used levels
+        self.activity.remove()
+        self.activity = None
+        self.log_dict({f"{stage}/{k}": float(v) for k, v in summary.items()}, sync_dist=True)
+
+    def on_validation_epoch_start(self) -> None:
+        self._start_activity(count_energy=False)
+
+    def on_validation_epoch_end(self) -> None:
+        acc = self.val_metrics["acc"].compute() if self.val_metrics["acc"].update_count else None
+        self._log_activity("val")
+        if acc is not None and not self.trainer.sanity_checking:
+            self.val_acc_best.update(acc)
+            self.log("val/acc_best", self.val_acc_best.compute(), prog_bar=True, sync_dist=True)
+
+    def on_test_epoch_start(self) -> None:
+        self._start_activity(count_energy=True)
+
+    def on_test_epoch_end(self) -> None:
+        self._log_activity("test")
+
+    # ------------------------------------------------------------------ optimisation
+    def configure_optimizers(self):
+        hp = self.hparams
+        decay, no_decay = [], []
+        for name, p in self.net.named_parameters():
+            # norms, biases and neuron parameters (decays, thresholds, AR-LIF a/c) are not decayed
+            (no_decay if p.dim() <= 1 else decay).append(p)
+        groups = [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        if hp.optimizer == "sgd":
+            opt = torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum)
+        else:
+            opt = torch.optim.AdamW(groups, lr=hp.lr)
+        epochs = max(1, int(self.trainer.max_epochs or 1)) if self._trainer is not None else 1
+        warmup = min(hp.warmup_epochs, epochs - 1)
+        cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, epochs - warmup))
+        if warmup > 0:
+            ramp = torch.optim.lr_scheduler.LinearLR(opt, start_factor=1.0 / (warmup + 1), total_iters=warmup)
+            sched = torch.optim.lr_scheduler.SequentialLR(opt, [ramp, cosine], milestones=[warmup])
+        else:
+            sched = cosine
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
