@@ -1,0 +1,123 @@
+"""Building blocks shared by every backbone: time-folded layers and the per-layer neuron factory.
+
+Conv, BatchNorm and pooling have no state over time, so they run once on the folded batch
+``[T*B, C, H, W]`` and the result is unfolded to ``[T, B, ...]`` for the next spiking neuron.
+``TimeFold`` does that fold/unfold. The layer classes below (``Conv2d``, ``BatchNorm2d``,
+``AvgPool2d``, ...) are the ``torch.nn`` classes with ``TimeFold``'s fold mixed in, so that they
+stay ``isinstance(layer, nn.Conv2d)``: ``convert_to_binary_spikes`` (``lit_snn.neurons``), the
+energy hooks of ``lit_snn.energy`` and weight-init loops see plain layers, and state-dict keys
+are those of the ANN of the same architecture.
+
+BatchNorm2d over the folded batch normalises over T, B, H and W together with one affine pair
+per channel, shared over time: the plain form of tdBN (Zheng et al., 2021) without its
+``alpha * V_th`` scale, as in the TET and AR-LIF code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor, nn
+
+from ..neurons import NeuronConfig, SpikingNeuron, create_neuron, neuron_config
+
+
+def fold_time(module: nn.Module, x: Tensor) -> Tensor:
+    """Apply a stateless ``module`` to ``x`` [T, B, *F] as one batch [T*B, *F]; returns [T, B, *F']."""
+    y = module(x.flatten(0, 1))  # [T*B, *F']
+    return y.unflatten(0, x.shape[:2])  # [T, B, *F']
+
+
+class TimeFold(nn.Module):
+    """Wrap any per-sample module (conv, BN, pooling, ...) so it takes time-first ``[T, B, ...]``."""
+
+    def __init__(self, *modules: nn.Module) -> None:
+        super().__init__()
+        self.module = modules[0] if len(modules) == 1 else nn.Sequential(*modules)
+
+    def forward(self, x: Tensor) -> Tensor:  # [T, B, *F] -> [T, B, *F']
+        return fold_time(self.module, x)
+
+
+class _FoldMixin:
+    """Folds T into the batch when the input has one more dim than the layer expects (5-D for 2-D
+    layers); a 4-D input is passed through unchanged, so the layer also works as a plain ANN layer."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 5:  # [T, B, C, H, W]
+            return fold_time(super().forward, x)  # type: ignore[misc]
+        return super().forward(x)  # type: ignore[misc]
+
+
+class Conv2d(_FoldMixin, nn.Conv2d):
+    """``nn.Conv2d`` on ``[T, B, C, H, W]`` (weights shared over time)."""
+
+
+class BatchNorm2d(_FoldMixin, nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` on ``[T, B, C, H, W]``: statistics over T*B*H*W per channel."""
+
+
+class AvgPool2d(_FoldMixin, nn.AvgPool2d):
+    """``nn.AvgPool2d`` on ``[T, B, C, H, W]``."""
+
+
+class MaxPool2d(_FoldMixin, nn.MaxPool2d):
+    """``nn.MaxPool2d`` on ``[T, B, C, H, W]``."""
+
+
+class AdaptiveAvgPool2d(_FoldMixin, nn.AdaptiveAvgPool2d):
+    """``nn.AdaptiveAvgPool2d`` on ``[T, B, C, H, W]`` (makes a backbone input-size agnostic)."""
+
+
+def flatten_features() -> nn.Flatten:
+    """[T, B, C, H, W] -> [T, B, C*H*W]; ``nn.Linear`` then works on [T, B, F] directly."""
+    return nn.Flatten(start_dim=2)
+
+
+class NeuronMaker:
+    """Builds every spiking neuron of a backbone through ``create_neuron(neuron, **overrides)``.
+
+    ``neuron`` is a preset name or a ``NeuronConfig``. When the resolved config has
+    ``granularity="channel"``, ``channels=`` is set per layer from the layer's width (dim 2 of
+    its input: conv channels, or features after a Linear).
+    """
+
+    def __init__(self, neuron: str | NeuronConfig = "lif", overrides: dict[str, Any] | None = None):
+        self.neuron = neuron
+        self.overrides = dict(overrides or {})
+        # resolve now to fail early (with the valid names); channels is a placeholder until a layer asks
+        probe = self._without_channels()
+        if probe.get("granularity") == "channel":
+            probe["channels"] = 1
+        self.config = neuron_config(neuron, **probe)
+
+    def _without_channels(self) -> dict[str, Any]:
+        return {k: v for k, v in self.overrides.items() if k != "channels"}
+
+    @property
+    def per_channel(self) -> bool:
+        return self.config.granularity == "channel"
+
+    def __call__(self, channels: int) -> SpikingNeuron:
+        """A fresh neuron layer for ``channels`` channels (only used for per-channel parameters)."""
+        overrides = self._without_channels()
+        if self.per_channel:
+            overrides["channels"] = channels
+        return create_neuron(self.neuron, **overrides)
+
+
+def init_weights(model: nn.Module) -> None:
+    """Kaiming-normal (fan_out, ReLU gain) convs with zero bias; BN weight 1, bias 0; Linear bias 0.
+
+    The initialisation of the AR-LIF, TET and torchvision ResNet code.
+    """
+    for m in model.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.Linear) and m.bias is not None:
+            nn.init.zeros_(m.bias)
