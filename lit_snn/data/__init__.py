@@ -1,0 +1,58 @@
+"""DataModules: static (digits, CIFAR-10/100, Tiny-ImageNet, ImageNet) and DVS
+(emulated neuromorphic digits, CIFAR10-DVS, DVS128 Gesture).
+
+Batches: static -> x float32 ``[B, C, H, W]`` (normalised), y int64 ``[B]``;
+DVS -> x float32 ``[B, T, 2, H, W]`` (event-count frames), y int64 ``[B]``.
+Use :func:`create_datamodule` to build one by name.
+"""
+
+from __future__ import annotations
+
+from .base import SNNDataModule
+from .cifar import CIFAR10DataModule, CIFAR100DataModule
+from .dvs import DVSDataModule, NMNISTDigitsDataModule
+from .dvs_real import CIFAR10DVSDataModule, DVSGestureDataModule
+from .errors import CorruptDataError, DatasetNotFoundError
+from .folders import ImageNetDataModule, TinyImageNetDataModule
+from .static import DigitsDataModule, StaticDataModule
+
+DATAMODULES: dict[str, type] = {
+    "digits": DigitsDataModule,
+    "cifar10": CIFAR10DataModule,
+    "cifar100": CIFAR100DataModule,
+    "tiny_imagenet": TinyImageNetDataModule,
+    "imagenet": ImageNetDataModule,
+    "nmnist_digits": NMNISTDigitsDataModule,
+    "cifar10_dvs": CIFAR10DVSDataModule,
+    "dvs_gesture": DVSGestureDataModule,
+}
+
+
+def create_datamodule(name: str, **kwargs) -> SNNDataModule:
+    """Instantiate the DataModule registered under ``name`` with ``kwargs``.
+
+    Raises ``ValueError`` listing the valid names when ``name`` is unknown.
+    """
+    key = name.lower().replace("-", "_")
+    if key not in DATAMODULES:
+        raise ValueError(f"unknown dataset '{name}'; valid names: {', '.join(sorted(DATAMODULES))}")
+    return DATAMODULES[key](**kwargs)
+
+
+__all__ = [
+    "DATAMODULES",
+    "CIFAR10DVSDataModule",
+    "CIFAR10DataModule",
+    "CIFAR100DataModule",
+    "CorruptDataError",
+    "DVSDataModule",
+    "DVSGestureDataModule",
+    "DatasetNotFoundError",
+    "DigitsDataModule",
+    "ImageNetDataModule",
+    "NMNISTDigitsDataModule",
+    "SNNDataModule",
+    "StaticDataModule",
+    "TinyImageNetDataModule",
+    "create_datamodule",
+]
