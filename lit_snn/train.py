@@ -14,11 +14,14 @@ data with it); ``num_classes`` and ``in_channels`` come from the DataModule.
 
 from __future__ import annotations
 
+import argparse
 import copy
 import time
+import warnings
 from typing import Any
 
 import lightning as L
+import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
@@ -57,6 +60,12 @@ def _trainer_defaults(callbacks: list | None = None, loggers: list | None = None
 def build_cli(args, *, callbacks: list | None = None, loggers: list | None = None,
               default_root_dir: str | None = None, save_config: bool = True) -> LitSNNCLI:
     """Parse ``args`` (argv list or config dict) and instantiate trainer, model and data."""
+    with warnings.catch_warnings():  # a config dict beside pytest's/the orchestrator's own argv is intended
+        warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
+        return _build_cli(args, callbacks, loggers, default_root_dir, save_config)
+
+
+def _build_cli(args, callbacks, loggers, default_root_dir, save_config) -> LitSNNCLI:
     return LitSNNCLI(
         LitSNN,
         SNNDataModule,
@@ -81,13 +90,16 @@ def resolve_config(config: dict) -> dict:
         cli = build_cli(copy.deepcopy(config), loggers=[], save_config=False)
     except SystemExit as exc:  # jsonargparse reports bad keys by exiting; make it an exception
         raise ValueError(f"invalid run config: {exc}") from None
-    except (TypeError, KeyError) as exc:
+    except (TypeError, KeyError, argparse.ArgumentError) as exc:
         raise ValueError(f"invalid run config: {exc}") from exc
     resolved = cli.parser.dump(cli.config, format="yaml", skip_none=False)
-    import yaml
 
     out = yaml.safe_load(resolved)
     out.pop("config", None)
+    # linked values are dropped from the dump: put them back so a run's record is complete
+    out["data"].setdefault("init_args", {})["time_steps"] = cli.datamodule.time_steps
+    out["model"]["num_classes"] = cli.model.hparams.num_classes
+    out["model"]["in_channels"] = cli.model.hparams.in_channels
     return out
 
 
@@ -97,7 +109,7 @@ def run_training(config: dict, *, callbacks: list | None = None, loggers: list |
     try:
         cli = build_cli(copy.deepcopy(config), callbacks=callbacks, loggers=loggers,
                         default_root_dir=default_root_dir, save_config=False)
-    except SystemExit as exc:
+    except (SystemExit, argparse.ArgumentError) as exc:
         raise ValueError(f"invalid run config: {exc}") from None
     return fit_and_test(cli.trainer, cli.model, cli.datamodule, verbose=verbose)
 
@@ -106,11 +118,11 @@ def fit_and_test(trainer: L.Trainer, model: LitSNN, datamodule, verbose: bool = 
     start = time.perf_counter()
     trainer.fit(model, datamodule=datamodule)
     seconds = time.perf_counter() - start
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/"))}
     ckpt = "best" if trainer.checkpoint_callback is not None and trainer.checkpoint_callback.best_model_path \
         else None
     (results,) = trainer.test(model if ckpt is None else None, datamodule=datamodule, ckpt_path=ckpt,
                               verbose=verbose)
-    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/"))}
     metrics.update({k: float(v) for k, v in results.items()})
     metrics["train_seconds"] = seconds
     metrics["epochs"] = float(trainer.current_epoch)
