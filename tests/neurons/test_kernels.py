@@ -1,0 +1,460 @@
+"""The fused Triton kernels against the PyTorch reference (the spec): outputs and every gradient.
+
+Runs in Triton's CPU interpreter where there is no GPU (``TRITON_INTERPRET=1`` is set below,
+before anything imports Triton), on CUDA otherwise. The reference runs in float64; comparisons
+skip "near-tie" neurons (see ``near_tie_lanes``), where an ulp of difference legitimately flips
+a spike or a surrogate/STE/relu branch.
+
+The last section (``@pytest.mark.gpu``) runs only with CUDA and compiled kernels (no
+``TRITON_INTERPRET``): fp32/bf16/fp16 storage against the float64 reference with the rule "error
+no worse than twice the error of the PyTorch reference run in the same precision", long
+sequences, determinism, and the benchmark's GPU path.
+"""
+
+import os
+
+if "TRITON_INTERPRET" not in os.environ:  # must precede the first import of triton
+    import torch
+
+    if not torch.cuda.is_available():
+        os.environ["TRITON_INTERPRET"] = "1"
+
+import math
+import zlib
+
+import pytest
+import torch
+
+pytest.importorskip("triton")
+
+from lit_snn.neurons import (
+    KernelSpec,
+    create_neuron,
+    list_neurons,
+    multistep_reference,
+    neuron_config,
+)
+from lit_snn.neurons.kernels import INTERPRET, multistep_triton
+from lit_snn.neurons.kernels import multistep as kernel_module
+from lit_snn.neurons.reference import broadcast_param
+
+DEVICE = "cpu" if INTERPRET else "cuda"
+pytestmark = pytest.mark.skipif(
+    not INTERPRET and not torch.cuda.is_available(),
+    reason="Triton kernels need CUDA or TRITON_INTERPRET=1 set before triton is imported",
+)
+# margin below which a neuron counts as a near tie, and comparison tolerances
+EPS = 1e-5 if INTERPRET else 1e-4
+RTOL = 1e-5 if INTERPRET else 1e-4
+PARAM_NAMES = ("alpha", "beta", "vth", "thr_coef", "mem_gain")
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def near_tie_lanes(x, params, spec: KernelSpec, eps: float):
+    """Bool [N]: neurons whose float64 trajectory passes within ``eps`` of a discontinuity.
+
+    Discontinuities: the firing threshold (binary), the rectangle surrogate's edges, the
+    integer rounding points and the straight-through window's ends, and the relu kinks of the
+    AR-LIF memory. A replay of the reference recurrence in float64, used only to find margins.
+    """
+    x = x.detach().double()
+    per = {  # [N] each: per-layer or per-channel values broadcast over one step
+        name: broadcast_param(p.detach().double().reshape(-1), x[0]).expand_as(x[0]).reshape(-1)
+        for name, p in params.items()
+    }
+    x = x.reshape(x.shape[0], -1)  # [T, N]
+    n, t_steps = x.shape[1], x.shape[0]
+    v = torch.zeros(n, dtype=torch.float64)
+    m = torch.zeros(n, dtype=torch.float64)
+    bad = torch.zeros(n, dtype=torch.bool)
+    top = math.floor(spec.int_scale * spec.int_max + 0.5)
+    for t in range(t_steps):
+        xt = x[t]
+        u = per["beta"] * v + per["alpha"] * xt
+        th = per["vth"] + per["thr_coef"] * torch.tanh(xt) if spec.adaptive_threshold else per["vth"]
+        if spec.integer:
+            z = u / th
+            nz = (z * spec.int_scale).clamp(0, top)
+            frac = nz - torch.floor(nz)
+            bad |= ((frac - 0.5).abs() < eps * spec.int_scale) & (nz > 0) & (nz < top)
+            bad |= (z.abs() < eps) | ((z - spec.int_max).abs() < eps)
+            s = torch.floor(nz + 0.5) / spec.int_scale
+            fired = (s > 0).double()
+        else:
+            d = u - th
+            bad |= d.abs() < eps
+            if spec.surrogate == "rectangle":
+                bad |= (d.abs() - spec.surrogate_param / 2).abs() < eps
+            s = (d >= 0).double()
+            fired = s
+        if spec.reset == "hard":
+            v = u * (1 - fired)
+        elif spec.reset == "soft":
+            v = u - s * th
+        else:
+            mp = m if spec.memory_carry else torch.zeros_like(m)
+            bad |= (mp.abs() < eps) & (mp != 0)
+            g = torch.sigmoid(per["mem_gain"] * xt)
+            m = mp.clamp_min(0) * g - (-mp).clamp_min(0) * (1 - g) + (2 * fired - 1) * torch.sigmoid(xt)
+            v = u - s * (th + torch.sigmoid(m))
+    return bad
+
+
+def make_params(name_or_cfg, channels=None, seed=0, **overrides):
+    """(spec, {name: leaf fp32 [P] requiring grad}) for a preset with its learnables nudged randomly."""
+    if channels is not None:
+        overrides = dict(overrides, granularity="channel", channels=channels)
+    cfg = neuron_config(name_or_cfg, **overrides)
+    neuron = create_neuron(cfg)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in neuron.parameters():
+            p.add_(0.2 * torch.randn(p.shape, generator=gen))
+    params = {k: v.detach().clone().requires_grad_(True) for k, v in neuron.effective_params().items()}
+    return KernelSpec.from_config(cfg), params
+
+
+def make_input(shape, seed=0):
+    gen = torch.Generator().manual_seed(seed + 1)
+    return torch.randn(shape, generator=gen) * 1.5 + 0.5
+
+
+def run(fn, x, params, spec, gs, gv=None, gm=None):
+    """Outputs and gradients (x, then the five parameters; None -> zeros) of one weighted loss.
+
+    ``gv``/``gm`` None: the loss ignores V_T/M_T (their gradients never materialise).
+    """
+    x = x.detach().clone().requires_grad_(True)
+    params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+    spikes, v, m = fn(x, **params, spec=spec)
+    loss = (spikes * gs).sum()
+    if gv is not None:
+        loss = loss + (v * gv).sum() + (m * gm).sum()
+    inputs = [x, *params.values()]
+    grads = torch.autograd.grad(loss, inputs, allow_unused=True)
+    grads = [torch.zeros_like(i) if g is None else g for g, i in zip(grads, inputs)]
+    return (spikes.detach(), v.detach(), m.detach()), grads
+
+
+def assert_close(actual, expected, what, rtol=RTOL, terms=1):
+    """Close within ``rtol`` relative to the largest entry, or to the natural size of the quantity.
+
+    ``terms``: how many O(1) contributions each entry sums (parameter gradients); a random-sign
+    sum of n of them is O(sqrt(n)) however much it cancels, and so is its rounding error.
+    """
+    expected = expected.to(actual.dtype)
+    scale = expected.abs().max().item() if expected.numel() else 0.0
+    atol = rtol * max(scale, math.sqrt(terms))
+    torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol, msg=lambda m: f"{what}: {m}")
+
+
+def check_against_reference(spec, params, x, seed=0, state_grads=True):
+    """Triton (fp32, DEVICE) vs the float64 reference: spikes, V_T, M_T and all six gradients."""
+    shape = x.shape
+    bad = near_tie_lanes(x, params, spec, EPS)  # [N]
+    assert bad.float().mean() < 0.3, "test input too close to ties; change the seed"
+    gen = torch.Generator().manual_seed(seed + 2)
+    clean = (~bad).view(shape[1:]).double()
+    gs = torch.randn(shape, generator=gen, dtype=torch.float64) * clean
+    gv = torch.randn(shape[1:], generator=gen, dtype=torch.float64) * clean
+    gm = torch.randn(shape[1:], generator=gen, dtype=torch.float64) * clean * (spec.reset == "adaptive")
+    if not state_grads:
+        gv = gm = None
+
+    ref_out, ref_grads = run(multistep_reference, x.double(), {k: v.double() for k, v in params.items()},
+                             spec, gs, gv, gm)
+    to_dev = lambda t: None if t is None else t.to(DEVICE, torch.float32)
+    out, grads = run(multistep_triton, to_dev(x), {k: to_dev(v) for k, v in params.items()}, spec,
+                     to_dev(gs), to_dev(gv), to_dev(gm))
+    keep = ~bad.view(shape[1:])
+    for name, a, b in zip(("spikes", "v_final", "m_final"), out, ref_out):
+        a, b = a.cpu(), b.float()
+        if name == "spikes":
+            a, b = a[:, keep], b[:, keep]
+            if not spec.integer:
+                assert torch.equal(a, b), f"spikes differ at {(a != b).sum().item()} places"
+        else:
+            a, b = a[keep], b[keep]
+        assert_close(a, b, name)
+    for name, a, b in zip(("x",) + PARAM_NAMES, grads, ref_grads):
+        assert_close(a.cpu(), b.float(), f"grad {name}", terms=x.numel() // b.numel() if name != "x" else 1)
+
+
+# --------------------------------------------------------------------------------------------- presets
+SIZES = {  # readable id -> input shape [T, ...]
+    "T1-N1": (1, 1),
+    "T3-N1000": (3, 2, 5, 10, 10),
+    "T7-N4097": (7, 17, 241),
+}
+
+
+@pytest.mark.parametrize("size", list(SIZES))
+@pytest.mark.parametrize("preset", list_neurons())
+def test_preset_matches_reference(preset, size):
+    spec, params = make_params(preset, seed=zlib.crc32(preset.encode()) % 1000)
+    check_against_reference(spec, params, make_input(SIZES[size], seed=len(preset)))
+
+
+@pytest.mark.parametrize("preset", ["ar_lif", "da_lif", "ib_ra_lif", "plif"])
+def test_preset_per_channel(preset):
+    shape = (4, 3, 6, 7, 9)  # C = 6, S = 63
+    spec, params = make_params(preset, channels=6, seed=3)
+    check_against_reference(spec, params, make_input(shape, seed=4))
+
+
+# --------------------------------------------------------------------------------------------- axes
+def _axis_cases():
+    """Every reset x threshold x spike combination; surrogates, decays, granularity, memory carry rotate."""
+    surrogates = ["rectangle", "triangle", "sigmoid", "atan"]
+    decays = ["fixed", "learnable", "dual"]
+    cases, i = [], 0
+    for reset in ("hard", "soft", "adaptive"):
+        for threshold in ("fixed", "learnable", "adaptive"):
+            for spike in ("binary", "integer"):
+                fields = {"reset": reset, "threshold": threshold, "spike": spike, "decay": decays[i % 3],
+                          "surrogate": surrogates[i % 4], "surrogate_width": [0.8, 1.3][i % 2],
+                          "surrogate_alpha": [4.0, 2.5][i % 2], "beta": 0.4, "alpha": 0.7,
+                          "memory_carry": i % 4 != 1, "int_max": [4.0, 5.11][i % 2],
+                          "int_scale": [1.0, 100.0][i % 2]}
+                channel = i % 2 == 1
+                cid = f"{reset}-{threshold}-{spike}-{fields['surrogate'] if spike == 'binary' else 'ste'}" + (
+                    "-channel" if channel else "") + ("-nocarry" if reset == "adaptive" and not fields["memory_carry"]
+                                                      else "")
+                cases.append(pytest.param(fields, channel, id=cid))
+                i += 1
+    return cases
+
+
+@pytest.mark.parametrize("fields,channel", _axis_cases())
+def test_axis_combination(fields, channel):
+    shape = (5, 3, 5, 17, 19)  # N = 4845 (several programs), C = 5
+    spec, params = make_params(neuron_config("lif", **fields), channels=5 if channel else None, seed=7)
+    check_against_reference(spec, params, make_input(shape, seed=8))
+
+
+@pytest.mark.parametrize("every", [1, 3], ids=lambda k: f"K{k}")
+@pytest.mark.parametrize("preset", ["ar_lif", "ar_lif_dvs", "lif", "i_lif"])
+def test_checkpoint_chunks(preset, every, monkeypatch):
+    """Other checkpoint intervals (a state every step; chunks of 3 over T = 9) give the same results."""
+    monkeypatch.setitem(kernel_module.CHECKPOINT_EVERY, "adaptive", every)
+    monkeypatch.setitem(kernel_module.CHECKPOINT_EVERY, "default", every)
+    spec, params = make_params(preset, seed=11)
+    check_against_reference(spec, params, make_input((9, 3, 331), seed=12))
+
+
+def test_spike_loss_only():
+    """A loss on the spikes alone (V_T, M_T unused: their gradients never materialise)."""
+    spec, params = make_params("ar_lif", seed=5)
+    check_against_reference(spec, params, make_input((6, 2, 777), seed=6), state_grads=False)
+
+
+def test_mixed_granularity_and_no_param_grads():
+    spec, params = make_params("da_lif", channels=4, seed=9)
+    params["vth"] = params["vth"][:1].detach().clone().requires_grad_(True)  # per layer beside per channel
+    check_against_reference(spec, params, make_input((3, 2, 4, 5, 5), seed=10))
+    x = make_input((3, 2, 4, 5, 5)).to(DEVICE).requires_grad_(True)
+    frozen = {k: v.detach().to(DEVICE) for k, v in params.items()}
+    spikes, _, _ = multistep_triton(x, **frozen, spec=spec)
+    (gx,) = torch.autograd.grad(spikes.sum(), x)
+    x_ref = x.detach().cpu().double().requires_grad_(True)
+    ref, _, _ = multistep_reference(x_ref, **{k: v.cpu().double() for k, v in frozen.items()}, spec=spec)
+    (gx_ref,) = torch.autograd.grad(ref.sum(), x_ref)
+    keep = ~near_tie_lanes(x_ref, frozen, spec, EPS).view(2, 4, 5, 5)
+    assert_close(gx.cpu()[:, keep], gx_ref.float()[:, keep], "grad x (frozen parameters)")
+
+
+# --------------------------------------------------------------------------------------------- module
+@pytest.mark.parametrize("preset,channels", [("ar_lif", 6), ("da_lif", None), ("ib_ra_lif", None), ("plif", 6)])
+def test_module_backend_triton_matches_torch(preset, channels):
+    overrides = {"granularity": "channel", "channels": channels} if channels else {}
+    torch.manual_seed(0)
+    ref = create_neuron(preset, backend="torch", **overrides)
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    tri = create_neuron(preset, backend="triton", **overrides).to(DEVICE)
+    tri.load_state_dict(ref.state_dict())
+    x = make_input((4, 2, 6, 5, 7), seed=1)
+    bad = near_tie_lanes(x, {k: v.detach() for k, v in ref.effective_params().items()}, ref.spec, EPS)
+    weight = (~bad).view(2, 6, 5, 7).float() * torch.randn(x.shape, generator=torch.Generator().manual_seed(2))
+    outs, grads = [], []
+    for neuron, dev in ((ref, "cpu"), (tri, DEVICE)):
+        xi = x.to(dev).requires_grad_(True)
+        out = neuron(xi)
+        (out * weight.to(dev)).sum().backward()
+        outs.append(out.detach().cpu())
+        grads.append([xi.grad.cpu()] + [p.grad.cpu() for p in neuron.parameters()])
+    keep = ~bad.view(2, 6, 5, 7)
+    assert_close(outs[1][:, keep], outs[0][:, keep], "spikes", rtol=1e-5)
+    for i, (a, b) in enumerate(zip(grads[1], grads[0])):  # fp32 reference: its own rounding counts too
+        assert_close(a, b, f"grad {i}", rtol=1e-4, terms=x.numel() // b.numel() if i else 1)
+
+
+# --------------------------------------------------------------------------------------------- wiring
+def test_compile_sees_one_op_without_graph_break():
+    spec, params = make_params("ar_lif", seed=1)
+    x = make_input((3, 2, 50)).to(DEVICE)
+    params = {k: v.detach().to(DEVICE).requires_grad_(True) for k, v in params.items()}
+
+    def f(x, p):
+        spikes, v, _ = multistep_triton(x, **p, spec=spec)
+        return spikes.sum() + v.square().sum()
+
+    compiled = torch.compile(f, backend="aot_eager", fullgraph=True)
+    xa = x.clone().requires_grad_(True)
+    xb = x.clone().requires_grad_(True)
+    ga = torch.autograd.grad(f(xa, params), [xa, *params.values()])
+    gb = torch.autograd.grad(compiled(xb, params), [xb, *params.values()])
+    for a, b in zip(ga, gb):
+        torch.testing.assert_close(a, b)
+
+
+def test_errors():
+    spec, params = make_params("lif")
+    p = {k: v.detach() for k, v in params.items()}
+    with pytest.raises(TypeError, match="float32, bfloat16 or float16"):
+        multistep_triton(torch.zeros(2, 3, dtype=torch.float64, device=DEVICE), **p, spec=spec)
+    with pytest.raises(ValueError, match="per channel"):
+        bad = dict(p, alpha=torch.ones(3, device=DEVICE))
+        multistep_triton(torch.zeros(2, 4, 5, device=DEVICE), **bad, spec=spec)
+    with pytest.raises(ValueError, match="shape"):
+        multistep_triton(torch.zeros(3, device=DEVICE), **p, spec=spec)
+
+
+def test_cpu_without_interpreter_raises(monkeypatch):
+    monkeypatch.setattr(kernel_module, "INTERPRET", False)
+    spec, params = make_params("lif")
+    with pytest.raises(RuntimeError, match="TRITON_INTERPRET=1"):
+        multistep_triton(torch.zeros(2, 3), **{k: v.detach() for k, v in params.items()}, spec=spec)
+
+
+def test_bench_quick_without_gpu(capsys):
+    if torch.cuda.is_available():
+        pytest.skip("the no-GPU message is only printed without CUDA")
+    from lit_snn.bench import main
+
+    assert main(["--quick"]) == 0
+    assert "CUDA" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------------------------- dtypes
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def dtype_case(preset, shape, dtype, seed=0):
+    """Input and parameters exactly representable in ``dtype``; cotangents zeroed on near-tie neurons.
+
+    Every run sees the same rounded values, so the errors measured against the float64 run are
+    those of the arithmetic alone (rounding the parameters themselves moves thresholds by ~1e-3
+    and flips spikes in every low-precision run alike).
+    """
+    spec, params = make_params(preset, seed=seed)
+    params = {k: v.detach().to(dtype).double() for k, v in params.items()}
+    x = make_input(shape, seed=seed).to(dtype).double()
+    keep = ~near_tie_lanes(x, params, spec, 1e-4).view(shape[1:])
+    gen = torch.Generator().manual_seed(seed + 7)
+    gs = torch.randn(shape, generator=gen, dtype=torch.float64) * keep
+    gv = torch.randn(shape[1:], generator=gen, dtype=torch.float64) * keep
+    return spec, params, x, gs, gv, keep
+
+
+def dtype_run(fn, x, params, spec, gs, gv, dtype):
+    """[spikes, V_T, M_T, grad x, grads of the five parameters] as float64 CPU tensors."""
+    x = x.to(DEVICE, dtype).requires_grad_(True)
+    params = {k: v.detach().to(DEVICE, dtype).requires_grad_(True) for k, v in params.items()}
+    spikes, v, m = fn(x, **params, spec=spec)
+    loss = (spikes.double() * gs.to(DEVICE)).sum() + (v.double() * gv.to(DEVICE)).sum()
+    inputs = [x, *params.values()]
+    grads = torch.autograd.grad(loss, inputs, allow_unused=True)
+    grads = [torch.zeros_like(i) if g is None else g for g, i in zip(grads, inputs)]
+    return [t.detach().double().cpu() for t in (spikes, v, m, *grads)]
+
+
+def dtype_errors(preset, shape, dtype, seed=0):
+    """Relative L2 errors vs the float64 reference: {name: (ours, PyTorch reference in dtype)}."""
+    spec, params, x, gs, gv, keep = dtype_case(preset, shape, dtype, seed)
+    truth = dtype_run(multistep_reference, x, params, spec, gs, gv, torch.float64)
+    ref = dtype_run(multistep_reference, x, params, spec, gs, gv, dtype)
+    ours = dtype_run(multistep_triton, x, params, spec, gs, gv, dtype)
+    names = ("spikes", "v_final", "m_final", "grad x") + tuple(f"grad {n}" for n in PARAM_NAMES)
+    errors = {}
+    for i, name in enumerate(names):
+        t, r, o = truth[i], ref[i], ours[i]
+        if i == 0:
+            t, r, o = t[:, keep], r[:, keep], o[:, keep]
+        elif i < 3:
+            t, r, o = t[keep], r[keep], o[keep]
+        if t.norm() > 0:
+            scale = t.norm()
+            errors[name] = (((o - t).norm() / scale).item(), ((r - t).norm() / scale).item())
+    return errors
+
+
+def assert_dtype_rule(preset, shape, dtype, seed=0):
+    """Error no worse than twice the PyTorch reference's in the same precision (plus a floor)."""
+    floor = 1e-5 if dtype == "fp32" else 1e-3
+    for name, (ours, ref) in dtype_errors(preset, shape, DTYPES[dtype], seed).items():
+        assert ours <= 2 * ref + floor, f"{name}: ours {ours:.2e} vs PyTorch {dtype} reference {ref:.2e}"
+
+
+@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+@pytest.mark.parametrize("preset", ["lif", "ar_lif", "ib_ra_lif"])
+def test_low_precision_storage(preset, dtype):
+    """bf16/fp16 in and out, fp32 inside: outputs keep the dtype, errors obey the rule."""
+    spec, params = make_params(preset)
+    low = DTYPES[dtype]
+    spikes, v, m = multistep_triton(torch.ones(2, 3, device=DEVICE, dtype=low),
+                                    **{k: p.detach().to(DEVICE, low) for k, p in params.items()}, spec=spec)
+    assert spikes.dtype == v.dtype == m.dtype == low
+    assert_dtype_rule(preset, (4, 2, 8, 10, 10), dtype)
+
+
+# --------------------------------------------------------------------------------------------- GPU only
+gpu = pytest.mark.skipif(not torch.cuda.is_available() or INTERPRET,
+                         reason="needs CUDA and compiled kernels (TRITON_INTERPRET unset)")
+
+
+@gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("dtype", list(DTYPES))
+@pytest.mark.parametrize("preset", list_neurons())
+def test_gpu_dtype_error_at_most_twice_reference(preset, dtype):
+    assert_dtype_rule(preset, (6, 8, 16, 16, 16), dtype)
+
+
+@gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("preset", ["lif", "ar_lif", "ib_ra_lif"])
+def test_gpu_long_sequence(preset):
+    """T = 20 crosses several checkpoint chunks of the backward."""
+    assert_dtype_rule(preset, (20, 4, 3000), "fp32", seed=3)
+
+
+@gpu
+@pytest.mark.gpu
+@pytest.mark.parametrize("preset", ["plif", "ar_lif"])
+def test_gpu_backward_is_deterministic(preset):
+    spec, params, x, gs, gv, _ = dtype_case(preset, (4, 16, 32, 32, 32), torch.float32, seed=5)
+    first = dtype_run(multistep_triton, x, params, spec, gs, gv, torch.float32)
+    second = dtype_run(multistep_triton, x, params, spec, gs, gv, torch.float32)
+    for a, b in zip(first, second):
+        assert torch.equal(a, b)
+
+
+@gpu
+@pytest.mark.gpu
+def test_gpu_module_auto_backend():
+    neuron = create_neuron("ar_lif", backend="auto").cuda()
+    x = torch.randn(4, 2, 8, 6, 6, device="cuda", requires_grad=True)
+    out = neuron(x)
+    out.sum().backward()
+    assert out.shape == x.shape and x.grad is not None and neuron.thr_a.grad is not None
+
+
+@gpu
+@pytest.mark.gpu
+def test_gpu_bench_quick(capsys):
+    from lit_snn.bench import main
+
+    assert main(["--quick", "--columns", "ours,eager", "--shape", "8,32,16,16"]) == 0
+    assert "lif" in capsys.readouterr().out
