@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)  ## create the virtual environment (.venv)
 
 test: $(STAMP)  ## run the test suite (CPU; Triton kernels through TRITON_INTERPRET=1)
-	TRITON_INTERPRET=1 $(BIN)/python -m pytest -q --timeout=900
+	OMP_NUM_THREADS=1 TRITON_INTERPRET=1 $(BIN)/python -m pytest -q -n 2 --timeout=900
 
 test-gpu: $(STAMP)  ## run only the GPU-marked tests (needs CUDA)
 	$(BIN)/python -m pytest -q -m gpu
