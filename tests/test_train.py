@@ -132,3 +132,11 @@ def test_ddp_on_cpu_with_two_processes(tmp_path):
                "--data.init_args.limit_train", "256", "--data.init_args.limit_test", "128", cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "lit-snn: test acc" in out.stdout
+
+
+def test_bf16_mixed_precision_trains(tmp_path):
+    cfg = quick()
+    cfg["model"]["neuron"] = "ar_lif"
+    cfg["trainer"]["precision"] = "bf16-mixed"
+    metrics = run_training(cfg, default_root_dir=str(tmp_path))
+    assert metrics["test/acc"] > 0.5 and torch.isfinite(torch.tensor(metrics["test/loss"]))
