@@ -154,7 +154,7 @@ class LitSNN(L.LightningModule):
     def configure_optimizers(self):
         hp = self.hparams
         decay, no_decay = [], []
-        for name, p in self.net.named_parameters():
+        for p in self.net.parameters():
             # norms, biases and neuron parameters (decays, thresholds, AR-LIF a/c) are not decayed
             (no_decay if p.dim() <= 1 else decay).append(p)
         groups = [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]

@@ -9,7 +9,12 @@ import torch
 from torch import nn
 
 from lit_snn.neurons import (
-    BinarySpikeLayer, NeuronConfig, convert_to_binary_spikes, create_neuron, integer_to_binary, list_neurons,
+    BinarySpikeLayer,
+    NeuronConfig,
+    convert_to_binary_spikes,
+    create_neuron,
+    integer_to_binary,
+    list_neurons,
     virtual_step_weights,
 )
 from lit_snn.neurons.config import DECAYS, GRANULARITIES, RESETS, SPIKES, SURROGATES, THRESHOLDS

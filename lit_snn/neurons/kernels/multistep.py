@@ -297,8 +297,8 @@ def _backward_kernel(
     m = tl.zeros([BLOCK], dtype=tl.float32)
     x_ptrs = x_ptr + offs
     ck_ptrs = ck_ptr + offs
-    for c in range(n_ck):
-        for j in range(K):
+    for _ck in range(n_ck):
+        for _j in range(K):
             x_t = tl.load(x_ptrs, mask=mask, other=0.0).to(tl.float32)
             _, v, m = _forward_step(x_t, v, m, alpha, beta, vth, thr_coef, mem_gain, int_scale, int_top,
                                     RESET, ADAPTIVE_THRESHOLD, INTEGER, MEMORY_CARRY)
