@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 ABLATION ?= ablations/default.yaml
+WORKERS ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
 .PHONY: help venv test test-gpu ablation compare ui train bench lint clean
@@ -31,8 +32,8 @@ test: $(STAMP)  ## run the test suite (CPU; Triton kernels through TRITON_INTERP
 test-gpu: $(STAMP)  ## run only the GPU-marked tests (needs CUDA)
 	$(BIN)/python -m pytest -q -m gpu
 
-ablation: $(STAMP)  ## run the default ablation on the embedded data, then print the comparison
-	$(BIN)/lit-snn ablate $(ABLATION)
+ablation: $(STAMP)  ## run the default ablation on the embedded data ($(WORKERS) worker processes), then print the comparison
+	$(BIN)/lit-snn ablate $(ABLATION) --workers $(WORKERS)
 
 compare: $(STAMP)  ## compare the runs of an ablation from MLflow (tables + plots)
 	$(BIN)/lit-snn compare $(ABLATION)

@@ -106,8 +106,11 @@ def resolve_config(config: dict) -> dict:
 def run_training(config: dict, *, callbacks: list | None = None, loggers: list | None = None,
                  default_root_dir: str | None = None, verbose: bool = False) -> dict[str, float]:
     """Fit then test one run config; returns the final metrics (``test/acc``, ``val/acc_best``, ...)."""
+    config = copy.deepcopy(config)
+    if loggers is not None:  # the loggers handed in win over a `trainer.logger` in the (resolved) config
+        config.get("trainer", {}).pop("logger", None)
     try:
-        cli = build_cli(copy.deepcopy(config), callbacks=callbacks, loggers=loggers,
+        cli = build_cli(config, callbacks=callbacks, loggers=loggers,
                         default_root_dir=default_root_dir, save_config=False)
     except (SystemExit, argparse.ArgumentError) as exc:
         raise ValueError(f"invalid run config: {exc}") from None

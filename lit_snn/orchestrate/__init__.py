@@ -1,0 +1,32 @@
+"""Ablations and searches: YAML -> Optuna study (grid or TPE + pruner) -> trials -> MLflow -> comparison.
+
+Entry points (wired to ``lit-snn ablate | sweep | compare`` in ``lit_snn/cli.py``):
+
+- ``ablate_main(argv)``, ``sweep_main(argv)``, ``compare_main(argv)``: the command lines.
+- ``load_spec(path, kind)`` -> ``StudySpec``; ``run_study(spec, StudyOptions(...))`` -> ``StudyOutcome``;
+  ``compare(spec, tracking_uri)`` -> ``CompareResult``.
+
+Files: spec.py (YAML -> validated spec), space.py (grid / ranges, resolved up front), study.py
+(queue, workers, resume), storage.py (Optuna RDB storage), tracking.py (MLflow), pruning.py
+(Lightning -> Optuna pruning), compare.py (tables and plots), cli.py (argparse).
+"""
+
+from .cli import ablate_main, compare_main, sweep_main
+from .compare import CompareResult, compare
+from .spec import StudySpec, load_spec
+from .study import StudyOptions, StudyOutcome, run_study
+from .yamlio import SpecError
+
+__all__ = [
+    "CompareResult",
+    "SpecError",
+    "StudyOptions",
+    "StudyOutcome",
+    "StudySpec",
+    "ablate_main",
+    "compare",
+    "compare_main",
+    "load_spec",
+    "run_study",
+    "sweep_main",
+]

@@ -1,0 +1,165 @@
+"""``lit-snn ablate | sweep | compare FILE``: argument parsing and the three entry points.
+
+Stores default to the current directory (or ``--store-dir``): Optuna in ``optuna.db``, MLflow in
+``mlruns.db`` with artifacts in ``mlartifacts/``; ``--storage`` takes any Optuna RDB URL
+(``postgresql://user:pass@host/db``) and ``--tracking-uri`` any MLflow tracking URI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+import time
+
+from .spec import StudySpec, detect_kind, load_spec
+from .storage import default_paths
+from .training import quiet
+from .yamlio import SpecError
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="the ablation (ablations/*.yaml) or sweep (sweeps/*.yaml) file")
+    parser.add_argument("--store-dir", default=None,
+                        help="folder for the default stores optuna.db, mlruns.db, mlartifacts/ (default: cwd)")
+    parser.add_argument("--tracking-uri", default=None,
+                        help="MLflow tracking URI (default: sqlite:///<store-dir>/mlruns.db)")
+    parser.add_argument("--study-name", default=None,
+                        help="Optuna study name (default: <name>-<fingerprint of the file and overrides>)")
+    parser.add_argument("--max-epochs", type=int, default=None, help="override trainer.max_epochs for every trial")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value for every trial, e.g. --set data.init_args.limit_train=256")
+    parser.add_argument("--results-dir", default="results",
+                        help="where compare writes CSV, markdown and PNG (default: results/<experiment>/)")
+
+
+def _run_parser(prog: str, what: str) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=f"Run (or resume) the {what} of FILE as an Optuna "
+                                     "study, every trial tracked in MLflow; then print the comparison.")
+    _common(parser)
+    parser.add_argument("--workers", type=int, default=1, help="trials run in parallel processes (default 1)")
+    parser.add_argument("--storage", default=None,
+                        help="Optuna RDB storage URL (default: sqlite:///<store-dir>/optuna.db; "
+                             "e.g. postgresql://user:pass@127.0.0.1:5432/db)")
+    parser.add_argument("--artifact-root", default=None,
+                        help="artifact folder for new MLflow experiments (default: <store-dir>/mlartifacts)")
+    parser.add_argument("--heartbeat", type=int, default=10,
+                        help="seconds between trial heartbeats; a trial of another host is stale after 6 missed")
+    parser.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
+                        help="start no new trial after this many seconds (overrides budget.time_limit_s); "
+                             "the rest stays queued for the next run")
+    parser.add_argument("--dry-run", action="store_true", help="validate and list the trials; run nothing")
+    parser.add_argument("--no-compare", action="store_true", help="do not print/write the comparison at the end")
+    return parser
+
+
+def _load(args: argparse.Namespace, kind: str) -> StudySpec:
+    if args.study_name is not None and not re.match(r"^[A-Za-z0-9_.:@+-]+$", args.study_name):
+        raise SpecError(f"--study-name {args.study_name!r}: use letters, digits and _ . : @ + - only")
+    if args.max_epochs is not None and args.max_epochs < 1:
+        raise SpecError("--max-epochs must be >= 1")
+    return load_spec(args.file, kind, sets=args.sets, max_epochs=args.max_epochs)
+
+
+def _error(prog: str, exc: BaseException) -> int:
+    print(f"{prog}: error: {exc}", file=sys.stderr)
+    return 2
+
+
+def _run(argv: list[str] | None, kind: str) -> int:
+    prog = "lit-snn ablate" if kind == "ablation" else "lit-snn sweep"
+    parser = _run_parser(prog, "ablation grid" if kind == "ablation" else "hyper-parameter search")
+    if kind == "sweep":
+        parser.add_argument("--n-trials", type=int, default=None, help="override the file's n_trials")
+    args = parser.parse_args(argv)
+    if args.workers < 1:
+        parser.error("--workers must be >= 1")
+    with quiet():
+        return _run_parsed(args, kind, prog)
+
+
+def _run_parsed(args: argparse.Namespace, kind: str, prog: str) -> int:
+    from .study import StudyOptions, run_study, validate
+
+    try:
+        spec = _load(args, kind)
+        if kind == "sweep" and args.n_trials is not None:
+            if args.n_trials < 1:
+                raise SpecError("--n-trials must be >= 1")
+            spec.n_trials = args.n_trials
+        if args.time_limit is not None:
+            if args.time_limit <= 0:
+                raise SpecError("--time-limit must be > 0 seconds")
+            spec.time_limit_s = args.time_limit
+        if args.dry_run:
+            points = validate(spec)
+            print(f"{args.file}: valid {kind}; study {args.study_name or spec.default_study_name}")
+            for point in points or []:
+                print(f"  {point.key}")
+            if points is None:
+                print(f"  {spec.n_trials} trials over {', '.join(spec.params)}")
+            return 0
+        paths = default_paths(args.store_dir)
+        options = StudyOptions(
+            storage=args.storage or paths["storage"],
+            tracking_uri=args.tracking_uri or paths["tracking_uri"],
+            study_name=args.study_name or spec.default_study_name,
+            artifact_root=args.artifact_root or paths["artifact_root"],
+            work_dir=paths["work_dir"],
+            workers=args.workers,
+            heartbeat_s=args.heartbeat,
+        )
+        outcome = run_study(spec, options)
+    except SpecError as exc:
+        return _error(prog, exc)
+    c = outcome.counts
+    print(f"{prog}: study {outcome.study_name}: {c['COMPLETE']} complete, {c['PRUNED']} pruned, {c['FAIL']} failed "
+          f"trial(s) in {outcome.wall_s:.0f} s; MLflow experiment {outcome.experiment!r}")
+    if outcome.pending and not outcome.failed_keys:
+        print(f"{prog}: {outcome.pending} trial(s) still to run: run the same command again to continue")
+    if not args.no_compare:
+        from .compare import compare
+
+        compare(spec, options.tracking_uri, study_name=options.study_name, results_dir=args.results_dir)
+    if outcome.failed_keys:
+        print(f"{prog}: failed (re-run to retry them): {', '.join(outcome.failed_keys)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def ablate_main(argv: list[str] | None = None) -> int:
+    """``lit-snn ablate FILE [--workers N] [--storage URL] ...``: run or resume an ablation grid."""
+    return _run(argv, "ablation")
+
+
+def sweep_main(argv: list[str] | None = None) -> int:
+    """``lit-snn sweep FILE [--workers N] [--n-trials N] ...``: run or resume a TPE search with pruning."""
+    return _run(argv, "sweep")
+
+
+def compare_main(argv: list[str] | None = None) -> int:
+    """``lit-snn compare FILE``: tables (terminal, CSV, markdown) and plots of a study's runs from MLflow."""
+    parser = argparse.ArgumentParser(prog="lit-snn compare", description="Compare the runs of an ablation "
+                                     "or sweep, read back from MLflow.")
+    _common(parser)
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    args = parser.parse_args(argv)
+    with quiet():
+        return _compare_parsed(args)
+
+
+def _compare_parsed(args: argparse.Namespace) -> int:
+    from .compare import compare
+
+    try:
+        spec = _load(args, detect_kind(args.file))
+        tracking_uri = args.tracking_uri or default_paths(args.store_dir)["tracking_uri"]
+        started = time.time()
+        result = compare(spec, tracking_uri, study_name=args.study_name, results_dir=args.results_dir,
+                         plots=not args.no_plots, fallback_latest=args.study_name is None)
+    except SpecError as exc:
+        return _error("lit-snn compare", exc)
+    if result is None:
+        return 1
+    print(f"lit-snn compare: wrote {len(result.files)} file(s) to {result.out_dir} in {time.time() - started:.1f} s")
+    return 0

@@ -1,0 +1,156 @@
+"""The training contract the orchestrator calls, and the reproducibility record of a trial.
+
+The entry points come from ``lit_snn.train`` (``resolve_config``, ``run_training``). The
+environment variable ``LIT_SNN_TRAIN_MODULE`` names another module with the same two functions;
+the tests use it to swap in a fast stand-in, and it reaches worker processes because they
+inherit the environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import importlib
+import logging
+import os
+import platform
+import socket
+import subprocess
+import sys
+import warnings
+from importlib import metadata
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from .dotted import flatten, get_path
+
+TRAIN_MODULE_ENV = "LIT_SNN_TRAIN_MODULE"
+
+
+def train_module() -> ModuleType:
+    """The module providing ``resolve_config(config)`` and ``run_training(config, ...)``."""
+    name = os.environ.get(TRAIN_MODULE_ENV, "lit_snn.train")
+    try:
+        module = importlib.import_module(name)
+    except ImportError as exc:
+        raise RuntimeError(f"cannot import the training module {name!r} ({TRAIN_MODULE_ENV}): {exc}") from exc
+    for attr in ("resolve_config", "run_training"):
+        if not callable(getattr(module, attr, None)):
+            raise TypeError(f"training module {name!r} has no function {attr}()")
+    return module
+
+
+def resolve_config(config: dict) -> dict:
+    """Validate ``config`` and fill in defaults (``ValueError`` on anything wrong)."""
+    return train_module().resolve_config(config)
+
+
+def run_training(config: dict, **kwargs: Any) -> dict[str, float]:
+    """Fit and test one resolved config; returns the final metrics."""
+    return train_module().run_training(config, **kwargs)
+
+
+def quiet_libraries() -> None:
+    """Silence per-trial chatter of Lightning, Optuna and jsonargparse (our own lines say what ran)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for message in (".*does not have many workers.*", ".*smaller than the logging interval.*",
+                    ".*treespec, LeafSpec.*", ".*LightningCLI's args parameter is intended.*",
+                    r"\s*Unable to serialize instance"):  # jsonargparse on the logger instance we pass
+        warnings.filterwarnings("ignore", message=message)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+
+
+@contextlib.contextmanager
+def quiet():
+    """``quiet_libraries()`` for the duration of a ``with`` block (warning filters and log levels restored)."""
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric", "lightning", "optuna")]
+    levels = [logger.level for logger in loggers]
+    with warnings.catch_warnings():
+        quiet_libraries()
+        try:
+            yield
+        finally:
+            for logger, level in zip(loggers, levels):
+                logger.setLevel(level)
+
+
+# ---------------------------------------------------------------------- reproducibility
+_PACKAGES = ("torch", "lightning", "optuna", "mlflow", "triton", "numpy", "lit_snn")
+
+
+def _version(package: str) -> str | None:
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def git_commit() -> dict[str, str]:
+    """The commit of the checkout ``lit_snn`` is imported from, and whether it has local changes."""
+    root = Path(__file__).resolve().parents[2]
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], check=False, capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            check=False, capture_output=True, text=True, timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": "unknown"}
+    if not commit:
+        return {"commit": "unknown"}
+    return {"commit": commit, "dirty": str(bool(dirty)).lower()}
+
+
+def _dataset_description(config: dict) -> str:
+    """The DataModule's class path and the first line of its docstring (its split/framing summary)."""
+    class_path = get_path(config, "data.class_path", None)
+    if not isinstance(class_path, str):
+        return "unknown"
+    module_name, _, cls_name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), cls_name)
+        doc = (cls.__doc__ or "").strip().splitlines()
+    except Exception:  # noqa: BLE001 - the description is informative only
+        doc = []
+    return f"{class_path}: {doc[0]}" if doc else class_path
+
+
+def reproducibility_info(config: dict) -> dict[str, str]:
+    """Flat ``{name: text}`` record of what one trial ran on: seed, backend, data, versions, commit.
+
+    ``lit_snn.train.reproducibility_info(config)`` is merged in when it exists (it knows the
+    dataset split and the DVS framing rule); everything here is collected independently of it.
+    """
+    import torch
+
+    info: dict[str, Any] = {
+        "seed": get_path(config, "seed_everything", None),
+        "accelerator": get_path(config, "trainer.accelerator", "auto"),
+        "neuron_backend": get_path(config, "model.neuron_overrides.backend", "auto"),
+        "cuda_available": torch.cuda.is_available(),
+        "torch_threads": torch.get_num_threads(),
+        "dataset": _dataset_description(config),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "host": socket.gethostname(),
+    }
+    if torch.cuda.is_available():
+        info["cuda_device"] = torch.cuda.get_device_name(0)
+    for package in _PACKAGES:
+        info[f"version.{package}"] = _version(package) or "not installed"
+    info.update({f"git.{k}": v for k, v in git_commit().items()})
+    extra = getattr(train_module(), "reproducibility_info", None)
+    if callable(extra):
+        try:
+            info.update(dict(flatten(extra(config) or {})))
+        except Exception as exc:  # noqa: BLE001 - never fail a trial over its record
+            info["train_reproducibility_info_error"] = repr(exc)
+    return {key: str(value) for key, value in info.items()}

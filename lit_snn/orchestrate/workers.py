@@ -1,0 +1,81 @@
+"""Who runs a trial: worker identity, liveness of local workers, and the heartbeat thread."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+from pathlib import Path
+
+HOST = socket.gethostname()
+
+
+def _proc_start(pid: int) -> str | None:
+    """The kernel start time of ``pid`` (tells a reused pid from the original), Linux only."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(")") + 2:].split()  # the name may contain spaces and parentheses
+    return fields[19] if len(fields) > 19 else None
+
+
+def _proc_state(pid: int) -> str | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat[stat.rfind(")") + 2:].split()[0]
+
+
+def identity() -> dict:
+    """This process as recorded on the trials it claims."""
+    pid = os.getpid()
+    return {"host": HOST, "pid": pid, "start": _proc_start(pid)}
+
+
+def is_dead_local(worker: dict) -> bool:
+    """True only when ``worker`` ran on this host and its process is gone (or is a zombie, or the pid
+    was reused). Workers on other hosts are never judged here: the heartbeat covers them."""
+    if not isinstance(worker, dict) or worker.get("host") != HOST:
+        return False
+    pid = worker.get("pid")
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    if _proc_state(pid) == "Z":
+        return True
+    start = worker.get("start")
+    return start is not None and _proc_start(pid) not in (None, start)
+
+
+class Heartbeat:
+    """Records a trial's heartbeat every ``interval`` seconds in a daemon thread while in ``with``."""
+
+    def __init__(self, storage, trial_id: int, interval: float | None) -> None:
+        self.storage, self.trial_id, self.interval = storage, trial_id, interval
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            with contextlib.suppress(Exception):  # a missed beat is retried; the grace period absorbs it
+                self.storage.record_heartbeat(self.trial_id)
+
+    def __enter__(self):
+        if self.interval:
+            self.storage.record_heartbeat(self.trial_id)
+            self._thread = threading.Thread(target=self._beat, daemon=True, name=f"heartbeat-{self.trial_id}")
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()

@@ -1,0 +1,155 @@
+"""Study files: structure checks, grid expansion, and bad input rejected before anything runs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from orchestrate_helpers import store_args, tiny_base
+
+from lit_snn.orchestrate import SpecError, ablate_main, load_spec, sweep_main
+from lit_snn.orchestrate.space import check_sweep, expand_grid
+from lit_snn.orchestrate.spec import spec_from_dict
+from lit_snn.orchestrate.yamlio import parse_yaml
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _nothing_created(tmp_path: Path) -> None:
+    """No Optuna study, no MLflow run: the stores were not even created."""
+    store = tmp_path / "store"
+    assert not (store / "optuna.db").exists()
+    assert not (store / "mlruns.db").exists()
+    assert not (store / "mlartifacts").exists()
+
+
+def _ablation(tmp_path: Path, **fields) -> dict:
+    return {"base": tiny_base(tmp_path / "data"), "axes": {"model.neuron": ["lif", "ar_lif"]}, **fields}
+
+
+# ---------------------------------------------------------------------- YAML
+def test_yaml_floats_and_line_numbers():
+    assert parse_yaml("lr: 1e-3\nwd: 5E+4\nn: 2") == {"lr": 0.001, "wd": 50000.0, "n": 2}
+    with pytest.raises(SpecError, match=r"f\.yaml:3:\d+: malformed YAML"):
+        parse_yaml("a: 1\nb: [1, 2\n", "f.yaml")
+    with pytest.raises(SpecError, match=r"duplicate key 'a' \(first defined on line 1\)"):
+        parse_yaml("a: 1\nb: 2\na: 3\n", "f.yaml")
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("axes:\n  model.neuron: [lif, ar_lif\nseeds: [0]\n", r"bad\.yaml:\d+:\d+: malformed YAML"),
+        ("base_config: nowhere.yaml\naxes: {model.neuron: [lif]}\n", r"base_config 'nowhere.yaml' not found"),
+    ],
+    ids=["malformed-yaml", "missing-base-config"],
+)
+def test_bad_file_rejected_before_any_trial(tmp_path, text, message, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    assert ablate_main([str(path), *store_args(tmp_path)]) == 2
+    assert __import__("re").search(message, capsys.readouterr().err)
+    _nothing_created(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [
+        ({"axes": {"model.neuron_overrides.rset": ["hard"]}}, r"'rset' is not a neuron field"),
+        ({"axes": {"model.nueron": ["lif"]}}, r"'model.nueron' is not a setting.*did you mean model.neuron"),
+        ({"axes": {"trainer.max_epoch": [1]}}, r"not a lightning.Trainer argument.*max_epochs"),
+        ({"axes": {"model.neuron": ["lif", "no_such_neuron"]}}, r"unknown neuron preset.*no_such_neuron"),
+        ({"axes": {"model.neuron": []}}, r"axis model.neuron is empty"),
+        ({"axes": {"model.neuron": "lif"}}, r"values must be a list"),
+        ({"axes": {}}, r"axes must be a non-empty mapping"),
+        ({"seeds": []}, r"seeds must be a non-empty list"),
+        ({"seeds": [0, "one"]}, r"seeds must be integers"),
+        ({"seeds": [1, 1]}, r"duplicates"),
+        ({"seeds": [True]}, r"seeds must be integers"),
+        ({"axes": {"model.neuron": ["lif", "lif"]}}, r"listed twice"),
+        ({"axes": {"model.neuron_overrides.beta": [0.5, -3.0]}, "base": {**tiny_base(Path("d")),
+          "model": {"neuron": "da_lif"}}}, r"grid point .*beta=-3.0"),
+        ({"metric": "accuracy"}, r"metric must be"),
+        ({"budget": {"max_epoch": 2}}, r"unknown budget key"),
+        ({"exclude": [{"model.neuron": "plif"}]}, r"not a value of axis"),
+        ({"params": {"model.lr": {"type": "float", "low": 0.1, "high": 1.0}}}, r"unknown key\(s\) \['params'\]"),
+    ],
+    ids=["neuron-field", "path-typo", "trainer-arg", "preset", "empty-axis", "scalar-axis", "no-axes",
+         "no-seeds", "str-seed", "dup-seed", "bool-seed", "dup-value", "bad-value", "metric", "budget", "exclude",
+         "sweep-key"],
+)
+def test_bad_study_rejected_before_any_trial(tmp_path, fields, message, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(_ablation(tmp_path, **fields)))
+    assert ablate_main([str(path), *store_args(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert __import__("re").search(message, err), err
+    _nothing_created(tmp_path)
+
+
+def test_sweep_file_checks(tmp_path, capsys):
+    base = tiny_base(tmp_path / "data")
+    good = {"base": base, "n_trials": 2,
+            "params": {"model.lr": {"type": "float", "low": 1e-3, "high": 0.3, "log": True},
+                       "model.time_steps": [1, 2]}}
+    spec = spec_from_dict(good, "sweep")
+    assert spec.sampler["type"] == "tpe" and spec.pruner["type"] == "median" and spec.metric == "val/acc_best"
+    for bad, message in [
+        ({"params": {"model.lr": {"type": "float", "low": 0.0, "high": 1.0, "log": True}}}, "log scale needs low > 0"),
+        ({"params": {"model.lr": {"type": "float", "low": 1.0, "high": 0.1}}}, "low < high"),
+        ({"params": {"model.lr": {"type": "normal"}}}, "type must be one of"),
+        ({"pruner": {"type": "median", "n_warmup": 1}}, "unknown option.*MedianPruner"),
+        ({"n_trials": 0}, "n_trials must be"),
+    ]:
+        path = tmp_path / "sweep.yaml"
+        path.write_text(yaml.safe_dump({**good, **bad}))
+        assert sweep_main([str(path), *store_args(tmp_path)]) == 2
+        assert __import__("re").search(message, capsys.readouterr().err)
+    path.write_text(yaml.safe_dump({**good, "params": {"model.lr": {"type": "float", "low": -1.0, "high": 0.1}}}))
+    assert sweep_main([str(path), *store_args(tmp_path)]) == 2  # lr <= 0 rejected by resolve_config
+    assert "params.model.lr=-1.0" in capsys.readouterr().err
+    _nothing_created(tmp_path)
+
+
+# ---------------------------------------------------------------------- grid
+def test_grid_product_seeds_exclude_and_overrides(tmp_path):
+    data = _ablation(tmp_path, axes={"model.neuron": ["lif", "da_lif"], "model.neuron_overrides.decay_fn":
+                                     ["sigmoid", "tanh"]},
+                     seeds=[0, 1], exclude=[{"model.neuron": "lif", "model.neuron_overrides.decay_fn": "tanh"}],
+                     overrides={"model.lr": 0.05}, budget={"max_epochs": 3})
+    spec = spec_from_dict(data, "ablation", sets=["data.init_args.batch_size=16"], max_epochs=2)
+    points = expand_grid(spec)
+    assert [p.key for p in points] == [
+        "model.neuron=lif,model.neuron_overrides.decay_fn=sigmoid,seed=0",
+        "model.neuron=lif,model.neuron_overrides.decay_fn=sigmoid,seed=1",
+        "model.neuron=da_lif,model.neuron_overrides.decay_fn=sigmoid,seed=0",
+        "model.neuron=da_lif,model.neuron_overrides.decay_fn=sigmoid,seed=1",
+        "model.neuron=da_lif,model.neuron_overrides.decay_fn=tanh,seed=0",
+        "model.neuron=da_lif,model.neuron_overrides.decay_fn=tanh,seed=1",
+    ]
+    last = points[-1].config
+    assert last["seed_everything"] == 1 and last["model"]["neuron"] == "da_lif"
+    assert last["model"]["neuron_overrides"]["decay_fn"] == "tanh"
+    assert last["model"]["lr"] == 0.05 and last["trainer"]["max_epochs"] == 2  # --max-epochs beats budget
+    assert last["data"]["init_args"]["batch_size"] == 16
+    assert points[0].params == {"model.neuron": "lif", "model.neuron_overrides.decay_fn": "sigmoid", "seed": 0}
+    # the fingerprint (part of the study name) follows the content, not the object
+    again = spec_from_dict(data, "ablation", sets=["data.init_args.batch_size=16"], max_epochs=2)
+    assert again.default_study_name == spec.default_study_name
+    other = spec_from_dict(data, "ablation", sets=["data.init_args.batch_size=8"], max_epochs=2)
+    assert other.fingerprint != spec.fingerprint
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "ablations").glob("*.yaml")) + sorted((REPO / "sweeps").glob("*.yaml")),
+                         ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_shipped_study_files_are_valid(path, monkeypatch):
+    """Every shipped file parses and every trial config it implies resolves (no dataset needed)."""
+    monkeypatch.chdir(REPO)
+    kind = "sweep" if path.parent.name == "sweeps" else "ablation"
+    spec = load_spec(path, kind)
+    assert spec.description
+    if kind == "ablation":
+        assert expand_grid(spec)
+    else:
+        check_sweep(spec)
