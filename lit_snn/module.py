@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import math
+from pathlib import Path
 
 import lightning as L
 import torch
+from lightning.pytorch.loggers import MLFlowLogger
 from torch import Tensor
 from torchmetrics import MaxMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
@@ -149,6 +152,21 @@ class LitSNN(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_activity("test")
+        self._save_code_histograms()
+
+    def _save_code_histograms(self) -> None:
+        """Integer neurons: counts of every used level per layer, as ``code_histograms.json`` in the
+        run's log folder and as an artifact of an MLflow run."""
+        if not self.code_histograms or not self.trainer.is_global_zero:
+            return
+        data = {name: hist.tolist() for name, hist in self.code_histograms.items()}
+        for logger in self.loggers:
+            if isinstance(logger, MLFlowLogger) and logger.run_id:
+                logger.experiment.log_dict(logger.run_id, data, "code_histograms.json")
+        if self.trainer.log_dir:
+            path = Path(self.trainer.log_dir) / "code_histograms.json"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(data))
 
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):

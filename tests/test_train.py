@@ -140,3 +140,13 @@ def test_bf16_mixed_precision_trains(tmp_path):
     cfg["trainer"]["precision"] = "bf16-mixed"
     metrics = run_training(cfg, default_root_dir=str(tmp_path))
     assert metrics["test/acc"] > 0.5 and torch.isfinite(torch.tensor(metrics["test/loss"]))
+
+
+def test_integer_neuron_logs_code_usage(tmp_path):
+    cfg = quick()
+    cfg["model"]["neuron"] = "ib_ra_lif"
+    metrics = run_training(cfg, default_root_dir=str(tmp_path))
+    assert metrics["test/high_code_fraction"] > 0  # range alignment N = 100 uses codes above 5
+    histograms = yaml.safe_load((tmp_path / "code_histograms.json").read_text())
+    assert histograms and all(len(h) == 512 for h in histograms.values())  # codes 0..511
+    assert all(sum(h[6:]) > 0 for h in histograms.values())
