@@ -99,19 +99,24 @@ class SpikingNeuron(nn.Module):
             raise ValueError(f"{self.name}: input contains {bad} (shape {tuple(x.shape)})")
 
     def use_triton(self, x: Tensor) -> bool:
+        """``triton``: always (fails loudly without Triton/GPU); ``auto``: CUDA tensors of a dtype the
+        kernel stores (fp32, bf16, fp16), the reference otherwise (CPU, float64 for gradcheck)."""
         backend = self.config.backend
-        return backend == "triton" or (backend == "auto" and x.is_cuda)
+        kernel_dtype = x.dtype in (torch.float32, torch.bfloat16, torch.float16)
+        return backend == "triton" or (backend == "auto" and x.is_cuda and kernel_dtype)
 
     def forward_with_state(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Spikes ``[T, ...]`` plus the final membrane ``V_T`` and memory ``M_T`` (``[...]`` each)."""
         if self.config.validate:
             self.check_input(x)
         params = self.effective_params()
-        params = {k: v.to(device=x.device, dtype=x.dtype) for k, v in params.items()}
         if self.use_triton(x):
             from .kernels import multistep_triton  # imported lazily: Triton is optional on CPU
 
+            # the kernel computes in fp32 registers: keep the parameters fp32 under bf16/fp16 storage
+            params = {k: v.to(device=x.device, dtype=torch.float32) for k, v in params.items()}
             return multistep_triton(x, **params, spec=self.spec)
+        params = {k: v.to(device=x.device, dtype=x.dtype) for k, v in params.items()}
         return multistep_reference(x, **params, spec=self.spec)
 
     def forward(self, x: Tensor) -> Tensor:  # x: [T, ...] -> spikes [T, ...]
