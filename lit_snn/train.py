@@ -76,7 +76,7 @@ def _build_cli(args, callbacks, loggers, default_root_dir, save_config) -> LitSN
         save_config_callback=SaveConfigCallback if save_config else None,
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
-        parser_kwargs={"exit_on_error": False} if not isinstance(args, list) else None,
+        parser_kwargs={"prog": "lit-snn train", **({} if isinstance(args, list) else {"exit_on_error": False})},
     )
 
 

@@ -150,3 +150,11 @@ def test_integer_neuron_logs_code_usage(tmp_path):
     histograms = yaml.safe_load((tmp_path / "code_histograms.json").read_text())
     assert histograms and all(len(h) == 512 for h in histograms.values())  # codes 0..511
     assert all(sum(h[6:]) > 0 for h in histograms.values())
+
+
+def test_cli_rejects_malformed_yaml(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  neuron: [lif\n")
+    out = _cli("train", "--config", str(bad), cwd=tmp_path)
+    assert out.returncode == 2
+    assert "Problems parsing config" in out.stderr and "line 2" in out.stderr
