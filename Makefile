@@ -32,7 +32,7 @@ test: $(STAMP)  ## run the test suite (CPU; Triton kernels through TRITON_INTERP
 test-gpu: $(STAMP)  ## run only the GPU-marked tests (needs CUDA)
 	$(BIN)/python -m pytest -q -m gpu
 
-ablation: $(STAMP)  ## run the default ablation on the embedded data ($(WORKERS) worker processes), then print the comparison
+ablation: $(STAMP)  ## run the default ablation on the embedded data (WORKERS=2 processes), then print the comparison
 	$(BIN)/lit-snn ablate $(ABLATION) --workers $(WORKERS)
 
 compare: $(STAMP)  ## compare the runs of an ablation from MLflow (tables + plots)
