@@ -65,14 +65,17 @@ class LitSNN(L.LightningModule):
             backbone, neuron=neuron, neuron_overrides=dict(neuron_overrides or {}), num_classes=num_classes,
             in_channels=in_channels, **(backbone_kwargs or {}),
         )
+        # plain (micro) accuracy as the papers report it, not torchmetrics' default per-class mean;
+        # no compute groups: top-1 and top-5 must never share state
         metrics = MetricCollection({
-            "acc": MulticlassAccuracy(num_classes, top_k=1),
-            "acc_top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes)),
-        })
+            "acc": MulticlassAccuracy(num_classes, top_k=1, average="micro"),
+            "acc_top5": MulticlassAccuracy(num_classes, top_k=min(5, num_classes), average="micro"),
+        }, compute_groups=False)
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
         self.val_acc_best = MaxMetric()
+        self.val_acc_best.persistent(True)  # kept in checkpoints, so a resumed fit keeps its best
         self.activity = None  # ActivityMonitor during val/test (firing rates, SOPs)
         self.code_histograms: dict = {}  # integer neurons: layer -> counts per code, last val/test epoch
 
@@ -82,6 +85,9 @@ class LitSNN(L.LightningModule):
         if x.dim() == 4:  # static image [B, C, H, W]: direct encoding
             return x.unsqueeze(0).expand(self.hparams.time_steps, *x.shape)
         if x.dim() == 5:  # DVS frames [B, T, P, H, W]
+            if x.shape[1] != self.hparams.time_steps:
+                raise ValueError(f"DVS batch has {x.shape[1]} frames per sample but model.time_steps is "
+                                 f"{self.hparams.time_steps}; frame the data with the model's T")
             return x.transpose(0, 1)
         raise ValueError(f"expected a batch [B, C, H, W] (static) or [B, T, P, H, W] (DVS), got {tuple(x.shape)}")
 

@@ -216,7 +216,11 @@ def _metric(data: dict, where: str, default: str) -> tuple[str, str]:
     metric = data.get("metric", default)
     if not isinstance(metric, str) or not (metric in KNOWN_METRICS or _METRIC_RE.match(metric)):
         raise _fail(where, f"metric must be a stage/name metric such as {', '.join(KNOWN_METRICS)}; got {metric!r}")
-    lower_is_better = any(word in metric for word in ("loss", "energy", "sops", "firing", "seconds"))
+    name = metric.split("/")[-1]
+    # energy_ratio is ANN / SNN energy (higher is better); checked before the plain energy words
+    higher_is_better = "acc" in name or name in ("energy_ratio", "high_code_fraction")
+    lower_is_better = not higher_is_better and any(
+        word in name for word in ("loss", "energy", "sops", "macs", "firing", "seconds"))
     direction = data.get("direction", "minimize" if lower_is_better else "maximize")
     if direction not in ("maximize", "minimize"):
         raise _fail(where, f"direction must be 'maximize' or 'minimize', got {direction!r}")

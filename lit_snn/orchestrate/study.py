@@ -509,7 +509,7 @@ def _summarize(handle: StudyHandle, spec: StudySpec, options: StudyOptions, expe
     if spec.kind == "ablation":
         done = {t.user_attrs.get(KEY_ATTR) for t in handle.trials((TrialState.COMPLETE, TrialState.PRUNED))}
         failed = {t.user_attrs.get(KEY_ATTR) for t in handle.trials((TrialState.FAIL,))
-                  if not t.system_attrs.get("lit_snn:duplicate_of")}
+                  if t.system_attrs.get("lit_snn:duplicate_of") is None}  # trial 0 can be the original
         outcome.failed_keys = sorted(k for k in failed - done if k is not None)
         outcome.pending = sum(1 for key in handle.points if key not in done)
     else:
