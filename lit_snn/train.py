@@ -45,7 +45,8 @@ def _trainer_defaults(callbacks: list | None = None, loggers: list | None = None
                       default_root_dir: str | None = None) -> dict[str, Any]:
     defaults: dict[str, Any] = {
         "callbacks": [
-            ModelCheckpoint(monitor="val/acc", mode="max", filename="best-{epoch}", save_top_k=1),
+            # best validation loss: continuous, so no early tie wins on a small validation split
+            ModelCheckpoint(monitor="val/loss", mode="min", filename="best-{epoch}", save_top_k=1),
             *(callbacks or []),
         ],
         "log_every_n_steps": 10,
