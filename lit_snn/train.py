@@ -81,21 +81,24 @@ def _build_cli(args, callbacks, loggers, default_root_dir, save_config) -> LitSN
     )
 
 
+def _build_from_dict(config: dict, **kwargs) -> LitSNNCLI:
+    """``build_cli`` on a config dict, with every parser or constructor complaint as ``ValueError``."""
+    try:
+        return build_cli(config, save_config=False, **kwargs)
+    except SystemExit as exc:  # jsonargparse may report bad keys by exiting; make it an exception
+        raise ValueError(f"invalid run config: {exc}") from None
+    except (TypeError, KeyError, argparse.ArgumentError) as exc:
+        raise ValueError(f"invalid run config: {exc}") from exc
+
+
 def resolve_config(config: dict) -> dict:
     """Validate a run config and return it with every default filled in.
 
     Builds the model and DataModule (so an unknown preset, field or dataset path fails here,
     before any training). Raises ``ValueError`` with the parser's or constructor's message.
     """
-    try:
-        cli = build_cli(copy.deepcopy(config), loggers=[], save_config=False)
-    except SystemExit as exc:  # jsonargparse reports bad keys by exiting; make it an exception
-        raise ValueError(f"invalid run config: {exc}") from None
-    except (TypeError, KeyError, argparse.ArgumentError) as exc:
-        raise ValueError(f"invalid run config: {exc}") from exc
-    resolved = cli.parser.dump(cli.config, format="yaml", skip_none=False)
-
-    out = yaml.safe_load(resolved)
+    cli = _build_from_dict(copy.deepcopy(config), loggers=[])
+    out = yaml.safe_load(cli.parser.dump(cli.config, format="yaml", skip_none=False))
     out.pop("config", None)
     # linked values are dropped from the dump: put them back so a run's record is complete
     out["data"].setdefault("init_args", {})["time_steps"] = cli.datamodule.time_steps
@@ -110,11 +113,7 @@ def run_training(config: dict, *, callbacks: list | None = None, loggers: list |
     config = copy.deepcopy(config)
     if loggers is not None:  # the loggers handed in win over a `trainer.logger` in the (resolved) config
         config.get("trainer", {}).pop("logger", None)
-    try:
-        cli = build_cli(config, callbacks=callbacks, loggers=loggers,
-                        default_root_dir=default_root_dir, save_config=False)
-    except (SystemExit, argparse.ArgumentError) as exc:
-        raise ValueError(f"invalid run config: {exc}") from None
+    cli = _build_from_dict(config, callbacks=callbacks, loggers=loggers, default_root_dir=default_root_dir)
     return fit_and_test(cli.trainer, cli.model, cli.datamodule, verbose=verbose)
 
 
