@@ -24,6 +24,8 @@ Units and conventions
 - Totals run over all T steps of every call; per-sample numbers divide by the number of samples
   (dim 1 of the time-first input ``[T, B, ...]`` of the root model). ``sops`` = ACs per sample,
   ``macs`` = MACs of analog-input layers per sample (the first conv, over T steps).
+- DVS input (``event_input=True``): the frames hold event counts, so the first layer counts as
+  spiking, ACs = MACs x mean event count per element (one accumulate per event), not MACs.
 - Energy (the 45 nm convention of this literature): ``E = 4.6 pJ x MACs + 0.9 pJ x ACs``, reported
   in millijoules per sample. The ANN of the same architecture runs every conv/linear once as
   MACs (one step, dense): ``ann_macs`` per sample, ``ann_energy_mj = 4.6 pJ x ann_macs``.
@@ -179,11 +181,14 @@ class SynOpsCounter(_Hooks):
     totals and the energy estimate; ``layers()`` the per-layer numbers.
     """
 
-    def __init__(self, model: nn.Module, integer_ops: str = "binary") -> None:
+    def __init__(self, model: nn.Module, integer_ops: str = "binary", event_input: bool = False) -> None:
         super().__init__()
         if integer_ops not in INTEGER_OPS:
             raise ValueError(f"unknown integer_ops {integer_ops!r}; valid: {', '.join(INTEGER_OPS)}")
         self.integer_ops = integer_ops
+        # DVS frames are event counts, not analog values: the first layer then accumulates once per
+        # event (ACs = MACs x mean count) instead of multiplying densely
+        self.event_input = event_input
         self.reset()
         # storage pointer -> (spike tensor, kept alive until the call ends; its binary-spike ratio)
         self._marks: dict[int, tuple[Tensor, float | Tensor]] = {}
@@ -210,6 +215,10 @@ class SynOpsCounter(_Hooks):
 
     def _root_pre(self, module: nn.Module, args: tuple) -> None:
         self._marks.clear()
+        if self.event_input:
+            frames = next((a for a in args if isinstance(a, Tensor)), None)
+            if frames is not None:  # must be contiguous for the fold over T to keep its storage
+                self._marks[self._key(frames)] = (frames, 1.0)
         dims = _batch_dims(args)
         if dims is not None:
             t, b = dims

@@ -82,13 +82,15 @@ class LitSNN(L.LightningModule):
     # ------------------------------------------------------------------ forward
     def encode(self, x: Tensor) -> Tensor:
         """Batch -> time-first input ``[T, B, C, H, W]``."""
+        if self.activity is not None:
+            self.activity.set_event_input(x.dim() == 5)
         if x.dim() == 4:  # static image [B, C, H, W]: direct encoding
             return x.unsqueeze(0).expand(self.hparams.time_steps, *x.shape)
         if x.dim() == 5:  # DVS frames [B, T, P, H, W]
             if x.shape[1] != self.hparams.time_steps:
                 raise ValueError(f"DVS batch has {x.shape[1]} frames per sample but model.time_steps is "
                                  f"{self.hparams.time_steps}; frame the data with the model's T")
-            return x.transpose(0, 1)
+            return x.transpose(0, 1).contiguous()  # [T, B, P, H, W]
         raise ValueError(f"expected a batch [B, C, H, W] (static) or [B, T, P, H, W] (DVS), got {tuple(x.shape)}")
 
     def forward(self, x: Tensor) -> Tensor:

@@ -15,6 +15,11 @@ class ActivityMonitor:
         self.rates = FiringRateMonitor(net)
         self.ops = SynOpsCounter(net) if count_energy else None
 
+    def set_event_input(self, events: bool) -> None:
+        """Whether the network input is DVS event-count frames (first layer ACs, not MACs)."""
+        if self.ops is not None:
+            self.ops.event_input = events
+
     def summary(self) -> dict[str, float]:
         """``firing_rate`` (all neurons), ``firing_rate/<layer>``, ``high_code_fraction`` (integer
         neurons: codes above 5), and with energy counting ``sops``, ``macs``, ``energy_mj``,

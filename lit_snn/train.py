@@ -140,8 +140,8 @@ def summary_line(metrics: dict[str, float]) -> str:
     if "test/energy_mj" in metrics:
         energy = f"energy {metrics['test/energy_mj']:.4g} mJ/sample"
         if metrics.get("test/ann_energy_mj"):
-            energy += f" (ANN {metrics['test/ann_energy_mj']:.4g} mJ, " \
-                      f"{metrics['test/ann_energy_mj'] / max(metrics['test/energy_mj'], 1e-30):.2f}x less)"
+            energy += f" (ANN {metrics['test/ann_energy_mj']:.4g} mJ, ANN/SNN " \
+                      f"{metrics['test/ann_energy_mj'] / max(metrics['test/energy_mj'], 1e-30):.2f}x)"
         parts.append(energy)
     parts.append(f"trained {metrics.get('train_seconds', 0):.0f} s")
     return "lit-snn: " + " | ".join(parts)

@@ -168,3 +168,19 @@ def test_hooks_are_removed_cleanly():
 def test_unknown_integer_ops():
     with pytest.raises(ValueError, match="integer_ops"):
         SynOpsCounter(nn.Linear(1, 1), integer_ops="nope")
+
+
+def test_dvs_event_frames_count_accumulates_not_macs():
+    """Event-count input: the first layer does one AC per event (MACs x mean count), no MACs."""
+    torch.manual_seed(0)
+    net = nn.Sequential(Conv2d(2, 3, 3, padding=1, bias=False))  # time-folded conv, [T, B, 2, 4, 4]
+    frames = torch.randint(0, 3, (2, 5, 2, 4, 4)).float()  # event counts
+    macs_per_sample = 2 * (3 * 4 * 4) * 2 * 9  # T x out elements x in channels x kernel
+    with SynOpsCounter(net) as analog:
+        net(frames)
+    assert analog.report()["macs"] == macs_per_sample and analog.report()["sops"] == 0
+    with SynOpsCounter(net, event_input=True) as events:
+        net(frames)
+    report = events.report()
+    assert report["macs"] == 0
+    assert report["sops"] == pytest.approx(macs_per_sample * frames.mean().item())
