@@ -105,14 +105,70 @@ class BinarySpikeLayer(nn.Module):
         return out
 
 
-def convert_to_binary_spikes(model: nn.Module) -> nn.Module:
-    """Wrap, in every ``nn.Sequential`` of ``model``, each Linear/Conv2d that directly follows an
-    integer ``SpikingNeuron`` in a ``BinarySpikeLayer`` (in place; returns ``model``)."""
-    for seq in [m for m in model.modules() if isinstance(m, nn.Sequential)]:
+def convert_to_binary_spikes(model: nn.Module, example_input: Tensor | None = None) -> nn.Module:
+    """Wrap every Linear/Conv2d that reads an integer ``SpikingNeuron``'s output in a
+    ``BinarySpikeLayer`` (in place; returns ``model``).
+
+    With ``example_input`` (a batch the model accepts), one forward pass without gradients traces
+    which layers take an integer neuron's output tensor as their input, wherever they sit in the
+    module tree (residual blocks included). Without it, only a layer that directly follows an
+    integer neuron inside an ``nn.Sequential`` is found. Layers fed through pooling or sums of
+    spikes are left alone: their inputs are off the integer grid.
+    """
+    if example_input is None:
+        targets = _sequential_targets(model)
+    else:
+        targets = _traced_targets(model, example_input)
+    modules = dict(model.named_modules())
+    for name, neuron in targets.items():
+        parent_name, _, attr = name.rpartition(".")
+        parent = modules[parent_name] if parent_name else model
+        cfg = neuron.config
+        setattr(parent, attr, BinarySpikeLayer(getattr(parent, attr), cfg.int_max, cfg.int_scale))
+    return model
+
+
+def _is_integer_neuron(m: nn.Module) -> bool:
+    return isinstance(m, SpikingNeuron) and m.config.spike == "integer"
+
+
+def _sequential_targets(model: nn.Module) -> dict[str, SpikingNeuron]:
+    targets = {}
+    for seq_name, seq in model.named_modules():
+        if not isinstance(seq, nn.Sequential):
+            continue
         children = list(seq.named_children())
         for (_, prev), (name, layer) in zip(children, children[1:]):
-            if (isinstance(prev, SpikingNeuron) and prev.config.spike == "integer"
-                    and isinstance(layer, (nn.Linear, nn.Conv2d))):
-                cfg = prev.config
-                setattr(seq, name, BinarySpikeLayer(layer, cfg.int_max, cfg.int_scale))
-    return model
+            if _is_integer_neuron(prev) and isinstance(layer, (nn.Linear, nn.Conv2d)):
+                targets[f"{seq_name}.{name}" if seq_name else name] = prev
+    return targets
+
+
+@torch.no_grad()
+def _traced_targets(model: nn.Module, example_input: Tensor) -> dict[str, SpikingNeuron]:
+    outputs: dict[int, SpikingNeuron] = {}  # storage of an integer neuron's output -> the neuron
+    seen: dict[str, list[SpikingNeuron | None]] = {}  # layer -> source neuron of each call (None: other)
+    handles = []
+
+    def on_neuron(module, args, out):
+        outputs[out.untyped_storage().data_ptr()] = module
+
+    def on_layer(name):
+        def hook(module, args, out):
+            x = args[0]
+            seen.setdefault(name, []).append(outputs.get(x.untyped_storage().data_ptr()))
+        return hook
+
+    for name, m in model.named_modules():
+        if _is_integer_neuron(m):
+            handles.append(m.register_forward_hook(on_neuron))
+        elif isinstance(m, (nn.Linear, nn.Conv2d)):
+            handles.append(m.register_forward_hook(on_layer(name)))
+    try:
+        model(example_input)
+    finally:
+        for h in handles:
+            h.remove()
+    # a layer is converted only if every call read one and the same integer neuron's output
+    return {name: sources[0] for name, sources in seen.items()
+            if sources[0] is not None and all(s is sources[0] for s in sources)}

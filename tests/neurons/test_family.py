@@ -158,3 +158,19 @@ def test_bad_inputs():
     channel = create_neuron("da_lif", granularity="channel", channels=4)
     with pytest.raises(ValueError, match=r"4 channels need input \[T, B, 4, \.\.\.\]"):
         channel(torch.rand(2, 1, 3, 5))
+
+
+@pytest.mark.parametrize("preset", ["i_lif", "ib_ra_lif"])
+def test_traced_conversion_reaches_residual_blocks(preset):
+    """With an example input, conversion finds the convs inside PreAct blocks too; logits unchanged."""
+    from lit_snn.backbones import create_backbone
+
+    torch.manual_seed(0)
+    net = create_backbone("preact_resnet18", neuron=preset, num_classes=10, in_channels=3).double().eval()
+    x = torch.randn(1, 2, 3, 32, 32, dtype=torch.float64)  # [T, B, C, H, W]
+    logits = net(x)
+    by_adjacency = sum(isinstance(m, BinarySpikeLayer) for m in convert_to_binary_spikes(copy.deepcopy(net)).modules())
+    traced = convert_to_binary_spikes(copy.deepcopy(net), example_input=x)
+    converted = sum(isinstance(m, BinarySpikeLayer) for m in traced.modules())
+    assert converted >= 16 and converted > by_adjacency  # every block conv reads a neuron's output
+    assert torch.allclose(traced(x), logits, atol=1e-8)
