@@ -1,0 +1,26 @@
+"""The `lit-snn` dispatcher."""
+
+import pytest
+import torch
+
+from lit_snn.cli import main
+from lit_snn.neurons import list_neurons
+
+
+def test_neurons_lists_every_preset(capsys):
+    assert main(["neurons"]) == 0
+    out = capsys.readouterr().out
+    assert [line.split()[0] for line in out.splitlines()] == list_neurons()
+
+
+def test_help_and_unknown_command(capsys):
+    assert main(["--help"]) == 0
+    assert "lit-snn train" in capsys.readouterr().out
+    assert main(["trian"]) == 2
+    assert "unknown command 'trian'; valid commands: train, ablate" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without a GPU")
+def test_bench_without_gpu_exits_cleanly(capsys):
+    assert main(["bench", "--quick"]) == 0
+    assert "no CUDA GPU" in capsys.readouterr().out
