@@ -15,7 +15,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from .backbones import create_backbone
 from .losses import LOSSES, mean_output_ce, tet_loss
-from .neurons import neuron_config
+from .neurons import SpikingNeuron, neuron_config
 
 OPTIMIZERS = ("sgd", "adamw")
 
@@ -74,6 +74,10 @@ class LitSNN(L.LightningModule):
         self.train_metrics = metrics.clone(prefix="train/")
         self.val_metrics = metrics.clone(prefix="val/")
         self.test_metrics = metrics.clone(prefix="test/")
+        # neurons record NaN/inf inputs on the device; _shared_step checks them once per step
+        self.neurons = {name: m for name, m in self.net.named_modules() if isinstance(m, SpikingNeuron)}
+        for neuron in self.neurons.values():
+            neuron.defer_finite_check = True
         self.val_acc_best = MaxMetric()
         self.val_acc_best.persistent(True)  # kept in checkpoints, so a resumed fit keeps its best
         self.activity = None  # ActivityMonitor during val/test (firing rates, SOPs)
@@ -107,8 +111,7 @@ class LitSNN(L.LightningModule):
         x, y = batch
         outputs = self(x)  # [T, B, K]
         loss = self.loss(outputs, y)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{stage} loss is {loss.item()} (neuron {self.hparams.neuron})")
+        self._check_finite(loss, stage)
         labels = y.argmax(-1) if y.dim() == 2 else y  # soft labels from mixup/cutmix
         metrics = getattr(self, f"{stage}_metrics")
         metrics.update(outputs.mean(0), labels)
@@ -120,6 +123,18 @@ class LitSNN(L.LightningModule):
     def on_train_epoch_start(self) -> None:
         optimizer = self.optimizers(use_pl_optimizer=False)
         self.log("train/lr", optimizer.param_groups[0]["lr"], on_step=False, on_epoch=True)
+
+    def _check_finite(self, loss: Tensor, stage: str) -> None:
+        """One synchronisation per step: NaN/inf in the loss or in any neuron layer's input (a NaN
+        input would otherwise be silenced by the spike threshold) stops the run naming the layer."""
+        flags = {name: f for name, f in ((n, m.nonfinite_input()) for n, m in self.neurons.items()) if f is not None}
+        bad = torch.stack([~torch.isfinite(loss), *flags.values()]) if flags else ~torch.isfinite(loss)[None]
+        if not bad.any():
+            return
+        if bad[0]:
+            raise FloatingPointError(f"{stage} loss is {loss.item()} (neuron {self.hparams.neuron})")
+        first = next(name for name, f in zip(flags, bad[1:]) if f)
+        raise FloatingPointError(f"{stage}: the input of neuron layer net.{first} contains NaN or inf")
 
     def training_step(self, batch, batch_idx):
         return self._shared_step(batch, "train")

@@ -44,3 +44,12 @@ def test_dvs_batch_must_match_time_steps():
 ])
 def test_study_direction_defaults(metric, direction):
     assert _metric({"metric": metric}, "file.yaml", "test/acc") == (metric, direction)
+
+
+def test_nan_input_stops_training_with_a_clear_error():
+    model = LitSNN(num_classes=10, in_channels=1)
+    x = torch.rand(4, 1, 8, 8)
+    x[0, 0, 0, 0] = float("nan")
+    # the spike threshold would turn the NaN into silence (finite loss): the neurons' flags catch it
+    with pytest.raises(FloatingPointError, match=r"train: the input of neuron layer net\.features\.2 contains NaN"):
+        model.training_step((x, torch.zeros(4, dtype=torch.long)), 0)

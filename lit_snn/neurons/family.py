@@ -34,6 +34,10 @@ class SpikingNeuron(nn.Module):
         self.config = config or NeuronConfig()
         self.name = name
         self.spec = KernelSpec.from_config(self.config)
+        # NaN/inf in the input: raise at once (default), or, inside a network on a GPU where a check
+        # per layer would synchronise every step, record a device flag that the caller checks once
+        self.defer_finite_check = False
+        self._nonfinite: Tensor | None = None
         cfg, size = self.config, self.config.num_params
 
         def param(value: float) -> nn.Parameter:
@@ -94,9 +98,20 @@ class SpikingNeuron(nn.Module):
                     f"{self.name}: per-channel parameters for {self.config.channels} channels need input "
                     f"[T, B, {self.config.channels}, ...], got shape {tuple(x.shape)}"
                 )
-        if x.numel() and not torch.isfinite(x).all():
+        if not x.numel():
+            return
+        if self.defer_finite_check:  # record on the device, no synchronisation; see nonfinite_input()
+            bad = ~torch.isfinite(x).all()
+            self._nonfinite = bad if self._nonfinite is None else self._nonfinite | bad
+        elif not torch.isfinite(x).all():
             bad = "NaN" if torch.isnan(x).any() else "inf"
             raise ValueError(f"{self.name}: input contains {bad} (shape {tuple(x.shape)})")
+
+    def nonfinite_input(self) -> Tensor | None:
+        """With ``defer_finite_check``: a boolean tensor, True if any input since the last call held
+        NaN/inf (then cleared); ``None`` if nothing was recorded."""
+        flag, self._nonfinite = self._nonfinite, None
+        return flag
 
     def use_triton(self, x: Tensor) -> bool:
         """``triton``: always (fails loudly without Triton/GPU); ``auto``: CUDA tensors of a dtype the
