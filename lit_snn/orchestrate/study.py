@@ -225,6 +225,9 @@ class StudyHandle:
         for frozen in self.trials((TrialState.WAITING,)):
             trial_id = self._trial_id(frozen.number)
             try:
+                # identity first: a worker killed right after the claim below is then recognised as dead
+                # at once (a losing concurrent claimer may overwrite it; claim() records the winner again)
+                self.storage.set_trial_system_attr(trial_id, WORKER_ATTR, identity())
                 if self.storage.set_trial_state_values(trial_id, TrialState.RUNNING):
                     return trial_id
             except optuna.exceptions.UpdateFinishedTrialError:
