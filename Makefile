@@ -5,6 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
+SPIKINGJELLY_VERSION ?= 2.0.0
 ABLATION ?= ablations/default.yaml
 WORKERS ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -22,6 +23,9 @@ $(STAMP): pyproject.toml
 		$(BIN)/pip install -q "torch==$(TORCH_VERSION)"; \
 	fi
 	$(BIN)/pip install -q -e ".[dev]"
+	# SpikingJelly: the benchmark's competitor and a test oracle for the neuron math. Without its
+	# dependencies on purpose: they pull torchvision/torchaudio (a CUDA torch); its neurons need only loguru.
+	$(BIN)/pip install -q --no-deps "spikingjelly==$(SPIKINGJELLY_VERSION)" "loguru>=0.7,<1"
 	@touch $(STAMP)
 
 venv: $(STAMP)  ## create the virtual environment (.venv)
