@@ -6,6 +6,7 @@ Usage (``lit-snn bench`` forwards its arguments to ``main``)::
     lit-snn bench --presets lif,ar_lif --dtypes fp32 --T 4 --shape 64,128,32,32
     lit-snn bench --quick                           # lif, fp32, T = 4: a one-line smoke run
     lit-snn bench --columns ours,eager              # skip torch.compile and SpikingJelly
+    TRITON_INTERPRET=1 lit-snn bench --device cpu --shape 2,4,4,4 --T 3   # check the benchmark itself
 
 Input ``x`` is ``[T, *shape]`` (default shape ``64,128,32,32``: B, C, H, W); one case is a
 forward over all T steps plus the backward of the spikes (w.r.t. ``x`` and the preset's learnable
@@ -18,8 +19,16 @@ parameters). Columns, each a median of ``triton.testing.do_bench`` (CUDA-synchro
   hard_lif, soft_lif; ``ParametricLIFNode`` for plif; ``ILIFNode`` for i_lif; ``FlexSN`` for
   ar_lif, ar_lif_dvs, da_lif), ``n/a`` when SpikingJelly is not importable or has no equivalent
   (ib_ra_lif). Written against SpikingJelly 2.0 (which picks its Triton path for CUDA inputs by
-  itself; 0.0.0.1.x gets ``backend="triton"``). The stand-ins for hard_lif/soft_lif use its
-  sigmoid surrogate: same dynamics and bytes, different surrogate.
+  itself; 0.0.0.1.x gets ``backend="triton"``). In bf16/fp16 its ``LIFNode``/``ParametricLIFNode``
+  are prepared with its own explicit-precision API (``neuron_storage`` = the dtype), without which
+  a half-precision state sends them to the Torch reference; its ``ILIFNode`` has no such path, and
+  the run says so. The stand-ins compute the same spikes and gradients as our presets (checked
+  against our reference in ``tests/neurons/test_spikingjelly_equivalence.py``), except that
+  hard_lif/soft_lif use SpikingJelly's sigmoid surrogate (its Triton LIF has no rectangle):
+  same dynamics and bytes, different surrogate.
+
+``same``: the fraction of spikes (forward, same input) of each column equal to ours, so a speed-up
+is never quoted against a competitor that computes something else.
 
 Also printed: the speed-up of ours over each column, peak memory of each (``torch.cuda`` peak
 allocated during one forward + backward, inputs excluded), and ours as a fraction of the
@@ -27,13 +36,18 @@ memory-bandwidth roofline: minimum bytes = read x + write spikes (forward) + rea
 dL/dS + write dL/dx (backward), i.e. 5 T N bytes-per-element, divided by the time and by the GPU's
 peak bandwidth (a table by device name; a measured device-to-device copy bandwidth otherwise).
 
-Without a CUDA GPU it prints a message and returns 0.
+Without a CUDA GPU it prints a message and returns 0. ``--device cpu`` runs every column once
+more on the CPU at whatever (small) shape is given, the kernels in Triton's interpreter when
+``TRITON_INTERPRET=1`` is set: the times then say nothing about the kernels; the run checks the
+benchmark itself (every column builds, runs forward and backward, and agrees with ours).
 """
 
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
+import time
 
 import torch
 
@@ -68,6 +82,8 @@ def parse_args(argv):
                         help="per-step shape, comma-separated (B,C,H,W or B,F)")
     parser.add_argument("--columns", default=",".join(COLUMNS), help=f"subset of {', '.join(COLUMNS)}")
     parser.add_argument("--quick", action="store_true", help="lif, fp32, T=4 only")
+    parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"),
+                        help="auto: CUDA if present, else a message and exit; cpu: check the benchmark itself")
     return parser.parse_args(argv)
 
 
@@ -93,17 +109,29 @@ def copy_bandwidth() -> float:
 
 
 # --------------------------------------------------------------------------------------------- cases
-def learnable_params(preset: str, dtype: torch.dtype) -> dict:
+class Column:
+    """One competitor on one case: ``step()`` = forward + backward, ``spikes()`` = forward only."""
+
+    def __init__(self, step, spikes, note=None):
+        self.step = step
+        self.spikes = spikes
+        self.note = note or (lambda: None)
+
+
+def learnable_params(preset: str, dtype: torch.dtype, device: str) -> dict:
     """Effective parameters as leaves; those the preset learns require grad."""
     from lit_snn.neurons import create_neuron
 
     neuron = create_neuron(preset)
     params = neuron.effective_params()
-    return {k: v.detach().to("cuda", dtype).requires_grad_(v.requires_grad) for k, v in params.items()}
+    return {k: v.detach().to(device, dtype).requires_grad_(v.requires_grad) for k, v in params.items()}
 
 
-def spikingjelly_neuron(preset: str, dtype: torch.dtype):
-    """An equivalent SpikingJelly multi-step Triton neuron, or raise with the reason."""
+def spikingjelly_neuron(preset: str, dtype: torch.dtype, device: str = "cuda"):
+    """An equivalent SpikingJelly multi-step neuron (its Triton path on CUDA), or raise with the reason.
+
+    Returns ``(module, note)``; ``note`` says when SpikingJelly will not take its Triton path.
+    """
     from spikingjelly.activation_based import neuron as sjn
     from spikingjelly.activation_based import surrogate
 
@@ -127,7 +155,29 @@ def spikingjelly_neuron(preset: str, dtype: torch.dtype):
         module = _flexsn(preset, sjn, surrogate)
     else:
         raise LookupError("no SpikingJelly equivalent")
-    return module.to("cuda", dtype)
+    module = module.to(device, dtype)
+    note = None
+    if dtype != torch.float32 and device != "cpu":
+        module, note = _spikingjelly_half_precision(module, dtype, device)
+    return module, note
+
+
+def _spikingjelly_half_precision(module, dtype, device):
+    """SpikingJelly 2.0 keeps a half-precision state off its Triton LIF path unless its explicit
+    neuron precision is configured (``neuron_storage``); ILIFNode and FlexSN have no such option."""
+    name = {torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+    try:
+        from spikingjelly.activation_based.precision import PrecisionConfig, prepare_model_for_precision
+    except ImportError:  # SpikingJelly before 2.0
+        return module, None
+    try:
+        artifacts = prepare_model_for_precision(module, device, PrecisionConfig(mode=name, neuron_storage=name))
+    except RuntimeError as err:
+        if type(module).__name__ == "FlexSN":
+            return module, None  # FlexSN generates kernels for the input's dtype
+        first = str(err).splitlines()[0][:80] if str(err) else type(err).__name__
+        return module, f"SpikingJelly {type(module).__name__} has no {name} Triton path ({first}): its Torch path runs"
+    return artifacts.model, f"SpikingJelly prepared with neuron_storage={name}"
 
 
 def _flexsn(preset, sjn, surrogate):
@@ -164,56 +214,81 @@ def _flexsn(preset, sjn, surrogate):
     return sjn.FlexSN(core, num_states=2, static_inputs=statics, step_mode="m")
 
 
-def make_case(preset, dtype, T, shape, columns):
-    """name -> (zero-arg forward+backward callable), plus the input for byte counts."""
+def _first_line(err: BaseException, width: int) -> str:
+    text = str(err).splitlines()[0][:width] if str(err) else ""
+    return f"{type(err).__name__}: {text}"
+
+
+def make_case(preset, dtype, T, shape, columns, device="cuda"):
+    """name -> ``Column`` (or a string saying why the column is n/a), plus the input for byte counts."""
     from lit_snn.neurons import KernelSpec, multistep_reference, neuron_config
     from lit_snn.neurons.kernels import multistep_triton
 
     spec = KernelSpec.from_config(neuron_config(preset))
-    x = torch.randn((T, *shape), device="cuda", dtype=dtype).mul_(1.5).add_(0.5).requires_grad_(True)
+    x = torch.randn((T, *shape), device=device, dtype=dtype).mul_(1.5).add_(0.5).requires_grad_(True)
     grad = torch.randn_like(x)
-    params = learnable_params(preset, dtype)
+    params = learnable_params(preset, dtype, device)
     inputs = [x] + [p for p in params.values() if p.requires_grad]
 
-    def fwd_bwd(fn):
-        def run():
-            spikes = fn()
-            torch.autograd.grad(spikes, inputs, grad)
-        return run
+    def column(forward, grad_inputs=inputs, prepare=lambda: None, note=None):
+        def step():
+            prepare()
+            torch.autograd.grad(forward(), grad_inputs, grad, allow_unused=True)
+
+        def spikes():  # with grad mode on, as timed: no_grad would make torch.compile compile again
+            prepare()
+            return forward().detach()
+        return Column(step, spikes, note)
 
     runs = {}
     if "ours" in columns:
-        runs["ours"] = fwd_bwd(lambda: multistep_triton(x, **params, spec=spec)[0])
+        runs["ours"] = column(lambda: multistep_triton(x, **params, spec=spec)[0])
     if "eager" in columns:
-        runs["eager"] = fwd_bwd(lambda: multistep_reference(x, **params, spec=spec)[0])
+        runs["eager"] = column(lambda: multistep_reference(x, **params, spec=spec)[0])
     if "compile" in columns:
+        # a fresh cache per case: dynamo's recompile limit (8 per function) would otherwise be reached
+        # across presets and dtypes, after which "compile" silently runs eager
+        torch._dynamo.reset()
         compiled = torch.compile(multistep_reference, dynamic=False)
-        runs["compile"] = fwd_bwd(lambda: compiled(x, **params, spec=spec)[0])
+        runs["compile"] = column(lambda: compiled(x, **params, spec=spec)[0])
     if "sj" in columns:
         try:
-            module = spikingjelly_neuron(preset, dtype)
+            module, precision_note = spikingjelly_neuron(preset, dtype, device)
         except Exception as err:  # noqa: BLE001  (not installed, no equivalent, API mismatch: report, go on)
-            runs["sj"] = f"n/a ({type(err).__name__}: {str(err).splitlines()[0][:60] if str(err) else ''})"
+            runs["sj"] = f"n/a ({_first_line(err, 60)})"
         else:
-            sj_inputs = [x] + [p for p in module.parameters() if p.requires_grad]
-
-            def sj_run():
-                module.reset()
+            def sj_forward():
                 out = module(x)
-                out = out[0] if isinstance(out, tuple) else out
-                torch.autograd.grad(out, sj_inputs, grad, allow_unused=True)
-            # FlexSN silently falls back to a non-Triton scan when its kernel generation fails: say so
-            sj_run.note = lambda: ("SpikingJelly used its non-Triton (HOP) scan" if not all(
-                getattr(module, "_triton_capability", {}).values()) else None)
-            runs["sj"] = sj_run
+                return out[0] if isinstance(out, tuple) else out
+
+            def sj_note():
+                # FlexSN silently falls back to a non-Triton scan when its kernel generation fails: say so
+                capability = getattr(module, "_triton_capability", None)
+                if capability is not None and device != "cpu" and not all(capability.values()):
+                    return "SpikingJelly used its non-Triton (HOP) scan"
+                return precision_note
+
+            sj_inputs = [x] + [p for p in module.parameters() if p.requires_grad]
+            runs["sj"] = column(sj_forward, sj_inputs, prepare=module.reset, note=sj_note)
     return runs, x
 
 
-def measure(run) -> tuple[float, float]:
-    """(median ms, peak MiB above the allocation at entry) of one forward + backward."""
+def measure(run, device="cuda") -> tuple[float, float | None]:
+    """(median ms, peak MiB above the allocation at entry) of one forward + backward.
+
+    On CUDA: ``triton.testing.do_bench`` medians and the allocator's peak; on the CPU (a check of
+    the benchmark, not a timing) the median of three wall-clock runs and no peak.
+    """
+    run()  # compile / autotune outside the timing
+    if device == "cpu":
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            run()
+            times.append((time.perf_counter() - start) * 1e3)
+        return statistics.median(times), None
     import triton.testing
 
-    run()  # compile / autotune outside the timing
     run()
     torch.cuda.synchronize()
     base = torch.cuda.memory_allocated()
@@ -225,84 +300,141 @@ def measure(run) -> tuple[float, float]:
     return ms, peak
 
 
-# --------------------------------------------------------------------------------------------- main
-def main(argv=None) -> int:
-    """Run the benchmark and print one table row per (preset, dtype, T); returns the exit code."""
-    args = parse_args(sys.argv[1:] if argv is None else argv)
-    if not torch.cuda.is_available():
-        print("lit-snn bench: no CUDA GPU found; the benchmark times the Triton kernels on a GPU, "
-              "so there is nothing to measure here (the kernels' CPU tests run in the Triton interpreter).")
-        return 0
+def agreement(runs: dict) -> dict:
+    """column -> fraction of its forward spikes equal to ours (None where either is missing)."""
+    ours = runs.get("ours")
+    if not isinstance(ours, Column):
+        return {}
     try:
-        import triton  # noqa: F401
-    except ImportError:
-        print("lit-snn bench: Triton is not installed (pip install 'lit_snn[gpu]').")
-        return 1
+        reference = ours.spikes()
+    except Exception:  # noqa: BLE001  (reported when the column is timed)
+        return {}
+    result = {}
+    for name, run in runs.items():
+        if name == "ours" or not isinstance(run, Column):
+            continue
+        try:
+            spikes = run.spikes()
+            result[name] = (spikes.to(reference.dtype) == reference).float().mean().item()
+        except Exception:  # noqa: BLE001
+            result[name] = None
+    return result
+
+
+# --------------------------------------------------------------------------------------------- main
+def _select(args):
+    """(presets, dtypes, steps, shape, columns) from the arguments, or an error message."""
     from lit_snn.neurons import list_neurons
 
     presets = list_neurons() if args.presets == "all" else [p.strip() for p in args.presets.split(",") if p]
     dtypes = [d.strip() for d in args.dtypes.split(",") if d]
-    steps = [int(t) for t in args.T.split(",") if t]
-    shape = tuple(int(s) for s in args.shape.split(",") if s)
     columns = [c.strip() for c in args.columns.split(",") if c]
+    try:
+        steps = [int(t) for t in args.T.split(",") if t]
+        shape = tuple(int(s) for s in args.shape.split(",") if s)
+    except ValueError:
+        return f"--T and --shape take comma-separated integers, got --T {args.T!r} --shape {args.shape!r}"
     if args.quick:
         presets, dtypes, steps = ["lif"], ["fp32"], [4]
     unknown = sorted(set(presets) - set(list_neurons()))
     bad_dtypes = sorted(set(dtypes) - set(DTYPES))
     bad_columns = sorted(set(columns) - set(COLUMNS))
     if unknown or bad_dtypes or bad_columns:
-        print(f"lit-snn bench: unknown presets {unknown} / dtypes {bad_dtypes} / columns {bad_columns}; valid: "
-              f"{', '.join(list_neurons())} / {', '.join(DTYPES)} / {', '.join(COLUMNS)}")
-        return 2
+        return (f"unknown presets {unknown} / dtypes {bad_dtypes} / columns {bad_columns}; valid: "
+                f"{', '.join(list_neurons())} / {', '.join(DTYPES)} / {', '.join(COLUMNS)}")
+    if not steps or min(steps) < 1 or not shape or min(shape) < 1:
+        return f"--T and --shape need positive integers, got --T {args.T!r} --shape {args.shape!r}"
+    return presets, dtypes, steps, shape, columns
 
-    name = torch.cuda.get_device_name()
-    measured = copy_bandwidth()
-    peak_bw = peak_bandwidth(name)
-    bw = peak_bw or measured
-    print(f"device: {name}; peak bandwidth {bw / 1e12:.2f} TB/s ({'table' if peak_bw else 'measured'}), "
-          f"measured copy {measured / 1e12:.2f} TB/s; shape [T, {', '.join(map(str, shape))}]")
+
+def main(argv=None) -> int:
+    """Run the benchmark and print one table row per (preset, dtype, T); returns the exit code."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    device = args.device
+    if device == "auto":
+        if not torch.cuda.is_available():
+            print("lit-snn bench: no CUDA GPU found; the benchmark times the Triton kernels on a GPU, "
+                  "so there is nothing to measure here (the kernels' CPU tests run in the Triton interpreter; "
+                  "--device cpu checks the benchmark itself).")
+            return 0
+        device = "cuda"
+    elif device == "cuda" and not torch.cuda.is_available():
+        print("lit-snn bench: --device cuda, but no CUDA GPU is visible to torch.")
+        return 1
+    try:
+        import triton  # noqa: F401
+    except ImportError:
+        print("lit-snn bench: Triton is not installed (pip install 'lit_snn[gpu]').")
+        return 1
+    selection = _select(args)
+    if isinstance(selection, str):
+        print(f"lit-snn bench: {selection}")
+        return 2
+    presets, dtypes, steps, shape, columns = selection
+
+    if device == "cuda":
+        name = torch.cuda.get_device_name()
+        measured = copy_bandwidth()
+        peak_bw = peak_bandwidth(name)
+        bw = peak_bw or measured
+        print(f"device: {name}; peak bandwidth {bw / 1e12:.2f} TB/s ({'table' if peak_bw else 'measured'}), "
+              f"measured copy {measured / 1e12:.2f} TB/s; shape [T, {', '.join(map(str, shape))}]")
+    else:
+        bw = None
+        print(f"device: cpu (checking the benchmark itself: these times say nothing about the kernels); "
+              f"shape [T, {', '.join(map(str, shape))}]")
+    others = [c for c in columns if c != "ours"]
     header = (f"{'preset':<11} {'dtype':<5} {'T':>3} | " + " ".join(f"{c + ' ms':>9}" for c in columns)
-              + " | " + " ".join(f"{'x' + c:>9}" for c in columns if c != "ours")
-              + " | " + " ".join(f"{c + ' MiB':>10}" for c in columns) + " | roofline")
+              + " | " + " ".join(f"{'x' + c:>9}" for c in others)
+              + " | " + " ".join(f"{c + ' MiB':>10}" for c in columns) + " | roofline"
+              + " | " + " ".join(f"{'same ' + c:>12}" for c in others))
     print(header)
     print("-" * len(header))
     reported = set()
+
+    def report(preset, dtype_name, T, col, text):
+        if (col, text) not in reported:
+            reported.add((col, text))
+            print(f"  [{preset} {dtype_name} T={T}] {col}: {text}")
+
     for preset in presets:
         for dtype_name in dtypes:
             for T in steps:
-                runs, x = make_case(preset, DTYPES[dtype_name], T, shape, columns)
+                runs, x = make_case(preset, DTYPES[dtype_name], T, shape, columns, device)
+                same = agreement(runs)
                 times, mems = {}, {}
                 for col in columns:
                     run = runs.get(col)
-                    if isinstance(run, str) or run is None:
-                        times[col] = mems[col] = None
-                        if isinstance(run, str) and (col, run) not in reported:
-                            reported.add((col, run))
-                            print(f"  [{preset} {dtype_name} T={T}] {col}: {run}")
+                    times[col] = mems[col] = None
+                    if not isinstance(run, Column):
+                        if isinstance(run, str):
+                            report(preset, dtype_name, T, col, run)
                         continue
                     try:
-                        times[col], mems[col] = measure(run)
-                        note = getattr(run, "note", lambda: None)()
+                        times[col], mems[col] = measure(run.step, device)
+                        note = run.note()
                         if note:
-                            print(f"  [{preset} {dtype_name} T={T}] {col}: {note}")
+                            report(preset, dtype_name, T, col, note)
                     except Exception as err:  # noqa: BLE001  (one failing column must not end the run)
                         times[col] = mems[col] = None
-                        print(f"  [{preset} {dtype_name} T={T}] {col} failed: {type(err).__name__}: "
-                              f"{str(err).splitlines()[0][:100] if str(err) else ''}")
-                    torch.cuda.empty_cache()
+                        report(preset, dtype_name, T, col, f"failed: {_first_line(err, 100)}")
+                    if device == "cuda":
+                        torch.cuda.empty_cache()
                 ours = times.get("ours")
-                speedups = [None if ours is None or times[c] is None else times[c] / ours
-                            for c in columns if c != "ours"]
+                speedups = [None if ours is None or times[c] is None else times[c] / ours for c in others]
                 min_bytes = 5 * x.numel() * x.element_size()
-                roof = None if ours is None else min_bytes / (ours * 1e-3) / bw
+                roof = None if ours is None or bw is None else min_bytes / (ours * 1e-3) / bw
                 print(f"{preset:<11} {dtype_name:<5} {T:>3} | "
                       + " ".join(f"{_fmt(times[c], '.3f'):>9}" for c in columns)
                       + " | " + " ".join(f"{_fmt(s, '.2f'):>9}" for s in speedups)
                       + " | " + " ".join(f"{_fmt(mems[c], '.0f'):>10}" for c in columns)
-                      + f" | {_fmt(roof, '.0%')}", flush=True)
+                      + f" | {_fmt(roof, '.0%'):>8}"
+                      + " | " + " ".join(f"{_fmt(same.get(c), '.2%'):>12}" for c in others), flush=True)
                 del runs, x
-                torch.cuda.empty_cache()
-    print("x<col>: time of <col> / time of ours (> 1: ours is faster). roofline: (5 T N bytes) / time / peak.")
+                if device == "cuda":
+                    torch.cuda.empty_cache()
+    print("x<col>: time of <col> / time of ours (> 1: ours is faster). roofline: (5 T N bytes) / time / peak. "
+          "same <col>: fraction of <col>'s spikes equal to ours.")
     return 0
 
 

@@ -458,3 +458,41 @@ def test_gpu_bench_quick(capsys):
 
     assert main(["--quick", "--columns", "ours,eager", "--shape", "8,32,16,16"]) == 0
     assert "lif" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not INTERPRET, reason="the CPU check of the benchmark runs our kernels in the interpreter")
+def test_bench_cpu_check_runs_every_column(capsys):
+    """``lit-snn bench --device cpu``: every column builds, runs forward + backward and, in fp32,
+    computes exactly our spikes (SpikingJelly's stand-ins included; ib_ra_lif has none)."""
+    pytest.importorskip("spikingjelly.activation_based.neuron")
+    from lit_snn.bench import main
+
+    presets = ["lif", "ar_lif", "i_lif", "ib_ra_lif"]
+    argv = ["--device", "cpu", "--presets", ",".join(presets), "--dtypes", "fp32", "--T", "3",
+            "--shape", "2,3,4,4", "--columns", "ours,eager,compile,sj"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "failed" not in out and "HOP" not in out
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] in [[p] for p in presets]}
+    assert sorted(rows) == sorted(presets)
+    for preset, fields in rows.items():
+        times = fields[4:8]  # ours, eager, compile, sj (ms)
+        same = fields[-3:]  # eager, compile, sj
+        assert all(float(t) > 0 for t in times[:3]), fields
+        assert same[:2] == ["100.00%", "100.00%"], fields
+        if preset == "ib_ra_lif":
+            assert times[3] == "n/a" and same[2] == "n/a"
+        else:
+            assert float(times[3]) > 0 and same[2] == "100.00%", fields
+    assert "ib_ra_lif fp32 T=3] sj: n/a (LookupError" in out
+
+
+def test_bench_rejects_bad_arguments(capsys):
+    from lit_snn.bench import main
+
+    assert main(["--device", "cpu", "--presets", "lif,nope"]) == 2
+    assert "unknown presets ['nope']" in capsys.readouterr().out
+    assert main(["--device", "cpu", "--T", "four"]) == 2
+    assert "comma-separated integers" in capsys.readouterr().out
+    assert main(["--device", "cpu", "--T", "0"]) == 2
+    assert "positive integers" in capsys.readouterr().out
