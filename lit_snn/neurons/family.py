@@ -8,6 +8,7 @@ import torch
 from torch import Tensor, nn
 
 from .config import NeuronConfig
+from .precision import warn_if_levels_collapse
 from .reference import KernelSpec, multistep_reference
 
 
@@ -125,6 +126,8 @@ class SpikingNeuron(nn.Module):
         if self.config.validate:
             self.check_input(x)
         params = self.effective_params()
+        if self.spec.integer and x.dtype in (torch.bfloat16, torch.float16):
+            warn_if_levels_collapse(self.name, self.spec.int_max, self.spec.int_scale, x.dtype)
         if self.use_triton(x):
             from .kernels import multistep_triton  # imported lazily: Triton is optional on CPU
 

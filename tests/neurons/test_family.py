@@ -3,6 +3,7 @@ input is rejected with clear errors."""
 
 import copy
 import itertools
+import warnings
 
 import pytest
 import torch
@@ -174,3 +175,21 @@ def test_traced_conversion_reaches_residual_blocks(preset):
     converted = sum(isinstance(m, BinarySpikeLayer) for m in traced.modules())
     assert converted >= 16 and converted > by_adjacency  # every block conv reads a neuron's output
     assert torch.allclose(traced(x), logits, atol=1e-8)
+
+
+def test_half_precision_spike_levels():
+    """bfloat16 cannot hold IB-RA-LIF's 512 levels k/100 apart (the top of [0, 5.11] collapses);
+    float16 can, and I-LIF's 0..4 are exact in both."""
+    from lit_snn.neurons.precision import recoverable_spike_levels
+
+    assert recoverable_spike_levels(5.11, 100.0, torch.float16) == (512, 512)
+    exact, total = recoverable_spike_levels(5.11, 100.0, torch.bfloat16)
+    assert total == 512 and exact < 400
+    assert recoverable_spike_levels(4.0, 1.0, torch.bfloat16) == (5, 5)
+    x = torch.randn(2, 3, 4)
+    with pytest.warns(UserWarning, match=rf"ib_ra_lif: bfloat16 storage keeps only {exact} of its 512"):
+        create_neuron("ib_ra_lif")(x.bfloat16())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        create_neuron("ib_ra_lif")(x.half())
+        create_neuron("i_lif")(x.bfloat16())
