@@ -393,31 +393,27 @@ def _backward_kernel(
 _FWD_KEYS = ["N", "RESET", "ADAPTIVE_THRESHOLD", "INTEGER", "MEMORY_CARRY", "PER_CHANNEL"]
 _BWD_KEYS = _FWD_KEYS + ["SURROGATE", "HAS_GRAD_STATE", "PARAM_GRAD"]
 
+# autotune candidates, (BLOCK, num_warps), all with num_stages=1; register counts compiled for
+# sm_90 with Triton 3.9 (python -m lit_snn.neurons.kernels.resources). Forward: 31-88 registers
+# at any of these. Backward: 2 neurons per thread (256/4, 512/8) keep AR-LIF at 64-72 registers
+# (28-32 resident warps per SM), 4 per thread at 96-128 (16-20 warps), 8 per thread (1024/4)
+# suits the light variants (104-148) but takes 255 for AR-LIF. BLOCK must be a multiple of
+# PARTIAL_CHUNK in the backward.
+FWD_CONFIGS = ((512, 4), (1024, 4), (1024, 8), (2048, 8))
+BWD_CONFIGS = ((256, 2), (256, 4), (512, 4), (512, 8), (1024, 8), (1024, 4))
+INTERPRET_BLOCK = 1024  # the interpreter's one fixed configuration
+
 if INTERPRET:  # one fixed configuration: autotuning would benchmark in the (slow) interpreter
     _fwd_runner = _forward_kernel
     _bwd_runner = _backward_kernel
-    _FIXED_FWD = {"BLOCK": 1024}
-    _FIXED_BWD = {"BLOCK": 1024}
+    _FIXED_FWD = {"BLOCK": INTERPRET_BLOCK}
+    _FIXED_BWD = {"BLOCK": INTERPRET_BLOCK}
 else:
     _fwd_runner = triton.autotune(
-        configs=[
-            triton.Config({"BLOCK": 512}, num_warps=4, num_stages=1),
-            triton.Config({"BLOCK": 1024}, num_warps=4, num_stages=1),
-            triton.Config({"BLOCK": 1024}, num_warps=8, num_stages=1),
-            triton.Config({"BLOCK": 2048}, num_warps=8, num_stages=1),
-        ],
-        key=_FWD_KEYS,
+        configs=[triton.Config({"BLOCK": b}, num_warps=w, num_stages=1) for b, w in FWD_CONFIGS], key=_FWD_KEYS,
     )(_forward_kernel)
     _bwd_runner = triton.autotune(
-        configs=[
-            # 4 neurons per thread (one 16-byte fp32 vector) keeps the adaptive-reset variant
-            # under ~120 registers; 8 per thread is cheaper for the light variants
-            triton.Config({"BLOCK": 256}, num_warps=2, num_stages=1),
-            triton.Config({"BLOCK": 512}, num_warps=4, num_stages=1),
-            triton.Config({"BLOCK": 1024}, num_warps=8, num_stages=1),
-            triton.Config({"BLOCK": 1024}, num_warps=4, num_stages=1),
-        ],
-        key=_BWD_KEYS,
+        configs=[triton.Config({"BLOCK": b}, num_warps=w, num_stages=1) for b, w in BWD_CONFIGS], key=_BWD_KEYS,
     )(_backward_kernel)
     _FIXED_FWD = {}
     _FIXED_BWD = {}
@@ -578,6 +574,19 @@ _fwd_op.register_autograd(_autograd_backward, setup_context=_setup_context)
 # ---------------------------------------------------------------------------------------------
 # public function
 # ---------------------------------------------------------------------------------------------
+def kernel_flags(spec: KernelSpec) -> dict:
+    """The op's flag arguments for a neuron variant, normalised so that flags that do not apply
+    (a surrogate with integer spikes, memory carry without the adaptive reset) cause no extra compilations."""
+    integer = bool(spec.integer)
+    return dict(
+        reset=RESET_IDS[spec.reset], adaptive_threshold=bool(spec.adaptive_threshold), integer=integer,
+        int_max=float(spec.int_max), int_scale=float(spec.int_scale),
+        surrogate=0 if integer else SURROGATE_IDS[spec.surrogate],
+        surrogate_param=1.0 if integer else float(spec.surrogate_param),
+        memory_carry=bool(spec.memory_carry) or spec.reset != "adaptive",
+    )
+
+
 def _check_device(x: Tensor) -> None:
     if x.is_cuda:
         return
@@ -655,15 +664,6 @@ def multistep_triton(
     S = N // (B * channels) if x.dim() >= 3 and N else 1
     if not per_channel:
         channels = 1
-    integer = bool(spec.integer)
-    spikes, v, m = _fwd_op(
-        x.contiguous().view(T, N), *params, B=B, C=channels, S=S,
-        reset=RESET_IDS[spec.reset], adaptive_threshold=bool(spec.adaptive_threshold), integer=integer,
-        int_max=float(spec.int_max), int_scale=float(spec.int_scale),
-        # normalised so that flags that do not apply do not cause extra compilations
-        surrogate=0 if integer else SURROGATE_IDS[spec.surrogate],
-        surrogate_param=1.0 if integer else float(spec.surrogate_param),
-        memory_carry=bool(spec.memory_carry) or spec.reset != "adaptive",
-        per_channel=per_channel,
-    )
+    spikes, v, m = _fwd_op(x.contiguous().view(T, N), *params, B=B, C=channels, S=S, **kernel_flags(spec),
+                           per_channel=per_channel)
     return spikes.view(x.shape), v.view(x.shape[1:]), m.view(x.shape[1:])
