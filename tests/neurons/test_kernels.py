@@ -24,6 +24,7 @@ import zlib
 
 import pytest
 import torch
+from torch import nn
 
 pytest.importorskip("triton")
 
@@ -496,3 +497,39 @@ def test_bench_rejects_bad_arguments(capsys):
     assert "comma-separated integers" in capsys.readouterr().out
     assert main(["--device", "cpu", "--T", "0"]) == 2
     assert "positive integers" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_network(dtype):
+    """conv -> neuron (Triton) -> conv under autocast: the neuron takes the conv's half-precision
+    output, returns spikes in it, and its fp32 parameters get fp32 gradients close to a full fp32 run."""
+    if DEVICE == "cpu" and dtype == torch.float16:
+        pytest.skip("CPU autocast covers bf16 only")
+    torch.manual_seed(0)
+
+    def build():
+        torch.manual_seed(0)
+        return nn.ModuleDict(dict(
+            conv1=nn.Conv2d(3, 6, 3, padding=1), neuron=create_neuron("ar_lif", backend="triton",
+                                                                    granularity="channel", channels=6),
+            conv2=nn.Conv2d(6, 4, 3, padding=1))).to(DEVICE)
+
+    def run(net, x, autocast):
+        with torch.autocast(DEVICE, dtype=dtype, enabled=autocast):
+            h = net["conv1"](x.flatten(0, 1)).unflatten(0, x.shape[:2])  # [T, B, 6, H, W]
+            s = net["neuron"](h)
+            out = net["conv2"](s.flatten(0, 1)).float().square().mean()
+        out.backward()
+        return h.dtype, s.dtype, out.detach()
+
+    x = torch.randn(3, 2, 3, 8, 8, device=DEVICE) * 2
+    full, half = build(), build()
+    _, _, loss_full = run(full, x, autocast=False)
+    h_dtype, s_dtype, loss_half = run(half, x, autocast=True)
+    assert h_dtype == dtype and s_dtype == dtype
+    assert abs(loss_half.item() - loss_full.item()) < 0.05 * abs(loss_full.item())
+    for name, p in half.named_parameters():
+        q = dict(full.named_parameters())[name]
+        assert p.grad is not None and p.grad.dtype == torch.float32 and torch.isfinite(p.grad).all(), name
+        cosine = torch.nn.functional.cosine_similarity(p.grad.flatten(), q.grad.flatten(), dim=0)
+        assert cosine > 0.9, (name, cosine.item())
