@@ -39,6 +39,7 @@ class SpikingNeuron(nn.Module):
         # per layer would synchronise every step, record a device flag that the caller checks once
         self.defer_finite_check = False
         self._nonfinite: Tensor | None = None
+        self._constants: dict = {}  # the fixed parameters as tensors, per device and dtype
         cfg, size = self.config, self.config.num_params
 
         def param(value: float) -> nn.Parameter:
@@ -58,15 +59,26 @@ class SpikingNeuron(nn.Module):
             self.mem_c = param(cfg.memory_gain_init)
 
     # ------------------------------------------------------------------ parameters
-    def effective_params(self) -> dict[str, Tensor]:
-        """The per-layer/per-channel values the recurrence uses: alpha, beta, vth, thr_coef, mem_gain."""
+    def effective_params(self, device: torch.device | None = None) -> dict[str, Tensor]:
+        """The per-layer/per-channel values the recurrence uses: alpha, beta, vth, thr_coef, mem_gain.
+
+        Fixed values live with the learnable parameters; a neuron without any lives on ``device``
+        (default: the CPU) in fp32, so that a call on a GPU copies nothing from the host.
+        """
         cfg = self.config
         ref = next(self.parameters(), None)
-        like = dict(device=ref.device, dtype=ref.dtype) if ref is not None else {}
+        if ref is not None:
+            like = dict(device=ref.device, dtype=ref.dtype)
+        else:
+            like = dict(device=torch.device(device) if device is not None else torch.device("cpu"),
+                        dtype=torch.float32)
         size = cfg.num_params
 
-        def const(value: float) -> Tensor:
-            return torch.full((size,), float(value), **like)
+        def const(value: float) -> Tensor:  # cached per (value, device, dtype): no allocation per call
+            key = (float(value), like.get("device"), like.get("dtype"))
+            if key not in self._constants:
+                self._constants[key] = torch.full((size,), float(value), **like)
+            return self._constants[key]
 
         if cfg.decay == "learnable":
             k = torch.sigmoid(self.decay_w)
@@ -102,7 +114,9 @@ class SpikingNeuron(nn.Module):
         if not x.numel():
             return
         if self.defer_finite_check:  # record on the device, no synchronisation; see nonfinite_input()
-            bad = ~torch.isfinite(x).all()
+            # one fp32 reduction (a single read of x, no bool tensor): NaN/inf anywhere makes it non-finite;
+            # a finite input flags only if its fp32 sum overflows (|sum| > 3e38), itself worth stopping for
+            bad = ~torch.isfinite(x.sum(dtype=torch.float32))
             self._nonfinite = bad if self._nonfinite is None else self._nonfinite | bad
         elif not torch.isfinite(x).all():
             bad = "NaN" if torch.isnan(x).any() else "inf"
@@ -125,7 +139,7 @@ class SpikingNeuron(nn.Module):
         """Spikes ``[T, ...]`` plus the final membrane ``V_T`` and memory ``M_T`` (``[...]`` each)."""
         if self.config.validate:
             self.check_input(x)
-        params = self.effective_params()
+        params = self.effective_params(x.device)
         if self.spec.integer and x.dtype in (torch.bfloat16, torch.float16):
             warn_if_levels_collapse(self.name, self.spec.int_max, self.spec.int_scale, x.dtype)
         if self.use_triton(x):

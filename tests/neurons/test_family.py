@@ -193,3 +193,31 @@ def test_half_precision_spike_levels():
         warnings.simplefilter("error")
         create_neuron("ib_ra_lif")(x.half())
         create_neuron("i_lif")(x.bfloat16())
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_deferred_finite_check(bad, dtype):
+    """The deferred check records NaN/inf on the device and clears on read; large finite
+    half-precision inputs (whose own-dtype sum would overflow fp16) do not flag."""
+    neuron = create_neuron("lif")
+    neuron.defer_finite_check = True
+    big = torch.full((4, 64, 1000), 60000.0 if dtype == torch.float16 else 1e30, dtype=dtype)
+    neuron(big)
+    assert neuron.nonfinite_input().item() is False
+    x = torch.randn(3, 2, 5, dtype=dtype)
+    x[2, 1, 3] = bad
+    neuron(torch.randn(3, 2, 5, dtype=dtype))
+    neuron(x)  # flags are OR-ed over calls until read
+    assert neuron.nonfinite_input().item() is True
+    assert neuron.nonfinite_input() is None
+
+
+def test_fixed_parameters_are_cached_on_the_input_device():
+    """A neuron without learnable parameters builds its constants once per device, not per call."""
+    neuron = create_neuron("lif")
+    a = neuron.effective_params(torch.device("cpu"))
+    b = neuron.effective_params(torch.device("cpu"))
+    assert all(a[k] is b[k] for k in a) and a["alpha"].dtype == torch.float32
+    plif = create_neuron("plif").double()
+    assert plif.effective_params()["vth"].dtype == torch.float64  # constants follow the learnable ones

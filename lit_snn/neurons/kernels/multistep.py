@@ -455,9 +455,10 @@ def backward_launch(x, grad_s, grad_v, grad_m, alpha, beta, vth, thr_coef, mem_g
     T, N = x.shape
     P = C if per_channel else 1
     grad_x = torch.empty_like(x)
-    grad_params = torch.zeros(5, P, device=x.device, dtype=torch.float32)
-    if N == 0:
-        return grad_x, grad_params
+    if N == 0 or not param_grad:
+        grad_params = torch.zeros(5, P, device=x.device, dtype=torch.float32)
+        if N == 0:
+            return grad_x, grad_params
     K = CHECKPOINT_EVERY["adaptive" if reset == 2 else "default"]
     n_state = 2 if (reset == 2 and memory_carry) else 1
     n_ck = (T - 1) // K
@@ -466,8 +467,8 @@ def backward_launch(x, grad_s, grad_v, grad_m, alpha, beta, vth, thr_coef, mem_g
         part = torch.empty(1, device=x.device, dtype=torch.float32)
     elif per_channel:
         part = torch.empty(5, N, device=x.device, dtype=torch.float32)
-    else:
-        part = torch.empty(5, triton.cdiv(N, PARTIAL_CHUNK), device=x.device, dtype=torch.float32)
+    else:  # zeroed (N / 256 floats a row): rows of parameters the variant lacks stay 0 and sum to 0
+        part = torch.zeros(5, triton.cdiv(N, PARTIAL_CHUNK), device=x.device, dtype=torch.float32)
     has_grad_state = grad_v is not None
     if not has_grad_state:
         grad_v = grad_m = x  # never read
@@ -483,12 +484,12 @@ def backward_launch(x, grad_s, grad_v, grad_m, alpha, beta, vth, thr_coef, mem_g
             PARAM_GRAD=param_grad, CHUNK=PARTIAL_CHUNK, **_FIXED_BWD,
         )
     if param_grad:
-        rows = [0, 1, 2] + ([3] if adaptive_threshold else []) + ([4] if reset == 2 else [])
-        if per_channel:  # [5, B, C, S] -> [5, C]
-            sums = part.view(5, B, C, S)[rows].sum(dim=(1, 3))
-        else:
-            sums = part[rows].sum(dim=1, keepdim=True)
-        grad_params[rows] = sums
+        if per_channel:  # [5, B, C, S] -> [5, C]; rows the variant does not write hold garbage: zero them
+            rows = [0, 1, 2] + ([3] if adaptive_threshold else []) + ([4] if reset == 2 else [])
+            grad_params = torch.zeros(5, P, device=x.device, dtype=torch.float32)
+            grad_params[rows] = part.view(5, B, C, S)[rows].sum(dim=(1, 3))
+        else:  # one deterministic reduction of the per-chunk partial sums
+            grad_params = part.sum(dim=1, keepdim=True)
     return grad_x, grad_params
 
 
@@ -555,20 +556,56 @@ def _autograd_backward(ctx, grad_s, grad_v, grad_m):
         grad_v = torch.zeros_like(grad_m)
     if grad_v is not None and grad_m is None and flags["reset"] == 2:
         grad_m = torch.zeros_like(grad_v)
-    grad_x, grad_params = _bwd_op(
+    # traced by torch.compile: the opaque custom op; eager: the launcher itself (no op-dispatch overhead)
+    backward = _bwd_op if torch.compiler.is_compiling() else _bwd_direct
+    grad_x, grad_params = backward(
         x, grad_s.contiguous(), None if grad_v is None else grad_v.contiguous(),
         None if grad_m is None else grad_m.contiguous(), alpha, beta, vth, thr_coef, mem_gain,
         **flags, param_grad=any(needs[1:6]),
     )
     used = (True, True, True, flags["adaptive_threshold"], flags["reset"] == 2)
+    rows = grad_params.unbind(0)  # [P] each
     grads = [
-        grad_params[i].to(p.dtype) if (needs[1 + i] and used[i]) else None
+        rows[i].to(p.dtype) if (needs[1 + i] and used[i]) else None
         for i, p in enumerate((alpha, beta, vth, thr_coef, mem_gain))
     ]
     return (grad_x if needs[0] else None, *grads) + (None,) * len(_FLAG_NAMES)
 
 
 _fwd_op.register_autograd(_autograd_backward, setup_context=_setup_context)
+
+
+def _bwd_direct(x, grad_s, grad_v, grad_m, alpha, beta, vth, thr_coef, mem_gain, B, C, S, reset, adaptive_threshold,
+                integer, int_max, int_scale, surrogate, surrogate_param, memory_carry, per_channel, param_grad):
+    """``_bwd_op`` without the custom-op dispatch (eager backward of ``_EagerMultistep``)."""
+    return backward_launch(x, grad_s, grad_v, grad_m, alpha, beta, vth, thr_coef, mem_gain, B, C, S, reset,
+                           adaptive_threshold, integer, int_max, int_scale, _int_top(int_max, int_scale),
+                           surrogate, surrogate_param, memory_carry, per_channel, param_grad)
+
+
+class _EagerMultistep(torch.autograd.Function):
+    """The same forward and backward as the custom ops, for eager mode.
+
+    A ``custom_op`` call costs ~150 us of Python dispatch on the host per direction (measured with
+    no-op launchers on a 2-core CPU: 340-470 us per forward + backward, against ~60 us through this
+    Function). That is the size of the kernels' own GPU time at a CIFAR ResNet stage, so eager
+    calls skip it; under ``torch.compile`` ``multistep_triton`` uses the custom ops, which the
+    compiler sees as one opaque op per direction.
+    """
+
+    @staticmethod
+    def forward(ctx, x, alpha, beta, vth, thr_coef, mem_gain, *flags):
+        named = dict(zip(_FLAG_NAMES, flags))
+        outputs = forward_launch(x, alpha, beta, vth, thr_coef, mem_gain, named["C"], named["S"], named["reset"],
+                                 named["adaptive_threshold"], named["integer"], named["int_scale"],
+                                 _int_top(named["int_max"], named["int_scale"]), named["memory_carry"],
+                                 named["per_channel"])
+        _setup_context(ctx, (x, alpha, beta, vth, thr_coef, mem_gain, *flags), outputs)
+        return outputs
+
+    @staticmethod
+    def backward(ctx, grad_s, grad_v, grad_m):
+        return _autograd_backward(ctx, grad_s, grad_v, grad_m)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -664,6 +701,9 @@ def multistep_triton(
     S = N // (B * channels) if x.dim() >= 3 and N else 1
     if not per_channel:
         channels = 1
-    spikes, v, m = _fwd_op(x.contiguous().view(T, N), *params, B=B, C=channels, S=S, **kernel_flags(spec),
-                           per_channel=per_channel)
+    flags = dict(B=B, C=channels, S=S, **kernel_flags(spec), per_channel=per_channel)
+    if torch.compiler.is_compiling():
+        spikes, v, m = _fwd_op(x.contiguous().view(T, N), *params, **flags)
+    else:
+        spikes, v, m = _EagerMultistep.apply(x.contiguous().view(T, N), *params, *(flags[k] for k in _FLAG_NAMES))
     return spikes.view(x.shape), v.view(x.shape[1:]), m.view(x.shape[1:])
