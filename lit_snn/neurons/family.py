@@ -94,8 +94,8 @@ class SpikingNeuron(nn.Module):
         return dict(alpha=alpha, beta=beta, vth=vth, thr_coef=thr_coef, mem_gain=mem_gain)
 
     # ------------------------------------------------------------------ forward
-    def check_input(self, x: Tensor) -> None:
-        """Clear errors for wrong rank, non-floating dtype, a channel mismatch and NaN/inf."""
+    def check_input(self, x: Tensor, finite: bool = True) -> None:
+        """Clear errors for wrong rank, non-floating dtype, a channel mismatch and (``finite``) NaN/inf."""
         if not isinstance(x, Tensor):
             raise TypeError(f"{self.name}: expected a torch.Tensor [T, ...], got {type(x).__name__}")
         if x.dim() < 2:
@@ -111,16 +111,18 @@ class SpikingNeuron(nn.Module):
                     f"{self.name}: per-channel parameters for {self.config.channels} channels need input "
                     f"[T, B, {self.config.channels}, ...], got shape {tuple(x.shape)}"
                 )
-        if not x.numel():
+        if not x.numel() or not finite:
             return
         if self.defer_finite_check:  # record on the device, no synchronisation; see nonfinite_input()
             # one fp32 reduction (a single read of x, no bool tensor): NaN/inf anywhere makes it non-finite;
             # a finite input flags only if its fp32 sum overflows (|sum| > 3e38), itself worth stopping for
-            bad = ~torch.isfinite(x.sum(dtype=torch.float32))
-            self._nonfinite = bad if self._nonfinite is None else self._nonfinite | bad
+            self._record_nonfinite(~torch.isfinite(x.sum(dtype=torch.float32)))
         elif not torch.isfinite(x).all():
             bad = "NaN" if torch.isnan(x).any() else "inf"
             raise ValueError(f"{self.name}: input contains {bad} (shape {tuple(x.shape)})")
+
+    def _record_nonfinite(self, bad: Tensor) -> None:
+        self._nonfinite = bad if self._nonfinite is None else self._nonfinite | bad
 
     def nonfinite_input(self) -> Tensor | None:
         """With ``defer_finite_check``: a boolean tensor, True if any input since the last call held
@@ -137,16 +139,23 @@ class SpikingNeuron(nn.Module):
 
     def forward_with_state(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Spikes ``[T, ...]`` plus the final membrane ``V_T`` and memory ``M_T`` (``[...]`` each)."""
+        triton_path = isinstance(x, Tensor) and self.use_triton(x)  # a non-tensor: check_input names it
+        # the deferred NaN/inf check rides on the Triton forward, which reads x anyway
+        fused_check = triton_path and self.defer_finite_check and self.config.validate
         if self.config.validate:
-            self.check_input(x)
+            self.check_input(x, finite=not fused_check)
         params = self.effective_params(x.device)
         if self.spec.integer and x.dtype in (torch.bfloat16, torch.float16):
             warn_if_levels_collapse(self.name, self.spec.int_max, self.spec.int_scale, x.dtype)
-        if self.use_triton(x):
+        if triton_path:
             from .kernels import multistep_triton  # imported lazily: Triton is optional on CPU
 
             # the kernel computes in fp32 registers: keep the parameters fp32 under bf16/fp16 storage
             params = {k: v.to(device=x.device, dtype=torch.float32) for k, v in params.items()}
+            if fused_check and x.numel():
+                spikes, v, m, flag = multistep_triton(x, **params, spec=self.spec, check_finite=True)
+                self._record_nonfinite(flag[0] > 0)
+                return spikes, v, m
             return multistep_triton(x, **params, spec=self.spec)
         params = {k: v.to(device=x.device, dtype=x.dtype) for k, v in params.items()}
         return multistep_reference(x, **params, spec=self.spec)

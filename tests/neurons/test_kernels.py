@@ -549,3 +549,43 @@ def test_eager_calls_skip_the_custom_op(monkeypatch):
     spikes, v, m = multistep_triton(x, **params, spec=spec)
     (spikes.sum() + v.sum() + m.sum()).backward()
     assert x.grad is not None and params["thr_coef"].grad is not None
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")  # the interpreter's NumPy on inf input
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_fused_finite_check(bad, dtype):
+    """With the deferred check (as inside LitSNN) the Triton forward flags NaN/inf while it reads x:
+    no extra pass. The flag ORs over calls until read, and the outputs are those of an unchecked call."""
+    neuron = create_neuron("ar_lif", backend="triton").to(DEVICE)
+    neuron.defer_finite_check = True
+    clean = make_input((3, 2, 1030), seed=4).to(DEVICE, dtype)
+    neuron(clean * 100)
+    assert neuron.nonfinite_input().item() is False
+    x = clean.clone()
+    x[1, 1, 1029] = bad  # in the last, partial block
+    neuron(clean)
+    neuron(x)
+    assert neuron.nonfinite_input().item() is True
+    assert neuron.nonfinite_input() is None
+    spec, params = make_params("lif")
+    params = {k: v.detach().to(DEVICE) for k, v in params.items()}
+    checked = multistep_triton(clean, **params, spec=spec, check_finite=True)
+    plain = multistep_triton(clean, **params, spec=spec)
+    assert len(checked) == 4 and checked[3].tolist() == [0]
+    for a, b in zip(checked[:3], plain):
+        assert torch.equal(a, b)
+
+
+def test_fused_finite_check_compiles():
+    spec, params = make_params("lif")
+    params = {k: v.detach().to(DEVICE) for k, v in params.items()}
+    x = make_input((3, 2, 50)).to(DEVICE)
+    x[2, 0, 7] = float("nan")
+
+    def f(x):
+        spikes, _, _, flag = multistep_triton(x, **params, spec=spec, check_finite=True)
+        return spikes.sum(), flag
+
+    _, flag = torch.compile(f, backend="aot_eager", fullgraph=True)(x)
+    assert flag.tolist() == [1]

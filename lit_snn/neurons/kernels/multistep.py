@@ -237,11 +237,12 @@ def _chunk_sum(acc, mask, BLOCK: tl.constexpr, CHUNK: tl.constexpr):
 @triton.jit(do_not_specialize=["T"])
 def _forward_kernel(
     x_ptr, s_ptr, v_ptr, m_ptr,  # x, s: [T, N]; v, m: [N] (m written only for RESET == 2)
+    flag_ptr,  # [1] int32, set to 1 if any x is NaN/inf (written only with CHECK_FINITE)
     alpha_ptr, beta_ptr, vth_ptr, thr_coef_ptr, mem_gain_ptr,  # [P]
     T, N, C, S,  # steps, neurons per step, channels (dim 2), neurons per channel and sample
     int_scale, int_top,
     RESET: tl.constexpr, ADAPTIVE_THRESHOLD: tl.constexpr, INTEGER: tl.constexpr,
-    MEMORY_CARRY: tl.constexpr, PER_CHANNEL: tl.constexpr, BLOCK: tl.constexpr,
+    MEMORY_CARRY: tl.constexpr, PER_CHANNEL: tl.constexpr, CHECK_FINITE: tl.constexpr, BLOCK: tl.constexpr,
 ):
     pid = tl.program_id(0)
     offs = pid * BLOCK + tl.arange(0, BLOCK)  # [BLOCK] neuron indices (N < 2^31, checked on the host)
@@ -253,7 +254,10 @@ def _forward_kernel(
     x_ptrs = x_ptr + offs  # advanced by N per step: 64-bit pointer arithmetic, no int32 overflow
     s_ptrs = s_ptr + offs
     x_t = tl.load(x_ptrs, mask=mask, other=0.0).to(tl.float32)
+    nonfinite = tl.zeros([BLOCK], dtype=tl.int32)
     for t in range(T):
+        if CHECK_FINITE:  # the input is read here anyway: checking it costs no memory traffic
+            nonfinite |= ((x_t != x_t) | (tl.abs(x_t) == float("inf"))).to(tl.int32)
         # prefetch X_{t+1} while step t computes
         x_ptrs += N
         x_next = tl.load(x_ptrs, mask=offs < tl.where(t + 1 < T, N, 0), other=0.0).to(tl.float32)
@@ -265,6 +269,10 @@ def _forward_kernel(
     tl.store(v_ptr + offs, v.to(v_ptr.dtype.element_ty), mask=mask)
     if RESET == 2:
         tl.store(m_ptr + offs, m.to(m_ptr.dtype.element_ty), mask=mask)
+    if CHECK_FINITE:
+        found = tl.max(nonfinite, axis=0)
+        if found > 0:  # programs that saw NaN/inf all write the same 1: no atomic needed
+            tl.store(flag_ptr, found)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -390,8 +398,8 @@ def _backward_kernel(
 # ---------------------------------------------------------------------------------------------
 # launchers
 # ---------------------------------------------------------------------------------------------
-_FWD_KEYS = ["N", "RESET", "ADAPTIVE_THRESHOLD", "INTEGER", "MEMORY_CARRY", "PER_CHANNEL"]
-_BWD_KEYS = _FWD_KEYS + ["SURROGATE", "HAS_GRAD_STATE", "PARAM_GRAD"]
+_FWD_KEYS = ["N", "RESET", "ADAPTIVE_THRESHOLD", "INTEGER", "MEMORY_CARRY", "PER_CHANNEL", "CHECK_FINITE"]
+_BWD_KEYS = _FWD_KEYS[:-1] + ["SURROGATE", "HAS_GRAD_STATE", "PARAM_GRAD"]
 
 # autotune candidates, (BLOCK, num_warps), all with num_stages=1; register counts compiled for
 # sm_90 with Triton 3.9 (python -m lit_snn.neurons.kernels.resources). Forward: 31-88 registers
@@ -429,23 +437,25 @@ def _int_top(int_max: float, int_scale: float) -> float:
 
 
 def forward_launch(x, alpha, beta, vth, thr_coef, mem_gain, C, S, reset, adaptive_threshold, integer,
-                   int_scale, int_top, memory_carry, per_channel):
-    """x: [T, N] contiguous -> (spikes [T, N], V_T [N], M_T [N]) in x's dtype."""
+                   int_scale, int_top, memory_carry, per_channel, check_finite=False):
+    """x: [T, N] contiguous -> (spikes [T, N], V_T [N], M_T [N]) in x's dtype, and the non-finite
+    flag: [1] int32, 1 if x held NaN/inf (with ``check_finite``; else an empty tensor)."""
     T, N = x.shape
     spikes = torch.empty_like(x)
     v = torch.empty(N, device=x.device, dtype=x.dtype)
     # without the adaptive reset M_T is the constant 0: a broadcast zero, not N written zeros
     m = torch.empty(N, device=x.device, dtype=x.dtype) if reset == 2 else x.new_zeros(()).expand(N)
+    flag = torch.zeros(1 if check_finite else 0, device=x.device, dtype=torch.int32)
     if N == 0:
-        return spikes, v, m
+        return spikes, v, m, flag
     grid = lambda meta: (triton.cdiv(N, meta["BLOCK"]),)
     with _on_device(x):
         _fwd_runner[grid](
-            x, spikes, v, m, alpha, beta, vth, thr_coef, mem_gain, T, N, C, S, int_scale, int_top,
+            x, spikes, v, m, flag, alpha, beta, vth, thr_coef, mem_gain, T, N, C, S, int_scale, int_top,
             RESET=reset, ADAPTIVE_THRESHOLD=adaptive_threshold, INTEGER=integer,
-            MEMORY_CARRY=memory_carry, PER_CHANNEL=per_channel, **_FIXED_FWD,
+            MEMORY_CARRY=memory_carry, PER_CHANNEL=per_channel, CHECK_FINITE=check_finite, **_FIXED_FWD,
         )
-    return spikes, v, m
+    return spikes, v, m, flag
 
 
 def backward_launch(x, grad_s, grad_v, grad_m, alpha, beta, vth, thr_coef, mem_gain, B, C, S, reset,
@@ -501,16 +511,18 @@ def _fwd_op(
     x: Tensor, alpha: Tensor, beta: Tensor, vth: Tensor, thr_coef: Tensor, mem_gain: Tensor,
     B: int, C: int, S: int, reset: int, adaptive_threshold: bool, integer: bool, int_max: float,
     int_scale: float, surrogate: int, surrogate_param: float, memory_carry: bool, per_channel: bool,
-) -> tuple[Tensor, Tensor, Tensor]:
+    check_finite: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return forward_launch(x, alpha, beta, vth, thr_coef, mem_gain, C, S, reset, adaptive_threshold, integer,
-                          int_scale, _int_top(int_max, int_scale), memory_carry, per_channel)
+                          int_scale, _int_top(int_max, int_scale), memory_carry, per_channel, check_finite)
 
 
 @_fwd_op.register_fake
 def _fwd_fake(x, alpha, beta, vth, thr_coef, mem_gain, B, C, S, reset, adaptive_threshold, integer,
-              int_max, int_scale, surrogate, surrogate_param, memory_carry, per_channel):
+              int_max, int_scale, surrogate, surrogate_param, memory_carry, per_channel, check_finite):
     n = x.shape[1]
-    return torch.empty_like(x), x.new_empty(n), x.new_empty(n) if reset == 2 else x.new_zeros(()).expand(n)
+    m = x.new_empty(n) if reset == 2 else x.new_zeros(()).expand(n)
+    return torch.empty_like(x), x.new_empty(n), m, x.new_empty(1 if check_finite else 0, dtype=torch.int32)
 
 
 @torch.library.custom_op("lit_snn::neuron_multistep_bwd", mutates_args=())
@@ -540,11 +552,11 @@ _FLAG_NAMES = ("B", "C", "S", "reset", "adaptive_threshold", "integer", "int_max
 def _setup_context(ctx, inputs, output):
     x, alpha, beta, vth, thr_coef, mem_gain = inputs[:6]
     ctx.save_for_backward(x, alpha, beta, vth, thr_coef, mem_gain)
-    ctx.flags = dict(zip(_FLAG_NAMES, inputs[6:]))
+    ctx.flags = dict(zip(_FLAG_NAMES, inputs[6:6 + len(_FLAG_NAMES)]))  # check_finite, last, is not needed
     ctx.set_materialize_grads(False)  # unused V_T / M_T outputs arrive as None: nothing to read
 
 
-def _autograd_backward(ctx, grad_s, grad_v, grad_m):
+def _autograd_backward(ctx, grad_s, grad_v, grad_m, grad_flag=None):
     x, alpha, beta, vth, thr_coef, mem_gain = ctx.saved_tensors
     flags = ctx.flags
     needs = ctx.needs_input_grad
@@ -569,7 +581,7 @@ def _autograd_backward(ctx, grad_s, grad_v, grad_m):
         rows[i].to(p.dtype) if (needs[1 + i] and used[i]) else None
         for i, p in enumerate((alpha, beta, vth, thr_coef, mem_gain))
     ]
-    return (grad_x if needs[0] else None, *grads) + (None,) * len(_FLAG_NAMES)
+    return (grad_x if needs[0] else None, *grads) + (None,) * (len(_FLAG_NAMES) + 1)  # + check_finite
 
 
 _fwd_op.register_autograd(_autograd_backward, setup_context=_setup_context)
@@ -586,25 +598,26 @@ def _bwd_direct(x, grad_s, grad_v, grad_m, alpha, beta, vth, thr_coef, mem_gain,
 class _EagerMultistep(torch.autograd.Function):
     """The same forward and backward as the custom ops, for eager mode.
 
-    A ``custom_op`` call costs ~150 us of Python dispatch on the host per direction (measured with
-    no-op launchers on a 2-core CPU: 340-470 us per forward + backward, against ~60 us through this
-    Function). That is the size of the kernels' own GPU time at a CIFAR ResNet stage, so eager
-    calls skip it; under ``torch.compile`` ``multistep_triton`` uses the custom ops, which the
-    compiler sees as one opaque op per direction.
+    The ``custom_op`` dispatch costs the host about 100 us per direction. Measured with no-op
+    launchers on a 2-core CPU: 340-470 us per ``multistep_triton`` forward + backward through the
+    custom ops, 150-190 us through this Function (an empty autograd.Function: 50-65 us). That is
+    the size of the kernels' own GPU time at a CIFAR ResNet stage, so eager calls skip it. Under
+    ``torch.compile``, ``multistep_triton`` uses the custom ops, which the compiler sees as one
+    opaque op per direction.
     """
 
     @staticmethod
-    def forward(ctx, x, alpha, beta, vth, thr_coef, mem_gain, *flags):
+    def forward(ctx, x, alpha, beta, vth, thr_coef, mem_gain, *flags):  # flags: _FLAG_NAMES, check_finite
         named = dict(zip(_FLAG_NAMES, flags))
         outputs = forward_launch(x, alpha, beta, vth, thr_coef, mem_gain, named["C"], named["S"], named["reset"],
                                  named["adaptive_threshold"], named["integer"], named["int_scale"],
                                  _int_top(named["int_max"], named["int_scale"]), named["memory_carry"],
-                                 named["per_channel"])
+                                 named["per_channel"], flags[-1])
         _setup_context(ctx, (x, alpha, beta, vth, thr_coef, mem_gain, *flags), outputs)
         return outputs
 
     @staticmethod
-    def backward(ctx, grad_s, grad_v, grad_m):
+    def backward(ctx, grad_s, grad_v, grad_m, grad_flag):
         return _autograd_backward(ctx, grad_s, grad_v, grad_m)
 
 
@@ -646,8 +659,12 @@ def multistep_triton(
     thr_coef: Tensor,  # [P]  tanh(a); used only with adaptive_threshold
     mem_gain: Tensor,  # [P]  c; used only with reset=adaptive
     spec: KernelSpec,
+    check_finite: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Fused Triton version of ``multistep_reference``: same signature, same math, same outputs.
+
+    With ``check_finite=True`` a fourth output follows: a ``[1]`` int32 device flag, 1 if ``x``
+    held NaN/inf, found by the forward kernel as it reads ``x`` (no extra pass, no synchronisation).
 
     Returns ``(spikes [T, ...], V_T [...], M_T [...])`` in ``x``'s dtype (fp32, bf16 or fp16; the
     recurrence runs in fp32 registers). Without the adaptive reset ``M_T`` is the constant zero
@@ -702,8 +719,12 @@ def multistep_triton(
     if not per_channel:
         channels = 1
     flags = dict(B=B, C=channels, S=S, **kernel_flags(spec), per_channel=per_channel)
+    check_finite = bool(check_finite)
     if torch.compiler.is_compiling():
-        spikes, v, m = _fwd_op(x.contiguous().view(T, N), *params, **flags)
+        spikes, v, m, flag = _fwd_op(x.contiguous().view(T, N), *params, **flags, check_finite=check_finite)
     else:
-        spikes, v, m = _EagerMultistep.apply(x.contiguous().view(T, N), *params, *(flags[k] for k in _FLAG_NAMES))
+        spikes, v, m, flag = _EagerMultistep.apply(x.contiguous().view(T, N), *params,
+                                                   *(flags[k] for k in _FLAG_NAMES), check_finite)
+    if check_finite:
+        return spikes.view(x.shape), v.view(x.shape[1:]), m.view(x.shape[1:]), flag
     return spikes.view(x.shape), v.view(x.shape[1:]), m.view(x.shape[1:])

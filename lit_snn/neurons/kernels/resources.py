@@ -62,6 +62,8 @@ def _constexprs(direction: str, spec: KernelSpec, per_channel: bool, block: int,
     flags = multistep.kernel_flags(spec)
     consts = dict(RESET=flags["reset"], ADAPTIVE_THRESHOLD=flags["adaptive_threshold"], INTEGER=flags["integer"],
                   MEMORY_CARRY=flags["memory_carry"], PER_CHANNEL=per_channel, BLOCK=block)
+    if direction == "fwd":
+        consts.update(CHECK_FINITE=True)  # as in training (LitSNN's deferred NaN/inf check): the superset
     if direction == "bwd":
         consts.update(SURROGATE=flags["surrogate"], HAS_GRAD_STATE=grad_state, PARAM_GRAD=param_grad,
                       CHUNK=multistep.PARTIAL_CHUNK)
@@ -81,7 +83,8 @@ def compile_variant(direction: str, spec: KernelSpec, dtype: str, block: int, nu
         if name in consts:
             signature[name] = "constexpr"
         elif name.endswith("_ptr"):
-            signature[name] = "*" + (DTYPES[dtype] if name in _ACTIVATION_POINTERS else "fp32")
+            kind = DTYPES[dtype] if name in _ACTIVATION_POINTERS else ("i32" if name == "flag_ptr" else "fp32")
+            signature[name] = "*" + kind
         else:
             signature[name] = "fp32" if name in _FLOAT_SCALARS else "i32"
     # what the JIT specialises for a CIFAR ResNet stage ([T, 64, 128, 32, 32]): 16-aligned pointers and
