@@ -6,8 +6,9 @@
 #   scripts/gpu_session.sh fetch            # here (with PyPI): SpikingJelly + loguru wheels into .whl/
 #   bash scripts/gpu_session.sh tests       # there: kernel tests on CUDA (fp32/bf16/fp16 against the
 #                                           #   reference, determinism, long T) + SpikingJelly equivalence
-#   bash scripts/gpu_session.sh bench [ARGS]  # there: lit-snn bench (default: every preset, T = 4,
-#                                           #   fp32 and bf16, all four columns); ARGS go to lit-snn bench
+#   bash scripts/gpu_session.sh bench [ARGS]  # there: lit-snn bench (default: lif, ar_lif, da_lif, i_lif,
+#                                           #   ib_ra_lif at T = 4, fp32 and bf16, all four columns:
+#                                           #   the targets); ARGS go to lit-snn bench instead
 #
 # On the machine, commands run from the repository root without installing lit_snn (PYTHONPATH=.),
 # so nothing is fetched; logs go to $OUT when it is set (the device tool), else to gpu_logs/.
@@ -49,11 +50,12 @@ case "${1:-}" in
     bench)
         shift
         setup_there
-        if [ "$#" -eq 0 ]; then set -- --T 4 --dtypes fp32,bf16; fi
+        # default: the targets first (each case compiles the reference: ~0.5 min per case)
+        if [ "$#" -eq 0 ]; then set -- --presets lif,ar_lif,da_lif,i_lif,ib_ra_lif --T 4 --dtypes fp32,bf16; fi
         python3 -m lit_snn.bench "$@" 2>&1 | tee "$LOGS/bench.txt"
         ;;
     *)
-        sed -n '2,13p' "$0"
+        sed -n '2,14p' "$0"
         exit 2
         ;;
 esac
