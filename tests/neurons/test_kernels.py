@@ -233,10 +233,28 @@ def test_axis_combination(fields, channel):
     check_against_reference(spec, params, make_input(shape, seed=8))
 
 
+@pytest.mark.parametrize("preset", list_neurons())
+@pytest.mark.parametrize("size", ["T3-N1000", "T7-N4097"])
+def test_recompute_backward_matches_reference(preset, size, monkeypatch):
+    """The backward's other mode (UNROLL off: each step's state recomputed from reloaded x; the
+    autotuner on a GPU picks between the two) against the reference; the default tests run UNROLL on."""
+    if not INTERPRET:
+        pytest.skip("the mode is chosen by the autotuner on a GPU")
+    monkeypatch.setitem(kernel_module._FIXED_BWD, "UNROLL", False)
+    spec, params = make_params(preset, seed=zlib.crc32(preset.encode()) % 1000)
+    check_against_reference(spec, params, make_input(SIZES[size], seed=len(preset)))
+
+
+@pytest.mark.parametrize("unroll", [True, False], ids=["unrolled", "recompute"])
 @pytest.mark.parametrize("every", [1, 3], ids=lambda k: f"K{k}")
 @pytest.mark.parametrize("preset", ["ar_lif", "ar_lif_dvs", "lif", "i_lif"])
-def test_checkpoint_chunks(preset, every, monkeypatch):
-    """Other checkpoint intervals (a state every step; chunks of 3 over T = 9) give the same results."""
+def test_checkpoint_chunks(preset, every, unroll, monkeypatch):
+    """Other checkpoint intervals (a state every step; chunks of 3 over T = 9) give the same results,
+    in both backward modes."""
+    if INTERPRET:
+        monkeypatch.setitem(kernel_module._FIXED_BWD, "UNROLL", unroll)
+    elif not unroll:
+        pytest.skip("the mode is chosen by the autotuner on a GPU")
     monkeypatch.setitem(kernel_module.CHECKPOINT_EVERY, "adaptive", every)
     monkeypatch.setitem(kernel_module.CHECKPOINT_EVERY, "default", every)
     spec, params = make_params(preset, seed=11)

@@ -28,6 +28,10 @@ Backward: runs the adjoint recurrence in reverse inside the kernel. What is kept
   K = 4, so nothing at all for T <= 4); ``V`` and ``M`` for ``ar_lif`` and ``V`` alone for
   ``ar_lif_dvs`` (memory restarts each step), with K = 2 because their step costs four
   transcendentals. ``CHECKPOINT_EVERY`` holds the two intervals.
+- within a chunk of K steps, two modes (constexpr ``UNROLL``; the GPU autotuner picks per shape):
+  unrolled, the chunk's x and entering states are held in registers (each x read once, K - 1
+  replayed steps); recompute, each step's entering state is replayed from the chunk start from
+  reloaded x (K (K - 1) / 2 replayed steps, fewer registers).
 
 Parameter gradients are deterministic: each program writes partial sums (per 256-neuron chunk
 for per-layer parameters, per neuron for per-channel ones) and one ``torch.sum`` reduces them;
@@ -278,18 +282,50 @@ def _forward_kernel(
 # ---------------------------------------------------------------------------------------------
 # backward kernel
 # ---------------------------------------------------------------------------------------------
-@triton.jit(do_not_specialize=["T", "K"])
+@triton.jit
+def _adjoint_slot(lim, x, v, m, row, offs, gs_ptr, gx_ptr, av, am,
+                  acc_alpha, acc_beta, acc_vth, acc_thr, acc_mem, alpha, beta, vth, thr_coef, mem_gain,
+                  int_max, int_scale, int_top, surrogate_param,
+                  RESET: tl.constexpr, ADAPTIVE_THRESHOLD: tl.constexpr, INTEGER: tl.constexpr,
+                  SURROGATE: tl.constexpr, MEMORY_CARRY: tl.constexpr, PARAM_GRAD: tl.constexpr):
+    """One step of the adjoint in the unrolled chunk: the state entering it (v, m) and x come from
+    registers. ``lim`` is N, or 0 for a slot past the sequence's end, which changes and stores nothing."""
+    lanes = offs < lim
+    valid = lim > 0
+    gs_t = tl.load(gs_ptr + row + offs, mask=lanes, other=0.0).to(tl.float32)
+    g_x, av_new, am_new, g_alpha, g_beta, g_vth, g_thr, g_mem = _backward_step(
+        x, v, m, gs_t, av, am, alpha, beta, vth, thr_coef, mem_gain,
+        int_max, int_scale, int_top, surrogate_param,
+        RESET, ADAPTIVE_THRESHOLD, INTEGER, SURROGATE, MEMORY_CARRY)
+    tl.store(gx_ptr + row + offs, g_x.to(gx_ptr.dtype.element_ty), mask=lanes)
+    av = tl.where(valid, av_new, av)
+    am = tl.where(valid, am_new, am)
+    if PARAM_GRAD:
+        acc_alpha += tl.where(valid, g_alpha, 0.0)
+        acc_beta += tl.where(valid, g_beta, 0.0)
+        acc_vth += tl.where(valid, g_vth, 0.0)
+        if ADAPTIVE_THRESHOLD:
+            acc_thr += tl.where(valid, g_thr, 0.0)
+        if RESET == 2:
+            acc_mem += tl.where(valid, g_mem, 0.0)
+    return av, am, acc_alpha, acc_beta, acc_vth, acc_thr, acc_mem
+
+
+@triton.jit(do_not_specialize=["T"])
 def _backward_kernel(
     x_ptr, gs_ptr, gv_ptr, gm_ptr,  # x, dL/dS: [T, N]; dL/dV_T, dL/dM_T: [N] (read if HAS_GRAD_STATE)
     gx_ptr,  # out dL/dX: [T, N]
     ck_ptr,  # scratch [ceil(T/K) - 1, NSTATE, N] fp32: state entering steps K, 2K, ...
     part_ptr,  # out partial parameter gradients, fp32: [5, N] (PER_CHANNEL) or [5, cdiv(N, CHUNK)]
     alpha_ptr, beta_ptr, vth_ptr, thr_coef_ptr, mem_gain_ptr,  # [P]
-    T, N, C, S, K,  # K: steps between checkpoints
+    T, N, C, S,
     int_max, int_scale, int_top, surrogate_param,
     RESET: tl.constexpr, ADAPTIVE_THRESHOLD: tl.constexpr, INTEGER: tl.constexpr,
     SURROGATE: tl.constexpr, MEMORY_CARRY: tl.constexpr, PER_CHANNEL: tl.constexpr,
-    HAS_GRAD_STATE: tl.constexpr, PARAM_GRAD: tl.constexpr, CHUNK: tl.constexpr, BLOCK: tl.constexpr,
+    HAS_GRAD_STATE: tl.constexpr, PARAM_GRAD: tl.constexpr, CHUNK: tl.constexpr,
+    K: tl.constexpr,  # steps between checkpoints (fixed per variant: RESET decides it)
+    UNROLL: tl.constexpr,  # chunk held in registers (K <= 4) instead of recomputed per step from x
+    BLOCK: tl.constexpr,
 ):
     pid = tl.program_id(0)
     offs = pid * BLOCK + tl.arange(0, BLOCK)  # [BLOCK]
@@ -344,31 +380,71 @@ def _backward_kernel(
             m0 = tl.load(ck_ptr + ck_row + N + offs, mask=has_ck, other=0.0)
         else:
             m0 = tl.zeros([BLOCK], dtype=tl.float32)
-        for jj in range(length):
-            j = length - 1 - jj  # step t = t0 + j
-            # recompute the state entering step t from the chunk start
-            v = v0
-            m = m0
-            for i in range(j):
-                x_i = tl.load(x_ptr + row0 + i * N + offs, mask=mask, other=0.0).to(tl.float32)
-                _, v, m = _forward_step(x_i, v, m, alpha, beta, vth, thr_coef, mem_gain, int_scale, int_top,
-                                        RESET, ADAPTIVE_THRESHOLD, INTEGER, MEMORY_CARRY)
-            row = row0 + j * N
-            x_t = tl.load(x_ptr + row + offs, mask=mask, other=0.0).to(tl.float32)
-            gs_t = tl.load(gs_ptr + row + offs, mask=mask, other=0.0).to(tl.float32)
-            g_x, av, am, g_alpha, g_beta, g_vth, g_thr, g_mem = _backward_step(
-                x_t, v, m, gs_t, av, am, alpha, beta, vth, thr_coef, mem_gain,
+        if UNROLL:  # the chunk's inputs and entering states in registers: each x read once, K - 1 replays
+            tl.static_assert(K <= 4, "UNROLL holds at most 4 steps")
+            xa = tl.load(x_ptr + row0 + offs, mask=mask, other=0.0).to(tl.float32)
+            if K > 1:
+                xb = tl.load(x_ptr + row0 + N + offs, mask=offs < tl.where(1 < length, N, 0), other=0.0).to(tl.float32)
+                _, vb, mb = _forward_step(xa, v0, m0, alpha, beta, vth, thr_coef, mem_gain, int_scale, int_top,
+                                          RESET, ADAPTIVE_THRESHOLD, INTEGER, MEMORY_CARRY)
+            if K > 2:
+                xc = tl.load(x_ptr + row0 + 2 * N + offs, mask=offs < tl.where(2 < length, N, 0),
+                             other=0.0).to(tl.float32)
+                _, vc, mc = _forward_step(xb, vb, mb, alpha, beta, vth, thr_coef, mem_gain, int_scale, int_top,
+                                          RESET, ADAPTIVE_THRESHOLD, INTEGER, MEMORY_CARRY)
+            if K > 3:
+                xd = tl.load(x_ptr + row0 + 3 * N + offs, mask=offs < tl.where(3 < length, N, 0),
+                             other=0.0).to(tl.float32)
+                _, vd, md = _forward_step(xc, vc, mc, alpha, beta, vth, thr_coef, mem_gain, int_scale, int_top,
+                                          RESET, ADAPTIVE_THRESHOLD, INTEGER, MEMORY_CARRY)
+                av, am, acc_alpha, acc_beta, acc_vth, acc_thr, acc_mem = _adjoint_slot(
+                    tl.where(3 < length, N, 0), xd, vd, md, row0 + 3 * N, offs, gs_ptr, gx_ptr, av, am,
+                    acc_alpha, acc_beta, acc_vth, acc_thr, acc_mem, alpha, beta, vth, thr_coef, mem_gain,
+                    int_max, int_scale, int_top, surrogate_param,
+                    RESET, ADAPTIVE_THRESHOLD, INTEGER, SURROGATE, MEMORY_CARRY, PARAM_GRAD)
+            if K > 2:
+                av, am, acc_alpha, acc_beta, acc_vth, acc_thr, acc_mem = _adjoint_slot(
+                    tl.where(2 < length, N, 0), xc, vc, mc, row0 + 2 * N, offs, gs_ptr, gx_ptr, av, am,
+                    acc_alpha, acc_beta, acc_vth, acc_thr, acc_mem, alpha, beta, vth, thr_coef, mem_gain,
+                    int_max, int_scale, int_top, surrogate_param,
+                    RESET, ADAPTIVE_THRESHOLD, INTEGER, SURROGATE, MEMORY_CARRY, PARAM_GRAD)
+            if K > 1:
+                av, am, acc_alpha, acc_beta, acc_vth, acc_thr, acc_mem = _adjoint_slot(
+                    tl.where(1 < length, N, 0), xb, vb, mb, row0 + N, offs, gs_ptr, gx_ptr, av, am,
+                    acc_alpha, acc_beta, acc_vth, acc_thr, acc_mem, alpha, beta, vth, thr_coef, mem_gain,
+                    int_max, int_scale, int_top, surrogate_param,
+                    RESET, ADAPTIVE_THRESHOLD, INTEGER, SURROGATE, MEMORY_CARRY, PARAM_GRAD)
+            av, am, acc_alpha, acc_beta, acc_vth, acc_thr, acc_mem = _adjoint_slot(
+                tl.where(0 < length, N, 0), xa, v0, m0, row0, offs, gs_ptr, gx_ptr, av, am,
+                acc_alpha, acc_beta, acc_vth, acc_thr, acc_mem, alpha, beta, vth, thr_coef, mem_gain,
                 int_max, int_scale, int_top, surrogate_param,
-                RESET, ADAPTIVE_THRESHOLD, INTEGER, SURROGATE, MEMORY_CARRY)
-            tl.store(gx_ptr + row + offs, g_x.to(gx_ptr.dtype.element_ty), mask=mask)
-            if PARAM_GRAD:
-                acc_alpha += g_alpha
-                acc_beta += g_beta
-                acc_vth += g_vth
-                if ADAPTIVE_THRESHOLD:
-                    acc_thr += g_thr
-                if RESET == 2:
-                    acc_mem += g_mem
+                RESET, ADAPTIVE_THRESHOLD, INTEGER, SURROGATE, MEMORY_CARRY, PARAM_GRAD)
+        else:  # recompute the state entering each step from the chunk start (any K)
+            for jj in range(length):
+                j = length - 1 - jj  # step t = t0 + j
+                # recompute the state entering step t from the chunk start
+                v = v0
+                m = m0
+                for i in range(j):
+                    x_i = tl.load(x_ptr + row0 + i * N + offs, mask=mask, other=0.0).to(tl.float32)
+                    _, v, m = _forward_step(x_i, v, m, alpha, beta, vth, thr_coef, mem_gain, int_scale, int_top,
+                                            RESET, ADAPTIVE_THRESHOLD, INTEGER, MEMORY_CARRY)
+                row = row0 + j * N
+                x_t = tl.load(x_ptr + row + offs, mask=mask, other=0.0).to(tl.float32)
+                gs_t = tl.load(gs_ptr + row + offs, mask=mask, other=0.0).to(tl.float32)
+                g_x, av, am, g_alpha, g_beta, g_vth, g_thr, g_mem = _backward_step(
+                    x_t, v, m, gs_t, av, am, alpha, beta, vth, thr_coef, mem_gain,
+                    int_max, int_scale, int_top, surrogate_param,
+                    RESET, ADAPTIVE_THRESHOLD, INTEGER, SURROGATE, MEMORY_CARRY)
+                tl.store(gx_ptr + row + offs, g_x.to(gx_ptr.dtype.element_ty), mask=mask)
+                if PARAM_GRAD:
+                    acc_alpha += g_alpha
+                    acc_beta += g_beta
+                    acc_vth += g_vth
+                    if ADAPTIVE_THRESHOLD:
+                        acc_thr += g_thr
+                    if RESET == 2:
+                        acc_mem += g_mem
 
     # ---- partial sums of the parameter gradients (reduced by one torch.sum on the host)
     if PARAM_GRAD:
@@ -401,27 +477,32 @@ def _backward_kernel(
 _FWD_KEYS = ["N", "RESET", "ADAPTIVE_THRESHOLD", "INTEGER", "MEMORY_CARRY", "PER_CHANNEL", "CHECK_FINITE"]
 _BWD_KEYS = _FWD_KEYS[:-1] + ["SURROGATE", "HAS_GRAD_STATE", "PARAM_GRAD"]
 
-# autotune candidates, (BLOCK, num_warps), all with num_stages=1; register counts compiled for
-# sm_90 with Triton 3.9 (python -m lit_snn.neurons.kernels.resources). Forward: 31-88 registers
-# at any of these. Backward: 2 neurons per thread (256/4, 512/8) keep AR-LIF at 64-72 registers
-# (28-32 resident warps per SM), 4 per thread at 96-128 (16-20 warps), 8 per thread (1024/4)
-# suits the light variants (104-148) but takes 255 for AR-LIF. BLOCK must be a multiple of
-# PARTIAL_CHUNK in the backward.
+# autotune candidates, all with num_stages=1; register counts compiled for sm_90 with Triton 3.9
+# (python -m lit_snn.neurons.kernels.resources). Forward, (BLOCK, num_warps): 32-78 registers at
+# any of these. Backward, (BLOCK, num_warps, UNROLL): 2 neurons per thread (256/4, 512/8) keep
+# AR-LIF at 64-72 registers (28-32 resident warps per SM), 4 per thread at 96-128 (16-20 warps),
+# 8 per thread (1024/4) suits the light variants but takes 255 for AR-LIF. UNROLL holds a
+# checkpoint chunk (K <= 4 steps) in registers: each x is read once and the chunk is replayed
+# once (K - 1 steps) instead of once per step from reloaded x, for more registers; the autotuner
+# picks. BLOCK must be a multiple of PARTIAL_CHUNK in the backward.
 FWD_CONFIGS = ((512, 4), (1024, 4), (1024, 8), (2048, 8))
-BWD_CONFIGS = ((256, 2), (256, 4), (512, 4), (512, 8), (1024, 8), (1024, 4))
-INTERPRET_BLOCK = 1024  # the interpreter's one fixed configuration
+BWD_CONFIGS = tuple((b, w, unroll) for unroll in (False, True)
+                    for b, w in ((256, 2), (256, 4), (512, 4), (512, 8), (1024, 8), (1024, 4))
+                    if not (unroll and (b, w) == (1024, 4)))
+INTERPRET_BLOCK = 1024  # the interpreter's one fixed configuration (tests switch UNROLL through _FIXED_BWD)
 
 if INTERPRET:  # one fixed configuration: autotuning would benchmark in the (slow) interpreter
     _fwd_runner = _forward_kernel
     _bwd_runner = _backward_kernel
     _FIXED_FWD = {"BLOCK": INTERPRET_BLOCK}
-    _FIXED_BWD = {"BLOCK": INTERPRET_BLOCK}
+    _FIXED_BWD = {"BLOCK": INTERPRET_BLOCK, "UNROLL": True}
 else:
     _fwd_runner = triton.autotune(
         configs=[triton.Config({"BLOCK": b}, num_warps=w, num_stages=1) for b, w in FWD_CONFIGS], key=_FWD_KEYS,
     )(_forward_kernel)
     _bwd_runner = triton.autotune(
-        configs=[triton.Config({"BLOCK": b}, num_warps=w, num_stages=1) for b, w in BWD_CONFIGS], key=_BWD_KEYS,
+        configs=[triton.Config({"BLOCK": b, "UNROLL": u}, num_warps=w, num_stages=1) for b, w, u in BWD_CONFIGS],
+        key=_BWD_KEYS,
     )(_backward_kernel)
     _FIXED_FWD = {}
     _FIXED_BWD = {}
@@ -470,6 +551,8 @@ def backward_launch(x, grad_s, grad_v, grad_m, alpha, beta, vth, thr_coef, mem_g
         if N == 0:
             return grad_x, grad_params
     K = CHECKPOINT_EVERY["adaptive" if reset == 2 else "default"]
+    if K > 4 and (_FIXED_BWD.get("UNROLL", True)):
+        raise ValueError(f"multistep_triton: CHECKPOINT_EVERY = {K}, but the unrolled backward holds at most 4 steps")
     n_state = 2 if (reset == 2 and memory_carry) else 1
     n_ck = (T - 1) // K
     ck = torch.empty(max(n_ck, 1) * n_state * N, device=x.device, dtype=torch.float32)
@@ -488,10 +571,10 @@ def backward_launch(x, grad_s, grad_v, grad_m, alpha, beta, vth, thr_coef, mem_g
     with _on_device(x):
         _bwd_runner[grid](
             x, grad_s, grad_v, grad_m, grad_x, ck, part, alpha, beta, vth, thr_coef, mem_gain,
-            T, N, C, S, K, int_max, int_scale, int_top, surrogate_param,
+            T, N, C, S, int_max, int_scale, int_top, surrogate_param,
             RESET=reset, ADAPTIVE_THRESHOLD=adaptive_threshold, INTEGER=integer, SURROGATE=surrogate,
             MEMORY_CARRY=memory_carry, PER_CHANNEL=per_channel, HAS_GRAD_STATE=has_grad_state,
-            PARAM_GRAD=param_grad, CHUNK=PARTIAL_CHUNK, **_FIXED_BWD,
+            PARAM_GRAD=param_grad, CHUNK=PARTIAL_CHUNK, K=K, **_FIXED_BWD,
         )
     if param_grad:
         if per_channel:  # [5, B, C, S] -> [5, C]; rows the variant does not write hold garbage: zero them

@@ -58,7 +58,7 @@ class Resources:
 
 
 def _constexprs(direction: str, spec: KernelSpec, per_channel: bool, block: int, grad_state: bool,
-                param_grad: bool) -> dict:
+                param_grad: bool, unroll: bool) -> dict:
     flags = multistep.kernel_flags(spec)
     consts = dict(RESET=flags["reset"], ADAPTIVE_THRESHOLD=flags["adaptive_threshold"], INTEGER=flags["integer"],
                   MEMORY_CARRY=flags["memory_carry"], PER_CHANNEL=per_channel, BLOCK=block)
@@ -66,18 +66,20 @@ def _constexprs(direction: str, spec: KernelSpec, per_channel: bool, block: int,
         consts.update(CHECK_FINITE=True)  # as in training (LitSNN's deferred NaN/inf check): the superset
     if direction == "bwd":
         consts.update(SURROGATE=flags["surrogate"], HAS_GRAD_STATE=grad_state, PARAM_GRAD=param_grad,
-                      CHUNK=multistep.PARTIAL_CHUNK)
+                      CHUNK=multistep.PARTIAL_CHUNK, UNROLL=unroll,
+                      K=multistep.CHECKPOINT_EVERY["adaptive" if spec.reset == "adaptive" else "default"])
     return consts
 
 
 def compile_variant(direction: str, spec: KernelSpec, dtype: str, block: int, num_warps: int, arch: int = 90,
-                    per_channel: bool = False, grad_state: bool = False, param_grad: bool = True):
+                    per_channel: bool = False, grad_state: bool = False, param_grad: bool = True,
+                    unroll: bool = False):
     """Compile one kernel variant for ``sm_<arch>``; returns Triton's compiled kernel (raises on failure)."""
     fn = multistep._forward_kernel if direction == "fwd" else multistep._backward_kernel
     if not isinstance(fn, triton.runtime.jit.JITFunction):
         raise RuntimeError("kernels.resources: the kernels were decorated for the interpreter; unset "
                            "TRITON_INTERPRET and run again")
-    consts = _constexprs(direction, spec, per_channel, block, grad_state, param_grad)
+    consts = _constexprs(direction, spec, per_channel, block, grad_state, param_grad, unroll)
     signature = {}
     for name in fn.arg_names:
         if name in consts:
@@ -142,24 +144,28 @@ def main(argv=None) -> int:
         return 2
     print(f"sm_{args.arch}, Triton {triton.__version__}; regs/thread, local (spill) bytes/thread, resident warps/SM")
     print(f"{'preset':<11} {'dtype':<5} {'kernel':<4} autotune configurations: "
-          "BLOCK/warps, r registers per thread, L local (spill) bytes per thread, W resident warps per SM, "
+          "BLOCK/warps (u: unrolled backward chunk), r registers per thread, L local (spill) bytes per thread, "
+          "W resident warps per SM, "
           "B widest global load/store in bytes")
     failures = 0
     for preset in presets:
         spec = KernelSpec.from_config(neuron_config(preset))
         for dtype in dtypes:
-            for direction, configs in (("fwd", multistep.FWD_CONFIGS), ("bwd", multistep.BWD_CONFIGS)):
+            fwd_configs = [(b, w, False) for b, w in multistep.FWD_CONFIGS]
+            for direction, configs in (("fwd", fwd_configs), ("bwd", multistep.BWD_CONFIGS)):
                 cells = []
-                for block, warps in configs:
+                for block, warps, unroll in configs:
                     try:
                         res = resources(compile_variant(direction, spec, dtype, block, warps, args.arch,
-                                                        args.per_channel, args.grad_state, not args.no_param_grad))
+                                                        args.per_channel, args.grad_state, not args.no_param_grad,
+                                                        unroll))
                     except Exception as err:  # noqa: BLE001  (report every variant that fails to compile)
                         failures += 1
                         cells.append(f"{'FAILED ' + type(err).__name__:>28}")
                         print(f"  {preset} {dtype} {direction} BLOCK {block}/{warps}w: {err}", file=sys.stderr)
                         continue
-                    cell = (f"{block}/{warps}w {res.registers}r {res.local}L {res.resident_warps(warps, args.arch)}W "
+                    warps_per_sm = res.resident_warps(warps, args.arch)
+                    cell = (f"{block}/{warps}w{'u' if unroll else ''} {res.registers}r {res.local}L {warps_per_sm}W "
                             f"{res.load_bytes}/{res.store_bytes}B")
                     cells.append(f"{cell:>28}")
                 print(f"{preset:<11} {dtype:<5} {direction:<4} " + "  ".join(cells), flush=True)
