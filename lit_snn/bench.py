@@ -175,8 +175,8 @@ def _spikingjelly_half_precision(module, dtype, device):
     except RuntimeError as err:
         if type(module).__name__ == "FlexSN":
             return module, None  # FlexSN generates kernels for the input's dtype
-        first = str(err).splitlines()[0][:80] if str(err) else type(err).__name__
-        return module, f"SpikingJelly {type(module).__name__} has no {name} Triton path ({first}): its Torch path runs"
+        return module, (f"SpikingJelly {type(module).__name__} has no {name} Triton path ({_first_line(err, 80)}): "
+                        "its Torch path runs")
     return artifacts.model, f"SpikingJelly prepared with neuron_storage={name}"
 
 
@@ -416,7 +416,6 @@ def main(argv=None) -> int:
                         if note:
                             report(preset, dtype_name, T, col, note)
                     except Exception as err:  # noqa: BLE001  (one failing column must not end the run)
-                        times[col] = mems[col] = None
                         report(preset, dtype_name, T, col, f"failed: {_first_line(err, 100)}")
                     if device == "cuda":
                         torch.cuda.empty_cache()

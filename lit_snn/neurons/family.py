@@ -75,7 +75,7 @@ class SpikingNeuron(nn.Module):
         size = cfg.num_params
 
         def const(value: float) -> Tensor:  # cached per (value, device, dtype): no allocation per call
-            key = (float(value), like.get("device"), like.get("dtype"))
+            key = (float(value), like["device"], like["dtype"])
             if key not in self._constants:
                 self._constants[key] = torch.full((size,), float(value), **like)
             return self._constants[key]
@@ -152,7 +152,7 @@ class SpikingNeuron(nn.Module):
 
             # the kernel computes in fp32 registers: keep the parameters fp32 under bf16/fp16 storage
             params = {k: v.to(device=x.device, dtype=torch.float32) for k, v in params.items()}
-            if fused_check and x.numel():
+            if fused_check:
                 spikes, v, m, flag = multistep_triton(x, **params, spec=self.spec, check_finite=True)
                 self._record_nonfinite(flag[0] > 0)
                 return spikes, v, m

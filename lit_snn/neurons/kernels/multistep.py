@@ -551,7 +551,7 @@ def backward_launch(x, grad_s, grad_v, grad_m, alpha, beta, vth, thr_coef, mem_g
         if N == 0:
             return grad_x, grad_params
     K = CHECKPOINT_EVERY["adaptive" if reset == 2 else "default"]
-    if K > 4 and (_FIXED_BWD.get("UNROLL", True)):
+    if K > 4 and _FIXED_BWD.get("UNROLL", True):
         raise ValueError(f"multistep_triton: CHECKPOINT_EVERY = {K}, but the unrolled backward holds at most 4 steps")
     n_state = 2 if (reset == 2 and memory_carry) else 1
     n_ck = (T - 1) // K
