@@ -55,7 +55,7 @@ def main():
                   for k, v in create_neuron(preset).effective_params().items()}
         inputs = [x] + [p for p in params.values() if p.requires_grad]
 
-        def step():
+        def step(params=params, spec=spec, inputs=inputs):
             torch.autograd.grad(km.multistep_triton(x, **params, spec=spec)[0], inputs, g)
 
         eager = per_call_us(step)
