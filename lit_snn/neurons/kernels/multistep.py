@@ -682,8 +682,8 @@ class _EagerMultistep(torch.autograd.Function):
     """The same forward and backward as the custom ops, for eager mode.
 
     The ``custom_op`` dispatch costs the host about 100 us per direction. Measured with no-op
-    launchers on a 2-core CPU (``scripts/host_overhead.py``): 372-427 us per ``multistep_triton``
-    forward + backward through the custom ops, 150-180 us through this Function. That is
+    launchers on a 2-core CPU (``scripts/host_overhead.py``): 368-427 us per ``multistep_triton``
+    forward + backward through the custom ops, 145-180 us through this Function. That is
     the size of the kernels' own GPU time at a CIFAR ResNet stage, so eager calls skip it. Under
     ``torch.compile``, ``multistep_triton`` uses the custom ops, which the compiler sees as one
     opaque op per direction.
