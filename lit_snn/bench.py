@@ -15,17 +15,27 @@ parameters). Columns, each a median of ``triton.testing.do_bench`` (CUDA-synchro
 - ``ours``: the fused Triton kernels (``lit_snn.neurons.kernels.multistep_triton``)
 - ``eager``: the PyTorch reference recurrence (``multistep_reference``)
 - ``compile``: ``torch.compile`` of the reference (compilation excluded; can take a while)
-- ``sj``: SpikingJelly's multi-step Triton neuron where an equivalent exists (``LIFNode`` for lif,
-  hard_lif, soft_lif; ``ParametricLIFNode`` for plif; ``ILIFNode`` for i_lif; ``FlexSN`` for
-  ar_lif, ar_lif_dvs, da_lif), ``n/a`` when SpikingJelly is not importable or has no equivalent
-  (ib_ra_lif). Written against SpikingJelly 2.0 (which picks its Triton path for CUDA inputs by
-  itself; 0.0.0.1.x gets ``backend="triton"``). In bf16/fp16 its ``LIFNode``/``ParametricLIFNode``
-  are prepared with its own explicit-precision API (``neuron_storage`` = the dtype), without which
-  a half-precision state sends them to the Torch reference; its ``ILIFNode`` has no such path, and
-  the run says so. The stand-ins compute the same spikes and gradients as our presets (checked
-  against our reference in ``tests/neurons/test_spikingjelly_equivalence.py``), except that
-  hard_lif/soft_lif use SpikingJelly's sigmoid surrogate (its Triton LIF has no rectangle):
-  same dynamics and bytes, different surrogate.
+- ``sj``: SpikingJelly's multi-step neuron where an equivalent exists (``LIFNode`` for lif,
+  hard_lif, soft_lif; ``ParametricLIFNode`` for plif; ``ILIFNode(detach_reset=True)`` for i_lif;
+  ``ComplementaryLIFNode`` for clif; ``KLIFNode`` for klif; ``GatedLIFNode(T)`` for glif;
+  ``PSN(T)`` for psn; ``FlexSN`` cores written from the equations for ar_lif, ar_lif_dvs, da_lif
+  and alif), ``n/a`` when SpikingJelly is not importable or has no equivalent (ib_ra_lif).
+  Written against SpikingJelly 2.0 (which picks its Triton path for CUDA inputs by itself;
+  0.0.0.1.x gets ``backend="triton"``). Its ``KLIFNode``, ``GatedLIFNode`` and ``PSN`` have no
+  Triton path (a Torch loop over T; one ``addmm``), which the run says. In bf16/fp16 its
+  ``LIFNode``/``ParametricLIFNode`` are prepared with its own explicit-precision API
+  (``neuron_storage`` = the dtype), without which a half-precision state sends them to the Torch
+  reference; its ``ILIFNode`` has no such path, and the run says so. The competitor takes our
+  neuron's parameter values where SpikingJelly would draw its own (GLIF's gates, which it draws
+  around 1/2; PSN's random ``W``). The stand-ins compute the same spikes and gradients as our
+  presets (checked against our reference in ``tests/neurons/test_spikingjelly_equivalence.py``),
+  except that hard_lif/soft_lif use SpikingJelly's sigmoid surrogate (its Triton LIF has no
+  rectangle): same dynamics and bytes, different surrogate.
+
+Presets with parameters per time step (glif, psn) are built for each ``--T``; their ``ours`` and
+``eager`` columns run our neuron module (``SpikingNeuron`` with backend ``triton`` / ``torch``:
+GLIF's gated-input pass plus the scan kernel; PSN's parallel kernel), ``compile`` compiles the
+``torch`` one, and the gradients are those of ``x`` and the module's raw parameters.
 
 ``same``: the fraction of spikes (forward, same input) of each column equal to ours, so a speed-up
 is never quoted against a competitor that computes something else.
@@ -118,22 +128,41 @@ class Column:
         self.note = note or (lambda: None)
 
 
-def learnable_params(preset: str, dtype: torch.dtype, device: str) -> dict:
-    """Effective parameters as leaves; those the preset learns require grad."""
+def learnable_params(preset: str, dtype: torch.dtype, device: str, neuron=None) -> dict:
+    """Effective parameters (of ``neuron``, default a fresh one) as leaves; those the preset learns require grad."""
     from lit_snn.neurons import create_neuron
 
-    neuron = create_neuron(preset)
+    neuron = create_neuron(preset) if neuron is None else neuron
     params = neuron.effective_params()
     return {k: v.detach().to(device, dtype).requires_grad_(v.requires_grad) for k, v in params.items()}
 
 
-def spikingjelly_neuron(preset: str, dtype: torch.dtype, device: str = "cuda"):
+# SpikingJelly classes without a Triton implementation, and what runs instead
+_SJ_TORCH_ONLY = {"KLIFNode": "a Torch loop over T", "GatedLIFNode": "a Torch loop over T", "PSN": "one Torch addmm"}
+
+
+def spikingjelly_neuron(preset: str, dtype: torch.dtype, device: str = "cuda", T: int | None = None, neuron=None):
     """An equivalent SpikingJelly multi-step neuron (its Triton path on CUDA), or raise with the reason.
 
-    Returns ``(module, note)``; ``note`` says when SpikingJelly will not take its Triton path.
+    ``T``: the number of time steps, needed by the presets with parameters per step (glif, psn;
+    default the preset's ``time_steps``). ``neuron``: our ``SpikingNeuron`` whose parameter values
+    the competitor takes (default ``create_neuron(preset, time_steps=T)``): GLIF's gates, which
+    SpikingJelly draws at random around 1/2 while ours start at 1/2, PSN's random ``W`` and
+    thresholds, KLIF's ``k``, ALIF's learnable rho/gamma; GLIF's per-channel parameters and T
+    follow its config. Returns ``(module, note)``; ``note`` says when SpikingJelly will not take
+    its Triton path.
     """
     from spikingjelly.activation_based import neuron as sjn
     from spikingjelly.activation_based import surrogate
+
+    from lit_snn.neurons import create_neuron, neuron_config
+
+    if neuron is None:
+        per_step = neuron_config(preset).needs_time_steps and T is not None
+        neuron = create_neuron(preset, **({"time_steps": T} if per_step else {}))
+    cfg = neuron.config
+    if cfg.needs_time_steps and T is not None and cfg.time_steps != T:
+        raise ValueError(f"spikingjelly_neuron: T={T}, but the neuron is built for time_steps={cfg.time_steps}")
 
     def build(cls, **kw):
         try:  # SpikingJelly 0.0.0.1.x: explicit backend argument
@@ -149,23 +178,56 @@ def spikingjelly_neuron(preset: str, dtype: torch.dtype, device: str = "cuda"):
                        surrogate_function=sig)
     elif preset == "plif":
         module = build(sjn.ParametricLIFNode, init_tau=2.0, decay_input=True, v_reset=0.0, surrogate_function=sig)
-    elif preset == "i_lif":  # defaults: decay 0.25, D = 4, soft reset
-        module = build(sjn.ILIFNode)
+    elif preset == "i_lif":  # defaults: decay 0.25, D = 4, soft reset; SpikeYOLO's code detaches the reset's spike
+        module = build(sjn.ILIFNode, detach_reset=True)
+    elif preset == "clif":  # defaults: tau 2 (H = V/2 + X, sigmoid(H/2)), threshold 1, Rect(1)
+        module = build(sjn.ComplementaryLIFNode)
+    elif preset == "klif":  # defaults: tau 2, decay_input, hard reset to 0, Sigmoid(4); k learnable
+        module = build(sjn.KLIFNode)
+        _copy_params(module, {"k": neuron.slope_k})
+    elif preset == "glif":  # layer-wise (inplane None) or channel-wise (inplane C); Sigmoid(4)
+        inplane = cfg.channels if cfg.granularity == "channel" else None
+        module = build(sjn.GatedLIFNode, T=cfg.time_steps, inplane=inplane)
+        # every learnable a logit in both; SpikingJelly draws alpha, beta, gamma: take ours instead
+        _copy_params(module, {"alpha": neuron.glif_a, "beta": neuron.glif_b, "gamma": neuron.glif_r,
+                              "tau": neuron.glif_tau, "v_threshold": neuron.v_th,
+                              "linear_decay": neuron.glif_linear_decay, "v_subreset": neuron.glif_subreset,
+                              "conduct": neuron.glif_conduct})
+    elif preset == "psn":  # S = H(W X + b), ATan(2); our threshold is -b
+        module = sjn.PSN(cfg.time_steps)
+        weight, threshold = neuron.parallel_params()
+        _copy_params(module, {"weight": weight, "bias": -threshold})
     elif preset in ("ar_lif", "ar_lif_dvs", "da_lif"):
         module = _flexsn(preset, sjn, surrogate)
+    elif preset == "alif":
+        module = _alif_flexsn(neuron, sjn, surrogate)
     else:
         raise LookupError("no SpikingJelly equivalent")
     module = module.to(device, dtype)
     note = None
-    if dtype != torch.float32 and device != "cpu":
+    name = type(module).__name__
+    if device != "cpu" and name in _SJ_TORCH_ONLY:
+        note = f"SpikingJelly {name} has no Triton path ({_SJ_TORCH_ONLY[name]} runs)"
+    elif dtype != torch.float32 and device != "cpu":
         module, note = _spikingjelly_half_precision(module, dtype, device)
     return module, note
 
 
+def _copy_params(module, values: dict) -> None:
+    """Set ``module``'s parameters (by name) to the values of ours, reshaped to its layout."""
+    with torch.no_grad():
+        for name, value in values.items():
+            target = getattr(module, name)
+            target.copy_(value.detach().reshape(target.shape))
+
+
 def _spikingjelly_half_precision(module, dtype, device):
     """SpikingJelly 2.0 keeps a half-precision state off its Triton LIF path unless its explicit
-    neuron precision is configured (``neuron_storage``); ILIFNode and FlexSN have no such option."""
+    neuron precision is configured (``neuron_storage``); ILIFNode has no such option; FlexSN and
+    ComplementaryLIFNode need none (their kernels follow the input's dtype)."""
     name = {torch.bfloat16: "bf16", torch.float16: "fp16"}[dtype]
+    if type(module).__name__ in ("FlexSN", "ComplementaryLIFNode"):
+        return module, None  # FlexSN generates kernels for the input's dtype; CLIF's take a matching-dtype state
     try:
         from spikingjelly.activation_based.precision import PrecisionConfig, prepare_model_for_precision
     except ImportError:  # SpikingJelly before 2.0
@@ -173,8 +235,6 @@ def _spikingjelly_half_precision(module, dtype, device):
     try:
         artifacts = prepare_model_for_precision(module, device, PrecisionConfig(mode=name, neuron_storage=name))
     except RuntimeError as err:
-        if type(module).__name__ == "FlexSN":
-            return module, None  # FlexSN generates kernels for the input's dtype
         return module, (f"SpikingJelly {type(module).__name__} has no {name} Triton path ({_first_line(err, 80)}): "
                         "its Torch path runs")
     return artifacts.model, f"SpikingJelly prepared with neuron_storage={name}"
@@ -214,6 +274,43 @@ def _flexsn(preset, sjn, surrogate):
     return sjn.FlexSN(core, num_states=2, static_inputs=statics, step_mode="m")
 
 
+def _alif_flexsn(neuron, sjn, surrogate):
+    """ALIF as a FlexSN core written from the spec's equations (``neurons.md`` section 7), states
+    (V, a, S_prev): ``a_t = rho a_{t-1} + (1 - rho) S_{t-1}``, ``th_t = V_th + gamma a_t``,
+    ``U_t = beta V_{t-1} + X_t``, ``S_t = H(U_t - th_t)`` (SpikingJelly's ``rect``, width 1),
+    ``V_t = U_t - S_t th_t``. With ``adapt_learnable`` the static inputs are our rho logit and gamma.
+    """
+    cfg = neuron.config
+    if (cfg.reset, cfg.surrogate, cfg.granularity, cfg.spike, cfg.detach_reset) != \
+            ("soft", "rectangle", "layer", "binary", False):
+        raise LookupError("the ALIF FlexSN stand-in covers the preset's soft reset, rectangle surrogate, "
+                          "per-layer parameters")
+    beta, gain, vth, width = float(cfg.beta), float(cfg.alpha), float(cfg.v_threshold), float(cfg.surrogate_width)
+    if cfg.adapt_learnable:
+        def core(x, v, a, s_prev, rho_logit, gamma):
+            rho = torch.sigmoid(rho_logit)
+            a = rho * a + (1.0 - rho) * s_prev
+            th = vth + gamma * a
+            u = beta * v + gain * x
+            s = surrogate.rect.apply(u - th, width)
+            return s, u - s * th, a, s
+
+        statics = tuple(torch.nn.Parameter(p.detach().reshape(()).clone().float())
+                        for p in (neuron.adapt_rho, neuron.adapt_gamma))
+        return sjn.FlexSN(core, num_states=3, static_inputs=statics, step_mode="m")
+
+    rho, gamma = float(cfg.adapt_decay), float(cfg.adapt_gain)
+
+    def core(x, v, a, s_prev):
+        a = rho * a + (1.0 - rho) * s_prev
+        th = vth + gamma * a
+        u = beta * v + gain * x
+        s = surrogate.rect.apply(u - th, width)
+        return s, u - s * th, a, s
+
+    return sjn.FlexSN(core, num_states=3, step_mode="m")
+
+
 def _first_line(err: BaseException, width: int) -> str:
     text = str(err).splitlines()[0][:width] if str(err) else ""
     return f"{type(err).__name__}: {text}"
@@ -221,16 +318,13 @@ def _first_line(err: BaseException, width: int) -> str:
 
 def make_case(preset, dtype, T, shape, columns, device="cuda"):
     """name -> ``Column`` (or a string saying why the column is n/a), plus the input for byte counts."""
-    from lit_snn.neurons import KernelSpec, multistep_reference, neuron_config
+    from lit_snn.neurons import KernelSpec, create_neuron, multistep_reference, neuron_config
     from lit_snn.neurons.kernels import multistep_triton
 
-    spec = KernelSpec.from_config(neuron_config(preset))
     x = torch.randn((T, *shape), device=device, dtype=dtype).mul_(1.5).add_(0.5).requires_grad_(True)
     grad = torch.randn_like(x)
-    params = learnable_params(preset, dtype, device)
-    inputs = [x] + [p for p in params.values() if p.requires_grad]
 
-    def column(forward, grad_inputs=inputs, prepare=lambda: None, note=None):
+    def column(forward, grad_inputs, prepare=lambda: None, note=None):
         def step():
             prepare()
             torch.autograd.grad(forward(), grad_inputs, grad, allow_unused=True)
@@ -241,19 +335,42 @@ def make_case(preset, dtype, T, shape, columns, device="cuda"):
         return Column(step, spikes, note)
 
     runs = {}
-    if "ours" in columns:
-        runs["ours"] = column(lambda: multistep_triton(x, **params, spec=spec)[0])
-    if "eager" in columns:
-        runs["eager"] = column(lambda: multistep_reference(x, **params, spec=spec)[0])
-    if "compile" in columns:
-        # a fresh cache per case: dynamo's recompile limit (8 per function) would otherwise be reached
-        # across presets and dtypes, after which "compile" silently runs eager
-        torch._dynamo.reset()
-        compiled = torch.compile(multistep_reference, dynamic=False)
-        runs["compile"] = column(lambda: compiled(x, **params, spec=spec)[0])
-    if "sj" in columns:
+    if neuron_config(preset).needs_time_steps:
+        # GLIF, PSN: parameters per time step, so neurons built for this T; the module runs GLIF's
+        # gated-input pass before the scan, PSN's parallel kernel instead of it
+        def build(backend):
+            return create_neuron(preset, time_steps=T, backend=backend, validate=False).to(device, dtype)
+
+        neuron, reference = build("triton"), build("torch")
+        reference.load_state_dict(neuron.state_dict())  # PSN's W is drawn at random: the same in both
+        if "ours" in columns:
+            runs["ours"] = column(lambda: neuron(x), [x, *neuron.parameters()])
+        if "eager" in columns:
+            runs["eager"] = column(lambda: reference(x), [x, *reference.parameters()])
+        if "compile" in columns:
+            torch._dynamo.reset()  # as below
+            compiled_module = torch.compile(reference, dynamic=False)
+            runs["compile"] = column(lambda: compiled_module(x), [x, *reference.parameters()])
+    else:
+        neuron = create_neuron(preset)
+        spec = KernelSpec.from_config(neuron.config)
+        params = learnable_params(preset, dtype, device, neuron)
+        inputs = [x] + [p for p in params.values() if p.requires_grad]
+        if "ours" in columns:
+            runs["ours"] = column(lambda: multistep_triton(x, **params, spec=spec)[0], inputs)
+        if "eager" in columns:
+            runs["eager"] = column(lambda: multistep_reference(x, **params, spec=spec)[0], inputs)
+        if "compile" in columns:
+            # a fresh cache per case: dynamo's recompile limit (8 per function) would otherwise be reached
+            # across presets and dtypes, after which "compile" silently runs eager
+            torch._dynamo.reset()
+            compiled = torch.compile(multistep_reference, dynamic=False)
+            runs["compile"] = column(lambda: compiled(x, **params, spec=spec)[0], inputs)
+    if "sj" in columns and preset == "glif" and x.dim() != 5:
+        runs["sj"] = "n/a (SpikingJelly's GatedLIFNode takes [T, B, C, H, W] only)"
+    elif "sj" in columns:
         try:
-            module, precision_note = spikingjelly_neuron(preset, dtype, device)
+            module, precision_note = spikingjelly_neuron(preset, dtype, device, T=T, neuron=neuron)
         except Exception as err:  # noqa: BLE001  (not installed, no equivalent, API mismatch: report, go on)
             runs["sj"] = f"n/a ({_first_line(err, 60)})"
         else:
@@ -269,7 +386,8 @@ def make_case(preset, dtype, T, shape, columns, device="cuda"):
                 return precision_note
 
             sj_inputs = [x] + [p for p in module.parameters() if p.requires_grad]
-            runs["sj"] = column(sj_forward, sj_inputs, prepare=module.reset, note=sj_note)
+            # PSN keeps no state between calls (no reset); the others start each call from zero after it
+            runs["sj"] = column(sj_forward, sj_inputs, prepare=getattr(module, "reset", lambda: None), note=sj_note)
     return runs, x
 
 

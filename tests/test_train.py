@@ -68,8 +68,8 @@ def test_resolve_config_fills_defaults_and_rejects_bad_values():
     assert resolved["model"]["neuron"] == "lif" and resolved["model"]["loss"] == "ce"
     assert resolved["data"]["init_args"]["time_steps"] == resolved["model"]["time_steps"]
     bad = quick()
-    bad["model"]["neuron"] = "alif"
-    with pytest.raises(ValueError, match="unknown neuron 'alif'"):
+    bad["model"]["neuron"] = "nope_lif"
+    with pytest.raises(ValueError, match="unknown neuron 'nope_lif'"):
         resolve_config(bad)
     bad = quick()
     bad["model"]["neuron_overrides"] = {"reset": "zero"}
@@ -120,10 +120,10 @@ def test_cli_trains_and_prints_summary(tmp_path):
 
 
 def test_cli_rejects_unknown_neuron_cleanly(tmp_path):
-    out = _cli("train", "--config", str(ROOT / "configs" / "digits_lif.yaml"), "--model.neuron", "alif",
+    out = _cli("train", "--config", str(ROOT / "configs" / "digits_lif.yaml"), "--model.neuron", "nope_lif",
                cwd=tmp_path)
     assert out.returncode != 0
-    assert "unknown neuron 'alif'" in out.stderr
+    assert "unknown neuron 'nope_lif'" in out.stderr
 
 
 def test_ddp_on_cpu_with_two_processes(tmp_path):

@@ -10,9 +10,12 @@ import dataclasses
 import math
 from dataclasses import dataclass, field, fields
 
-RESETS = ("hard", "soft", "adaptive")
-THRESHOLDS = ("fixed", "learnable", "adaptive")
-DECAYS = ("fixed", "learnable", "dual")
+RESETS = ("hard", "soft", "adaptive", "complementary", "gated", "none")
+THRESHOLDS = ("fixed", "learnable", "adaptive", "spike_adaptive")
+DECAYS = ("fixed", "learnable", "dual", "gated", "parallel")
+SLOPES = ("none", "learnable")
+# resets and thresholds that keep a second state per neuron (the kernel's M): at most one of them
+STATEFUL_RESETS = {"adaptive": "AR-LIF memory", "complementary": "CLIF complementary potential"}
 DECAY_FNS = ("sigmoid", "tanh")
 GRANULARITIES = ("layer", "channel")
 SPIKES = ("binary", "integer")
@@ -26,6 +29,7 @@ _CHOICES = {
     "decay_fn": DECAY_FNS,
     "granularity": GRANULARITIES,
     "spike": SPIKES,
+    "slope": SLOPES,
     "surrogate": SURROGATES,
     "backend": BACKENDS,
 }
@@ -35,8 +39,9 @@ _CHOICES = {
 class NeuronConfig:
     """One multi-step spiking neuron; the fields are the papers' ablation axes.
 
-    Charge ``U_t = beta * V_{t-1} + alpha * X_t``; fire against the threshold ``th_t``;
-    reset ``V_t`` by ``reset``. The decay axis decides where ``alpha``/``beta`` come from:
+    Charge ``U_t = beta * V_{t-1} + alpha * X_t`` (then ``U_t = relu(k U_t)`` with ``slope:
+    learnable``, KLIF); fire against the threshold ``th_t``; reset ``V_t`` by ``reset``. The decay
+    axis decides where ``alpha``/``beta`` come from:
 
     - ``fixed``: the floats ``alpha`` and ``beta``.
     - ``learnable`` (PLIF): ``k = sigmoid(w)``, ``beta = 1 - k``; ``alpha = k`` when
@@ -44,16 +49,38 @@ class NeuronConfig:
     - ``dual`` (DA-LIF): ``alpha = f(tau_a)``, ``beta = f(tau_b)`` with ``f = decay_fn``,
       both learnable, initialised so that they start at the configured ``alpha``/``beta``.
       [reconstructed: the choice of f and the initialisation are config fields]
+    - ``gated`` (GLIF): ``U_t = (1 - a (1 - tau)) V_{t-1} - (1 - a) l + (1 - b (1 - g_t)) X_t``
+      with learnable gates ``a``, ``b``, time constant ``tau``, linear decay ``l`` and a
+      conductance ``g_t`` per time step (``time_steps`` needed), every one a sigmoid of a logit as
+      in GLIF; a learnable threshold is then a sigmoid too. ``beta`` is unused.
+    - ``parallel`` (PSN): no recurrence, ``U = W X`` over time with a learnable ``[T, T]`` ``W``
+      (``time_steps`` needed), ``reset: none``; a learnable threshold is one per time step.
+
+    Resets: ``hard`` ``V = U (1 - S)``; ``soft`` ``V = U - S th``; ``adaptive`` (AR-LIF memory);
+    ``complementary`` (CLIF: ``M = M sigmoid((1 - beta) U) + S``, ``V = U - S (th + sigmoid(M))``);
+    ``gated`` (GLIF: ``V = U - S (r U + (1 - r) v_sub)``, a learnable gate ``r`` mixing hard and
+    soft reset and a learnable ``v_sub``; with ``decay: gated`` ``v_sub`` is divided by GLIF's leak
+    so that the next charge subtracts exactly ``(1 - r) v_sub``, as GLIF does); ``none`` ``V = U``.
+    ``detach_reset``: the spike enters the reset (and any memory or trace it feeds) without
+    gradient, as in SpikeYOLO's I-LIF and SpikingJelly's option of that name.
+    Thresholds: ``fixed``, ``learnable``, ``adaptive`` (AR-LIF ``th = V_th + tanh(a) tanh(X)``),
+    ``spike_adaptive`` (ALIF: ``th_t = V_th + adapt_gain a_t``, ``a_t = rho a_{t-1} + (1 - rho) S_{t-1}``).
     """
 
-    # reset mode: hard V = U (1 - S); soft V = U - S th; adaptive: AR-LIF memory M
+    # reset mode: hard V = U (1 - S); soft V = U - S th; adaptive: AR-LIF memory M; complementary:
+    # CLIF; gated: GLIF; none: V = U
     reset: str = "hard"
-    # threshold strategy: fixed V_th; learnable V_th; adaptive th = V_th + tanh(a) tanh(X) (AR-LIF)
+    detach_reset: bool = False  # the spike enters the state update without gradient (SpikeYOLO I-LIF)
+    # threshold strategy: fixed V_th; learnable V_th; adaptive th = V_th + tanh(a) tanh(X) (AR-LIF);
+    # spike_adaptive th = V_th + adapt_gain * trace of the neuron's own spikes (ALIF)
     threshold: str = "fixed"
     v_threshold: float = 1.0
     threshold_coef_init: float = 0.0  # AR-LIF `a` (init 0)
     memory_gain_init: float = 1.0  # AR-LIF `c` (init 1)
     memory_carry: bool = True  # False: M restarts at 0 each step (the authors' DVS variant)
+    adapt_decay: float = 0.9  # ALIF rho (or its initial value)
+    adapt_gain: float = 1.8  # ALIF gamma (or its initial value)
+    adapt_learnable: bool = False  # ALIF: rho = sigmoid(logit) and gamma learnable
     # decay learnability
     decay: str = "fixed"
     beta: float = 0.5  # membrane (temporal) decay, or its initial value
@@ -62,6 +89,16 @@ class NeuronConfig:
     decay_fn: str = "sigmoid"  # dual decay function f
     granularity: str = "layer"  # shape of learnable parameters: one per layer or per channel (dim 2)
     channels: int | None = None  # required for granularity=channel
+    time_steps: int | None = None  # T, required by decay=gated (GLIF conductance) and decay=parallel (PSN)
+    # GLIF's initial values (decay=gated / reset=gated), SpikingJelly's GatedLIFNode defaults
+    gate_init: float = 0.0  # logits of the gates a, b (and r of the gated reset): sigmoid 1/2
+    glif_tau_init: float = 0.25
+    glif_conduct_init: float = 0.5
+    glif_linear_decay_init: float | None = None  # None: v_threshold / (2 T)
+    glif_subreset_init: float | None = None  # None: v_threshold
+    # KLIF's learnable slope: U = relu(k U)
+    slope: str = "none"
+    slope_init: float = 1.0
     # spike kind / range alignment
     spike: str = "binary"
     int_max: float = 4.0  # D: integer spikes take values in {0, 1/N, ..., D}
@@ -111,12 +148,88 @@ class NeuronConfig:
                         f"neuron config: decay=dual initialises {name} = {self.decay_fn}(tau) and needs "
                         f"0 < {name} < 1, got {name}={value}; set {name} to a value in (0, 1)"
                     )
+        self._validate_combination()
         if self.granularity == "channel":
             if not isinstance(self.channels, int) or self.channels < 1:
                 raise ValueError(
                     "neuron config: granularity=channel needs channels=<number of channels (dim 2)>, "
                     f"got channels={self.channels!r}"
                 )
+
+    def _validate_combination(self) -> None:
+        """Axis values that cannot combine: one clear error naming both and what would work."""
+        for name in ("adapt_decay", "adapt_gain", "slope_init", "gate_init", "glif_tau_init",
+                     "glif_conduct_init"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+                raise ValueError(f"neuron config: {name} must be a finite number, got {value!r}")
+        if self.reset in STATEFUL_RESETS and self.threshold == "spike_adaptive":
+            raise ValueError(
+                f"neuron config: reset={self.reset} and threshold=spike_adaptive both keep a second state per "
+                f"neuron ({STATEFUL_RESETS[self.reset]}, ALIF adaptation trace); combine spike_adaptive with "
+                "reset hard, soft, gated or none"
+            )
+        if not 0.0 <= self.adapt_decay < 1.0:
+            raise ValueError(f"neuron config: adapt_decay (ALIF rho) must be in [0, 1), got {self.adapt_decay}")
+        if self.adapt_learnable and self.adapt_decay <= 0:
+            raise ValueError("neuron config: adapt_learnable initialises rho = sigmoid(logit) and needs "
+                             f"0 < adapt_decay < 1, got {self.adapt_decay}")
+        if self.decay in ("gated", "parallel"):
+            if not isinstance(self.time_steps, int) or isinstance(self.time_steps, bool) or self.time_steps < 1:
+                raise ValueError(
+                    f"neuron config: decay={self.decay} has a parameter per time step and needs "
+                    f"time_steps=<T>, got time_steps={self.time_steps!r}"
+                )
+        elif self.time_steps is not None and (not isinstance(self.time_steps, int) or self.time_steps < 1):
+            raise ValueError(f"neuron config: time_steps must be a positive integer, got {self.time_steps!r}")
+        if self.decay == "parallel":
+            if self.reset != "none":
+                raise ValueError(f"neuron config: decay=parallel (PSN) has no membrane to reset: set reset=none, "
+                                 f"got reset={self.reset}")
+            if self.threshold not in ("fixed", "learnable"):
+                raise ValueError(f"neuron config: decay=parallel (PSN) takes threshold fixed or learnable (one "
+                                 f"per time step), got threshold={self.threshold}")
+            if self.spike != "binary" or self.slope != "none":
+                raise ValueError("neuron config: decay=parallel (PSN) takes binary spikes and no slope, got "
+                                 f"spike={self.spike}, slope={self.slope}")
+        if self.decay == "gated":
+            for name, value in (("glif_tau_init", self.glif_tau_init), ("glif_conduct_init", self.glif_conduct_init)):
+                if not 0.0 < value < 1.0:
+                    raise ValueError(f"neuron config: decay=gated initialises {name} as a sigmoid and needs "
+                                     f"0 < {name} < 1, got {value}")
+        inits = []
+        if self.decay == "gated":
+            inits.append(("glif_linear_decay_init", self.linear_decay_start))
+        if self.reset == "gated":
+            inits.append(("glif_subreset_init", self.subreset_start))
+        for name, value in inits:
+            if not 0.0 < value < 1.0:
+                raise ValueError(f"neuron config: {name} (default from v_threshold) is a sigmoid in GLIF and "
+                                 f"needs a value in (0, 1), got {value}; set {name} or v_threshold")
+        gated_threshold = (self.decay == "gated" or self.reset == "gated") and self.threshold == "learnable"
+        if gated_threshold and not 0.0 < self.v_threshold < 1.0:
+            raise ValueError("neuron config: a learnable threshold of GLIF (decay or reset gated) is a sigmoid and "
+                             f"needs 0 < v_threshold < 1, got {self.v_threshold}")
+        if self.reset == "complementary" and not self.memory_carry:
+            raise ValueError("neuron config: memory_carry=False applies to reset=adaptive only; the complementary "
+                             "potential of reset=complementary is always carried")
+
+    @property
+    def linear_decay_start(self) -> float:
+        """GLIF's initial linear decay: ``glif_linear_decay_init``, else ``v_threshold / (2 T)``."""
+        if self.glif_linear_decay_init is not None:
+            return float(self.glif_linear_decay_init)
+        return self.v_threshold / (2 * (self.time_steps or 1))
+
+    @property
+    def subreset_start(self) -> float:
+        """GLIF's initial soft-reset value: ``glif_subreset_init``, else ``v_threshold``."""
+        return float(self.v_threshold if self.glif_subreset_init is None else self.glif_subreset_init)
+
+    @property
+    def needs_time_steps(self) -> bool:
+        """Whether the neuron has parameters per time step (and so needs ``time_steps``)."""
+        return self.decay in ("gated", "parallel")
 
     # ------------------------------------------------------------------ helpers
     @classmethod

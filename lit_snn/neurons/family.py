@@ -8,8 +8,9 @@ import torch
 from torch import Tensor, nn
 
 from .config import NeuronConfig
+from .parallel import init_parallel_params, parallel_reference
 from .precision import warn_if_levels_collapse
-from .reference import KernelSpec, multistep_reference
+from .reference import PARAM_NAMES, KernelSpec, multistep_reference
 
 
 def _logit(p: float) -> float:
@@ -45,18 +46,38 @@ class SpikingNeuron(nn.Module):
         def param(value: float) -> nn.Parameter:
             return nn.Parameter(torch.full((size,), float(value)))
 
+        glif = cfg.decay == "gated" or cfg.reset == "gated"  # GLIF: learnables are sigmoids of logits
         if cfg.decay == "learnable":  # PLIF: k = sigmoid(w), beta = 1 - k
             self.decay_w = param(_logit(1 - cfg.beta))
         elif cfg.decay == "dual":  # DA-LIF: alpha = f(tau_a), beta = f(tau_b)
             inverse = _DECAY_INVERSES[cfg.decay_fn]
             self.tau_a = param(inverse(cfg.alpha))
             self.tau_b = param(inverse(cfg.beta))
+        elif cfg.decay == "gated":  # GLIF: leak and integration gates, tau, linear decay, conductance per step
+            self.glif_a = param(cfg.gate_init)
+            self.glif_b = param(cfg.gate_init)
+            self.glif_tau = param(_logit(cfg.glif_tau_init))
+            self.glif_linear_decay = param(_logit(cfg.linear_decay_start))
+            self.glif_conduct = nn.Parameter(torch.full((cfg.time_steps, size), _logit(cfg.glif_conduct_init)))
+        elif cfg.decay == "parallel":  # PSN: H = W X over time; W initialised as SpikingJelly's PSN
+            self.psn_weight = nn.Parameter(init_parallel_params(cfg.time_steps)[0])
         if cfg.threshold == "learnable":
-            self.v_th = param(cfg.v_threshold)
+            if cfg.decay == "parallel":  # one threshold per time step
+                self.v_th = nn.Parameter(torch.full((cfg.time_steps,), float(cfg.v_threshold)))
+            else:
+                self.v_th = param(_logit(cfg.v_threshold) if glif else cfg.v_threshold)
         elif cfg.threshold == "adaptive":  # AR-LIF threshold adjustment tanh(a) tanh(X)
             self.thr_a = param(cfg.threshold_coef_init)
+        elif cfg.threshold == "spike_adaptive" and cfg.adapt_learnable:  # ALIF: rho = sigmoid(logit), gamma
+            self.adapt_rho = param(_logit(cfg.adapt_decay))
+            self.adapt_gamma = param(cfg.adapt_gain)
         if cfg.reset == "adaptive":  # AR-LIF memory gate sigmoid(c X)
             self.mem_c = param(cfg.memory_gain_init)
+        elif cfg.reset == "gated":  # GLIF: reset gate (hard vs soft) and soft-reset value
+            self.glif_r = param(cfg.gate_init)
+            self.glif_subreset = param(_logit(cfg.subreset_start))
+        if cfg.slope == "learnable":  # KLIF: U = relu(k U)
+            self.slope_k = param(cfg.slope_init)
 
     # ------------------------------------------------------------------ parameters
     def effective_params(self, device: torch.device | None = None) -> dict[str, Tensor]:
@@ -80,18 +101,63 @@ class SpikingNeuron(nn.Module):
                 self._constants[key] = torch.full((size,), float(value), **like)
             return self._constants[key]
 
+        glif = cfg.decay == "gated" or cfg.reset == "gated"
         if cfg.decay == "learnable":
             k = torch.sigmoid(self.decay_w)
             beta, alpha = 1 - k, (k if cfg.decay_input else const(cfg.alpha))
         elif cfg.decay == "dual":
             f = _DECAY_FNS[cfg.decay_fn]
             alpha, beta = f(self.tau_a), f(self.tau_b)
+        elif cfg.decay == "gated":  # the leak; the input gain and linear decay act on x (glif_input)
+            alpha, beta = const(1.0), 1 - torch.sigmoid(self.glif_a) * (1 - torch.sigmoid(self.glif_tau))
         else:
             alpha, beta = const(cfg.alpha), const(cfg.beta)
-        vth = self.v_th if cfg.threshold == "learnable" else const(cfg.v_threshold)
-        thr_coef = torch.tanh(self.thr_a) if cfg.threshold == "adaptive" else const(0.0)
-        mem_gain = self.mem_c if cfg.reset == "adaptive" else const(0.0)
-        return dict(alpha=alpha, beta=beta, vth=vth, thr_coef=thr_coef, mem_gain=mem_gain)
+        if cfg.threshold == "learnable":
+            vth = torch.sigmoid(self.v_th) if glif else self.v_th
+        else:
+            vth = const(cfg.v_threshold)
+        if cfg.threshold == "adaptive":
+            thr_coef = torch.tanh(self.thr_a)
+        elif cfg.threshold == "spike_adaptive":
+            thr_coef = self.adapt_gamma if cfg.adapt_learnable else const(cfg.adapt_gain)
+        else:
+            thr_coef = const(0.0)
+        adapt_decay = torch.sigmoid(self.adapt_rho) if cfg.adapt_learnable and cfg.threshold == "spike_adaptive" \
+            else const(cfg.adapt_decay)
+        if cfg.reset == "adaptive":
+            mem_gain = self.mem_c
+        elif cfg.reset == "complementary":  # CLIF's sigmoid(H / tau) with 1 / tau = 1 - beta
+            mem_gain = 1 - beta
+        else:
+            mem_gain = const(0.0)
+        if cfg.reset == "gated":  # divided by the leak: the next charge subtracts (1 - r) v_sub, as in GLIF
+            reset_gate, reset_value = torch.sigmoid(self.glif_r), torch.sigmoid(self.glif_subreset)
+            if cfg.decay == "gated":
+                reset_value = reset_value / beta
+        else:
+            reset_gate, reset_value = const(0.0), const(0.0)
+        slope = self.slope_k if cfg.slope == "learnable" else const(1.0)
+        values = (alpha, beta, vth, thr_coef, mem_gain, adapt_decay, slope, reset_gate, reset_value)
+        return dict(zip(PARAM_NAMES, values))
+
+    def glif_input(self, x: Tensor) -> Tensor:
+        """GLIF's gated integration as an input transform, ``x'_t = (1 - b (1 - g_t)) x_t - (1 - a) l``
+        (``b``, ``g_t``, ``a``, ``l`` sigmoids of their logits), so that the recurrence charges
+        ``U_t = leak V_{t-1} + x'_t``. One elementwise pass before the kernel (GLIF only); autograd
+        reduces the gradients of the per-step conductance and of the linear decay."""
+        T = x.shape[0]
+        if T != self.config.time_steps:
+            raise ValueError(f"{self.name}: built for time_steps={self.config.time_steps} (one conductance per "
+                             f"step), got an input with T = {T} (shape {tuple(x.shape)})")
+        gain = 1 - torch.sigmoid(self.glif_b) * (1 - torch.sigmoid(self.glif_conduct))  # [T, P]
+        bias = -(1 - torch.sigmoid(self.glif_a)) * torch.sigmoid(self.glif_linear_decay)  # [P]
+        if self.config.granularity == "channel":  # [T, C] -> [T, 1, C, 1, ...]
+            gain = gain.reshape((T, 1, -1) + (1,) * (x.dim() - 3))
+            bias = bias.reshape((1, -1) + (1,) * (x.dim() - 3))
+        else:
+            gain = gain.reshape((T,) + (1,) * (x.dim() - 1))
+            bias = bias.reshape(())
+        return torch.addcmul(bias.to(x.dtype), gain.to(x.dtype), x)
 
     # ------------------------------------------------------------------ forward
     def check_input(self, x: Tensor, finite: bool = True) -> None:
@@ -138,15 +204,23 @@ class SpikingNeuron(nn.Module):
         return backend == "triton" or (backend == "auto" and x.is_cuda and kernel_dtype)
 
     def forward_with_state(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Spikes ``[T, ...]`` plus the final membrane ``V_T`` and memory ``M_T`` (``[...]`` each)."""
+        """Spikes ``[T, ...]`` plus the final membrane ``V_T`` and memory ``M_T`` (``[...]`` each).
+
+        PSN (``decay: parallel``) has no membrane: its ``V_T`` is the last step's ``H_T = (W X)_T``
+        and its ``M_T`` is zero."""
         triton_path = isinstance(x, Tensor) and self.use_triton(x)  # a non-tensor: check_input names it
-        # the deferred NaN/inf check rides on the Triton forward, which reads x anyway
-        fused_check = triton_path and self.defer_finite_check and self.config.validate
+        parallel = self.config.decay == "parallel"
+        # the deferred NaN/inf check rides on the Triton forward of the scan, which reads x anyway
+        fused_check = triton_path and self.defer_finite_check and self.config.validate and not parallel
         if self.config.validate:
             self.check_input(x, finite=not fused_check)
+        if parallel:
+            return self._parallel_forward(x, triton_path)
         params = self.effective_params(x.device)
         if self.spec.integer and x.dtype in (torch.bfloat16, torch.float16):
             warn_if_levels_collapse(self.name, self.spec.int_max, self.spec.int_scale, x.dtype)
+        if self.config.decay == "gated":
+            x = self.glif_input(x)
         if triton_path:
             from .kernels import multistep_triton  # imported lazily: Triton is optional on CPU
 
@@ -159,6 +233,31 @@ class SpikingNeuron(nn.Module):
             return multistep_triton(x, **params, spec=self.spec)
         params = {k: v.to(device=x.device, dtype=x.dtype) for k, v in params.items()}
         return multistep_reference(x, **params, spec=self.spec)
+
+    def parallel_params(self) -> tuple[Tensor, Tensor]:
+        """PSN's mixing ``W [T, T]`` and its thresholds ``[T]`` (learnable, or the fixed ``v_threshold``)."""
+        weight = self.psn_weight
+        if self.config.threshold == "learnable":
+            return weight, self.v_th
+        return weight, torch.full((self.config.time_steps,), float(self.config.v_threshold),
+                                  device=weight.device, dtype=weight.dtype)
+
+    def _parallel_forward(self, x: Tensor, triton_path: bool) -> tuple[Tensor, Tensor, Tensor]:
+        if x.shape[0] != self.config.time_steps:
+            raise ValueError(f"{self.name}: built for time_steps={self.config.time_steps} (W is [T, T]), got an "
+                             f"input with T = {x.shape[0]} (shape {tuple(x.shape)})")
+        weight, threshold = self.parallel_params()
+        cfg = self.config
+        param = cfg.surrogate_width if cfg.surrogate in ("rectangle", "triangle") else cfg.surrogate_alpha
+        if triton_path:
+            from .kernels.parallel import parallel_triton
+
+            spikes, h_last = parallel_triton(x, weight.to(x.device, torch.float32),
+                                             threshold.to(x.device, torch.float32), cfg.surrogate, float(param))
+        else:
+            spikes, h_last = parallel_reference(x, weight.to(x.dtype), threshold.to(x.dtype), cfg.surrogate,
+                                                float(param))
+        return spikes, h_last, torch.zeros_like(h_last)
 
     def forward(self, x: Tensor) -> Tensor:  # x: [T, ...] -> spikes [T, ...]
         return self.forward_with_state(x)[0]

@@ -54,12 +54,43 @@ register_preset(
     surrogate_alpha=4.0,
 )
 register_preset(
-    "i_lif", "I-LIF (SpikeYOLO): U = 0.25 V + X, S = round(clamp(U, 0, 4)), V = U - S",
-    beta=0.25, alpha=1.0, spike="integer", int_max=4.0, int_scale=1.0, reset="soft",
+    "i_lif", "I-LIF (SpikeYOLO): U = 0.25 V + X, S = round(clamp(U, 0, 4)), V = U - stopgrad(S) (its "
+    "mem_update detaches the spike in the reset)",
+    beta=0.25, alpha=1.0, spike="integer", int_max=4.0, int_scale=1.0, reset="soft", detach_reset=True,
 )
 register_preset(
-    "ib_ra_lif", "IB-RA-LIF (arXiv 2506.05679): S = round(clamp(100 U, 0, 511)) / 100, V = U - S",
-    beta=0.25, alpha=1.0, spike="integer", int_max=5.11, int_scale=100.0, reset="soft",
+    "ib_ra_lif", "IB-RA-LIF (arXiv 2506.05679): S = round(clamp(100 U, 0, 511)) / 100, V = U - stopgrad(S); "
+    "its code is not public, so the reset detaches the spike as in I-LIF's code, which it extends",
+    beta=0.25, alpha=1.0, spike="integer", int_max=5.11, int_scale=100.0, reset="soft", detach_reset=True,
+)
+# ---- baselines beyond the three papers (spec section 7); defaults equal SpikingJelly 2.0's classes
+register_preset(
+    "clif", "CLIF (Huang et al., ICML 2024; SpikingJelly ComplementaryLIFNode): H = V/2 + X, "
+    "M = M sigmoid(H/2) + S, V = H - S (1 + sigmoid(M)), rectangle(1)",
+    beta=0.5, alpha=1.0, reset="complementary", surrogate="rectangle", surrogate_width=1.0,
+)
+register_preset(
+    "alif", "ALIF (Bellec et al. 2018, LSNN): U = V/2 + X, th = 1 + 1.8 a, a = 0.9 a + 0.1 S_prev, "
+    "V = U - S th, rectangle(1)",
+    beta=0.5, alpha=1.0, reset="soft", threshold="spike_adaptive", adapt_decay=0.9, adapt_gain=1.8,
+    surrogate="rectangle", surrogate_width=1.0,
+)
+register_preset(
+    "klif", "KLIF (Jiang and Zhang 2023; SpikingJelly KLIFNode): U = relu(k (V + (X - V)/2)), k learnable "
+    "init 1, hard reset, sigmoid(4)",
+    beta=0.5, alpha=0.5, reset="hard", slope="learnable", slope_init=1.0, surrogate="sigmoid", surrogate_alpha=4.0,
+)
+register_preset(
+    "glif", "GLIF (Yao et al., NeurIPS 2022; SpikingJelly GatedLIFNode): gated leak, integration and reset, "
+    "every learnable a sigmoid; gates start at 1/2 (SpikingJelly draws them around 1/2); T from the model",
+    decay="gated", reset="gated", threshold="learnable", v_threshold=0.5, time_steps=4, surrogate="sigmoid",
+    surrogate_alpha=4.0,
+)
+register_preset(
+    "psn", "PSN (Fang et al., NeurIPS 2023; SpikingJelly PSN): S = H(W X - B), W [T, T], B [T] learnable "
+    "(init 1), no reset, atan(2); T from the model",
+    decay="parallel", reset="none", threshold="learnable", v_threshold=1.0, time_steps=4, surrogate="atan",
+    surrogate_alpha=2.0,
 )
 
 

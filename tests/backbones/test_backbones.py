@@ -104,14 +104,15 @@ def test_resnet34_ann_macs_match_torchvision():
 @pytest.mark.parametrize("neuron", list_neurons())
 def test_every_neuron_preset_through_small_conv(neuron):
     torch.manual_seed(0)
-    model = create_backbone("small_conv", neuron=neuron, in_channels=1)
+    steps = {"time_steps": 3} if neuron_config(neuron).needs_time_steps else {}  # GLIF, PSN: built for T
+    model = create_backbone("small_conv", neuron=neuron, in_channels=1, neuron_overrides=steps)
     x = 2 * torch.rand(3, 4, 1, 8, 8)
     out = model(x)
     assert out.shape == (3, 4, 10) and torch.isfinite(out).all()
     out.sum().backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters())
     neurons = [m for m in model.modules() if isinstance(m, SpikingNeuron)]
-    assert len(neurons) == 2 and all(m.config == neuron_config(neuron) for m in neurons)
+    assert len(neurons) == 2 and all(m.config == neuron_config(neuron, **steps) for m in neurons)
 
 
 CHANNEL_CONFIG = neuron_config("da_lif", granularity="channel", channels=1)  # channels reset per layer

@@ -16,6 +16,7 @@ from lit_snn.neurons import (
     create_neuron,
     integer_to_binary,
     list_neurons,
+    neuron_config,
     virtual_step_weights,
 )
 from lit_snn.neurons.config import DECAYS, GRANULARITIES, RESETS, SPIKES, SURROGATES, THRESHOLDS
@@ -23,30 +24,54 @@ from lit_snn.neurons.config import DECAYS, GRANULARITIES, RESETS, SPIKES, SURROG
 ALL_COMBOS = list(itertools.product(RESETS, THRESHOLDS, DECAYS, SPIKES, SURROGATES, GRANULARITIES))
 
 
+def invalid_reason(reset, threshold, decay, spike, slope):
+    """The axis values a combination must be rejected for (an error naming them), or None."""
+    if reset in ("adaptive", "complementary") and threshold == "spike_adaptive":
+        return (reset, "spike_adaptive")
+    if decay == "parallel" and reset != "none":
+        return ("parallel", "reset=none")
+    if decay == "parallel" and threshold not in ("fixed", "learnable"):
+        return ("parallel", threshold)
+    if decay == "parallel" and (spike != "binary" or slope != "none"):
+        return ("parallel", f"spike={spike}")
+    return None
+
+
 @pytest.mark.parametrize("reset,threshold,decay,spike,surrogate,granularity", ALL_COMBOS,
                          ids=["-".join(c) for c in ALL_COMBOS])
 def test_every_axis_combination_runs_forward_and_backward(reset, threshold, decay, spike, surrogate, granularity):
-    neuron = create_neuron(
-        "lif", reset=reset, threshold=threshold, decay=decay, spike=spike, surrogate=surrogate,
-        granularity=granularity, channels=3,
-    )
+    """Every combination either runs forward and backward with finite values, or is rejected at
+    construction with one ValueError naming the values that do not combine. The slope axis rotates
+    with the surrogate (learnable for sigmoid and atan)."""
+    slope = "learnable" if surrogate in ("sigmoid", "atan") else "none"
+    fields = dict(reset=reset, threshold=threshold, decay=decay, spike=spike, surrogate=surrogate,
+                  granularity=granularity, channels=3, slope=slope, time_steps=3, v_threshold=0.8)
+    reason = invalid_reason(reset, threshold, decay, spike, slope)
+    if reason:
+        with pytest.raises(ValueError) as err:
+            create_neuron("lif", **fields)
+        assert all(word in str(err.value) for word in reason), str(err.value)
+        return
+    neuron = create_neuron("lif", **fields)
     x = (torch.rand(3, 2, 3, 4) * 3).requires_grad_(True)
     out = neuron(x)
     assert out.shape == x.shape and torch.isfinite(out).all()
     out.sum().backward()
     assert torch.isfinite(x.grad).all()
+    size = 3 if granularity == "channel" else 1
     for name, p in neuron.named_parameters():
-        expected = (3,) if granularity == "channel" else (1,)
-        assert p.shape == expected, name
+        expected = {"psn_weight": (3, 3), "glif_conduct": (3, size), "v_th": (3,) if decay == "parallel" else (size,)}
+        assert p.shape == expected.get(name, (size,)), name
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
 
 
 @pytest.mark.parametrize("name", list_neurons())
 def test_presets_move_with_to_and_half(name):
-    neuron = create_neuron(name).to(torch.float64)
+    steps = {"time_steps": 2} if neuron_config(name).needs_time_steps else {}  # GLIF, PSN: built for T
+    neuron = create_neuron(name, **steps).to(torch.float64)
     x = torch.rand(2, 3, 5, dtype=torch.float64) * 2
     assert neuron(x).dtype == torch.float64
-    assert create_neuron(name).to(torch.bfloat16)(x.to(torch.bfloat16)).dtype == torch.bfloat16
+    assert create_neuron(name, **steps).to(torch.bfloat16)(x.to(torch.bfloat16)).dtype == torch.bfloat16
 
 
 @pytest.mark.parametrize("name", list_neurons())
@@ -111,8 +136,8 @@ def test_binary_spike_conv_layer_matches_conv():
 
 # ---------------------------------------------------------------- bad input
 def test_unknown_preset_lists_valid_names():
-    with pytest.raises(ValueError, match="unknown neuron 'alif'.*ar_lif.*ib_ra_lif"):
-        create_neuron("alif")
+    with pytest.raises(ValueError, match="unknown neuron 'nope_lif'.*ar_lif.*ib_ra_lif"):
+        create_neuron("nope_lif")
 
 
 @pytest.mark.parametrize("field,value,match", [

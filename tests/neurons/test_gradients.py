@@ -83,10 +83,11 @@ def smooth_spikes(monkeypatch):
     monkeypatch.setattr(reference_module, "integer_spike", lambda z, d, n: _ClampSpike.apply(z, float(d), float(n)))
 
 
-COMBOS = list(itertools.product(
-    ["hard", "soft", "adaptive"], ["fixed", "learnable", "adaptive"], ["fixed", "learnable", "dual"],
+COMBOS = [c for c in itertools.product(
+    ["hard", "soft", "adaptive", "complementary", "gated", "none"],
+    ["fixed", "learnable", "adaptive", "spike_adaptive"], ["fixed", "learnable", "dual", "gated"],
     ["binary", "integer"],
-))
+) if not (c[0] in ("adaptive", "complementary") and c[1] == "spike_adaptive")]  # both need the state M
 
 
 @pytest.mark.parametrize("reset,threshold,decay,spike", COMBOS,
@@ -97,7 +98,9 @@ def test_gradcheck_every_smooth_combination(smooth_spikes, reset, threshold, dec
     neuron = create_neuron(
         "lif", reset=reset, threshold=threshold, decay=decay, spike=spike, surrogate=surrogate,
         surrogate_alpha=2.0, alpha=0.6, beta=0.4, decay_input=(decay == "learnable"),
-        granularity="channel", channels=2, int_max=3.0, memory_carry=(threshold != "fixed"),
+        granularity="channel", channels=2, int_max=3.0, memory_carry=(threshold != "fixed" or reset != "adaptive"),
+        v_threshold=0.8, time_steps=4, slope="learnable" if decay == "dual" else "none",
+        adapt_learnable=threshold == "spike_adaptive",
     ).double()
     with torch.no_grad():  # random, distinct parameter values per channel
         for p in neuron.parameters():
@@ -123,4 +126,46 @@ def test_parameters_receive_gradients_in_ar_lif():
 
 def test_config_of_gradcheck_combos_is_valid():
     for reset, threshold, decay, spike in COMBOS:
-        neuron_config("lif", reset=reset, threshold=threshold, decay=decay, spike=spike, alpha=0.6)
+        neuron_config("lif", reset=reset, threshold=threshold, decay=decay, spike=spike, alpha=0.6, v_threshold=0.8,
+                      time_steps=4)
+
+
+# ---------------------------------------------------------------- detach_reset, by hand
+# Two steps, x = [1.2, x2], loss L = S_1 + S_2. The reset's dependence on S_1 either carries
+# gradient (detach_reset False) or not (True, the I-LIF authors' mem_update):
+# - i_lif (U = 0.25 V + X, S = round(clamp(U, 0, 4)), STE 1, V = U - S), x2 = 0.5:
+#   U1 = 1.2, S1 = 1, V1 = 0.2; U2 = 0.55, S2 = 1. dU2/dU1 = 0.25 (1 - dS1/dU1) = 0, detached 0.25:
+#   dL/dx = [1 + 0, 1], detached [1 + 0.25, 1].
+# - soft_lif (U = 0.5 V + X, rectangle(1): 1 on |U - 1| < 0.5, V = U - S), x2 = 0.5:
+#   U1 = 1.2 (S1 = 1, sg 1), V1 = 0.2; U2 = 0.6 (S2 = 0, sg 1). dU2/dU1 = 0.5 (1 - 1) = 0, detached 0.5:
+#   dL/dx = [1, 1], detached [1.5, 1].
+# - hard_lif (V = U (1 - S)), x2 = 0.6: V1 = 0, dV1/dU1 = (1 - S1) - U1 sg1 = -1.2, detached 0;
+#   U2 = 0.6 (S2 = 0, sg 1): dS2/dx1 = 0.5 * -1.2 = -0.6: dL/dx = [0.4, 1], detached [1, 1].
+DETACH_CASES = {
+    "i_lif": (0.5, [1.0, 1.0], [1.25, 1.0]),
+    "soft_lif": (0.5, [1.0, 1.0], [1.5, 1.0]),
+    "hard_lif": (0.6, [0.4, 1.0], [1.0, 1.0]),
+}
+
+
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+@pytest.mark.parametrize("detach", [False, True], ids=["attached", "detached"])
+@pytest.mark.parametrize("preset", list(DETACH_CASES))
+def test_detach_reset_two_step_gradients_by_hand(preset, detach, backend):
+    if backend == "triton":
+        pytest.importorskip("triton")
+        from lit_snn.neurons.kernels import INTERPRET
+
+        if not INTERPRET and not torch.cuda.is_available():
+            pytest.skip("Triton kernels need CUDA or TRITON_INTERPRET=1")
+    x2, attached, detached = DETACH_CASES[preset]
+    device = "cuda" if backend == "triton" and torch.cuda.is_available() else "cpu"
+    neuron = create_neuron(preset, detach_reset=detach, backend=backend).to(device)
+    x = torch.tensor([[1.2], [x2]], device=device, requires_grad=True)  # [T = 2, 1]
+    s = neuron(x)
+    (grad,) = torch.autograd.grad(s.sum(), x)
+    assert grad.flatten().tolist() == pytest.approx(detached if detach else attached, abs=1e-6)
+
+
+def test_i_lif_detaches_as_its_authors_and_ib_ra_lif_follows():
+    assert neuron_config("i_lif").detach_reset and neuron_config("ib_ra_lif").detach_reset

@@ -37,7 +37,7 @@ from lit_snn.neurons import (
 )
 from lit_snn.neurons.kernels import INTERPRET, multistep_triton
 from lit_snn.neurons.kernels import multistep as kernel_module
-from lit_snn.neurons.reference import broadcast_param
+from lit_snn.neurons.reference import PARAM_NAMES, broadcast_param
 
 DEVICE = "cpu" if INTERPRET else "cuda"
 pytestmark = pytest.mark.skipif(
@@ -47,7 +47,6 @@ pytestmark = pytest.mark.skipif(
 # margin below which a neuron counts as a near tie, and comparison tolerances
 EPS = 1e-5 if INTERPRET else 1e-4
 RTOL = 1e-5 if INTERPRET else 1e-4
-PARAM_NAMES = ("alpha", "beta", "vth", "thr_coef", "mem_gain")
 
 
 # --------------------------------------------------------------------------------------------- helpers
@@ -72,13 +71,22 @@ def near_tie_lanes(x, params, spec: KernelSpec, eps: float):
     for t in range(t_steps):
         xt = x[t]
         u = per["beta"] * v + per["alpha"] * xt
-        th = per["vth"] + per["thr_coef"] * torch.tanh(xt) if spec.adaptive_threshold else per["vth"]
+        if spec.slope:
+            bad |= (per["slope"] * u).abs() < eps  # the relu's kink
+            u = (per["slope"] * u).clamp_min(0)
+        if spec.adaptive_threshold:
+            th = per["vth"] + per["thr_coef"] * torch.tanh(xt)
+        elif spec.spike_adaptive_threshold:
+            th = per["vth"] + per["thr_coef"] * m
+        else:
+            th = per["vth"]
         if spec.integer:
             z = u / th
             nz = (z * spec.int_scale).clamp(0, top)
             frac = nz - torch.floor(nz)
             bad |= ((frac - 0.5).abs() < eps * spec.int_scale) & (nz > 0) & (nz < top)
-            bad |= (z.abs() < eps) | ((z - spec.int_max).abs() < eps)
+            # (an exact 0, as a relu of the slope gives, is the same branch in every implementation)
+            bad |= ((z.abs() < eps) & (z != 0)) | ((z - spec.int_max).abs() < eps)
             s = torch.floor(nz + 0.5) / spec.int_scale
             fired = (s > 0).double()
         else:
@@ -92,12 +100,21 @@ def near_tie_lanes(x, params, spec: KernelSpec, eps: float):
             v = u * (1 - fired)
         elif spec.reset == "soft":
             v = u - s * th
-        else:
+        elif spec.reset == "adaptive":
             mp = m if spec.memory_carry else torch.zeros_like(m)
             bad |= (mp.abs() < eps) & (mp != 0)
             g = torch.sigmoid(per["mem_gain"] * xt)
             m = mp.clamp_min(0) * g - (-mp).clamp_min(0) * (1 - g) + (2 * fired - 1) * torch.sigmoid(xt)
             v = u - s * (th + torch.sigmoid(m))
+        elif spec.reset == "complementary":
+            m = m * torch.sigmoid(per["mem_gain"] * u) + s
+            v = u - s * (th + torch.sigmoid(m))
+        elif spec.reset == "gated":
+            v = u - s * (per["reset_gate"] * u + (1 - per["reset_gate"]) * per["reset_value"])
+        else:
+            v = u
+        if spec.spike_adaptive_threshold:
+            m = per["adapt_decay"] * m + (1 - per["adapt_decay"]) * s
     return bad
 
 
@@ -182,6 +199,8 @@ def check_against_reference(spec, params, x, seed=0, state_grads=True):
 
 
 # --------------------------------------------------------------------------------------------- presets
+# every preset that runs on the scan kernel (PSN's parallel kernel has its own tests, test_parallel.py)
+SCAN_PRESETS = [name for name in list_neurons() if neuron_config(name).decay != "parallel"]
 SIZES = {  # readable id -> input shape [T, ...]
     "T1-N1": (1, 1),
     "T3-N1000": (3, 2, 5, 10, 10),
@@ -190,7 +209,7 @@ SIZES = {  # readable id -> input shape [T, ...]
 
 
 @pytest.mark.parametrize("size", list(SIZES))
-@pytest.mark.parametrize("preset", list_neurons())
+@pytest.mark.parametrize("preset", SCAN_PRESETS)
 def test_preset_matches_reference(preset, size):
     spec, params = make_params(preset, seed=zlib.crc32(preset.encode()) % 1000)
     check_against_reference(spec, params, make_input(SIZES[size], seed=len(preset)))
@@ -205,22 +224,27 @@ def test_preset_per_channel(preset):
 
 # --------------------------------------------------------------------------------------------- axes
 def _axis_cases():
-    """Every reset x threshold x spike combination; surrogates, decays, granularity, memory carry rotate."""
+    """Every reset x threshold x spike combination (the two that would both need the second state M
+    excluded); surrogates, decays, granularity, memory carry, detach_reset and slope rotate."""
     surrogates = ["rectangle", "triangle", "sigmoid", "atan"]
     decays = ["fixed", "learnable", "dual"]
     cases, i = [], 0
-    for reset in ("hard", "soft", "adaptive"):
-        for threshold in ("fixed", "learnable", "adaptive"):
+    for reset in ("hard", "soft", "adaptive", "complementary", "gated", "none"):
+        for threshold in ("fixed", "learnable", "adaptive", "spike_adaptive"):
+            if reset in ("adaptive", "complementary") and threshold == "spike_adaptive":
+                continue
             for spike in ("binary", "integer"):
                 fields = {"reset": reset, "threshold": threshold, "spike": spike, "decay": decays[i % 3],
                           "surrogate": surrogates[i % 4], "surrogate_width": [0.8, 1.3][i % 2],
                           "surrogate_alpha": [4.0, 2.5][i % 2], "beta": 0.4, "alpha": 0.7,
-                          "memory_carry": i % 4 != 1, "int_max": [4.0, 5.11][i % 2],
-                          "int_scale": [1.0, 100.0][i % 2]}
+                          "memory_carry": i % 4 != 1 or reset != "adaptive", "int_max": [4.0, 5.11][i % 2],
+                          "int_scale": [1.0, 100.0][i % 2], "detach_reset": i % 3 == 2,
+                          "slope": "learnable" if i % 5 == 3 else "none", "v_threshold": 0.9,
+                          "adapt_learnable": threshold == "spike_adaptive" and i % 2 == 0}
                 channel = i % 2 == 1
                 cid = f"{reset}-{threshold}-{spike}-{fields['surrogate'] if spike == 'binary' else 'ste'}" + (
-                    "-channel" if channel else "") + ("-nocarry" if reset == "adaptive" and not fields["memory_carry"]
-                                                      else "")
+                    "-channel" if channel else "") + ("-nocarry" if not fields["memory_carry"] else "") + (
+                    "-detach" if fields["detach_reset"] else "") + ("-slope" if fields["slope"] != "none" else "")
                 cases.append(pytest.param(fields, channel, id=cid))
                 i += 1
     return cases
@@ -233,7 +257,7 @@ def test_axis_combination(fields, channel):
     check_against_reference(spec, params, make_input(shape, seed=8))
 
 
-@pytest.mark.parametrize("preset", list_neurons())
+@pytest.mark.parametrize("preset", SCAN_PRESETS)
 @pytest.mark.parametrize("size", ["T3-N1000", "T7-N4097"])
 def test_recompute_backward_matches_reference(preset, size, monkeypatch):
     """The backward's other mode (UNROLL off: each step's state recomputed from reloaded x; the
@@ -436,7 +460,7 @@ gpu = pytest.mark.skipif(not torch.cuda.is_available() or INTERPRET,
 @gpu
 @pytest.mark.gpu
 @pytest.mark.parametrize("dtype", list(DTYPES))
-@pytest.mark.parametrize("preset", list_neurons())
+@pytest.mark.parametrize("preset", SCAN_PRESETS)
 def test_gpu_dtype_error_at_most_twice_reference(preset, dtype):
     assert_dtype_rule(preset, (6, 8, 16, 16, 16), dtype)
 
@@ -486,7 +510,7 @@ def test_bench_cpu_check_runs_every_column(capsys):
     pytest.importorskip("spikingjelly.activation_based.neuron")
     from lit_snn.bench import main
 
-    presets = ["lif", "ar_lif", "i_lif", "ib_ra_lif"]
+    presets = ["lif", "ar_lif", "i_lif", "ib_ra_lif", "clif", "klif", "alif"]
     argv = ["--device", "cpu", "--presets", ",".join(presets), "--dtypes", "fp32", "--T", "3",
             "--shape", "2,3,4,4", "--columns", "ours,eager,compile,sj"]
     assert main(argv) == 0

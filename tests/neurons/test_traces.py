@@ -11,7 +11,7 @@ import random
 import pytest
 import torch
 
-from lit_snn.neurons import create_neuron, list_neurons
+from lit_snn.neurons import create_neuron, list_neurons, neuron_config
 
 
 def sig(v):
@@ -86,30 +86,61 @@ def test_ib_ra_lif_range_alignment_uses_high_codes():
 
 
 # ---------------------------------------------------------------- scalar re-implementation
-def scalar_trace(name, xs, a=0.0, c=1.0, w=0.0, tau_a=0.0, tau_b=0.0):
-    """Each paper's equations, per element, in plain floats (spec sections 1-4)."""
+# learnable values off their init, so that they are exercised (logits for GLIF's sigmoids)
+LEARNED = dict(a=0.7, c=-1.3, w=0.4, tau_a=-0.6, tau_b=1.1, k=1.4, glif_a=0.3, glif_b=-0.4, glif_r=0.6,
+               glif_tau=-0.9, glif_vth=0.2, glif_ld=-2.0, glif_sub=0.1, glif_conduct=[0.5, -0.2, 0.1, 0.9, -0.6,
+                                                                                     0.3, 0.0])
+PSN_W = [[0.3 * ((3 * t + 5 * s) % 7 - 3) for s in range(7)] for t in range(7)]  # a fixed [7, 7] mixing
+PSN_B = [0.5 + 0.1 * t for t in range(7)]
+
+
+def scalar_trace(name, xs, p=LEARNED):
+    """Each paper's equations, per element, in plain floats (spec sections 1-4 and 7)."""
+    if name == "psn":  # H = W X over time, S = H(H - B); no state
+        hs = [sum(PSN_W[t][s] * xs[s] for s in range(len(xs))) for t in range(len(xs))]
+        return [1.0 if h - b >= 0 else 0.0 for h, b in zip(hs, PSN_B)], hs[-1], 0.0
     V, M, out = 0.0, 0.0, []
-    for x in xs:
-        if name == "lif":
+    S_prev = 0.0
+    for t, x in enumerate(xs):
+        if name in ("lif", "klif"):
             U = V + (x - V) / 2
         elif name == "plif":
-            k = sig(w)
+            k = sig(p["w"])
             U = V + k * (x - V)
-        elif name in ("hard_lif", "soft_lif", "ar_lif"):
+        elif name in ("hard_lif", "soft_lif", "ar_lif", "clif", "alif"):
             U = 0.5 * V + x
         elif name == "ar_lif_dvs":
             U = 0.2 * V + x
         elif name == "da_lif":
-            U = sig(tau_b) * V + sig(tau_a) * x
+            U = sig(p["tau_b"]) * V + sig(p["tau_a"]) * x
         elif name in ("i_lif", "ib_ra_lif"):
             U = 0.25 * V + x
+        elif name == "glif":  # SpikingJelly's gated_lif_step: V is the membrane before the reset
+            al, be, ga = sig(p["glif_a"]), sig(p["glif_b"]), sig(p["glif_r"])
+            leak = 1 - al * (1 - sig(p["glif_tau"]))
+            U = (leak * V - (1 - al) * sig(p["glif_ld"]) + x * (1 - be * (1 - sig(p["glif_conduct"][t])))
+                 - leak * V * ga * S_prev - (1 - ga) * sig(p["glif_sub"]) * S_prev)
+        if name == "klif":
+            U = max(p["k"] * U, 0.0)
         if name in ("ar_lif", "ar_lif_dvs"):
-            th = 1 + math.tanh(a) * math.tanh(x)
+            th = 1 + math.tanh(p["a"]) * math.tanh(x)
             S = 1.0 if U - th >= 0 else 0.0
             Mp = M if name == "ar_lif" else 0.0
-            g = sig(c * x)
+            g = sig(p["c"] * x)
             M = max(Mp, 0) * g - max(-Mp, 0) * (1 - g) + (2 * S - 1) * sig(x)
             V = U - S * (th + sig(M))
+        elif name == "clif":  # M = M sigmoid(H / tau) + S, V = H - S (th + sigmoid(M)), tau 2
+            S = 1.0 if U >= 1 else 0.0
+            M = M * sig(U / 2) + S
+            V = U - S * (1 + sig(M))
+        elif name == "alif":  # th = 1 + 1.8 a_t, a_t = 0.9 a_{t-1} + 0.1 S_{t-1}; soft reset
+            th = 1 + 1.8 * M
+            S = 1.0 if U - th >= 0 else 0.0
+            V = U - S * th
+            M = 0.9 * M + 0.1 * S
+        elif name == "glif":
+            S = 1.0 if U - sig(p["glif_vth"]) >= 0 else 0.0
+            V = U
         elif name == "i_lif":
             S = math.floor(min(max(U, 0), 4) + 0.5)
             V = U - S
@@ -119,27 +150,47 @@ def scalar_trace(name, xs, a=0.0, c=1.0, w=0.0, tau_a=0.0, tau_b=0.0):
         else:
             S = 1.0 if U >= 1 else 0.0
             V = U * (1 - S) if name != "soft_lif" else U - S
+        S_prev = S
         out.append(S)
+    if name == "glif":  # ours reports V after the reset that SpikingJelly applies at the next step
+        al, ga = sig(p["glif_a"]), sig(p["glif_r"])
+        leak = 1 - al * (1 - sig(p["glif_tau"]))
+        V = V - S * (ga * V + (1 - ga) * sig(p["glif_sub"]) / leak)
     return out, V, M
+
+
+def set_learned(neuron, p=LEARNED):
+    """Our parameters set to the values ``scalar_trace`` uses."""
+    values = dict(thr_a=p["a"], mem_c=p["c"], decay_w=p["w"], tau_a=p["tau_a"], tau_b=p["tau_b"], slope_k=p["k"],
+                  glif_a=p["glif_a"], glif_b=p["glif_b"], glif_r=p["glif_r"], glif_tau=p["glif_tau"],
+                  glif_linear_decay=p["glif_ld"], glif_subreset=p["glif_sub"])
+    with torch.no_grad():
+        for pname, value in values.items():
+            if hasattr(neuron, pname):
+                getattr(neuron, pname).fill_(value)
+        if neuron.config.decay == "gated":
+            neuron.v_th.fill_(p["glif_vth"])
+            neuron.glif_conduct.copy_(torch.tensor(p["glif_conduct"]).reshape(-1, 1))
+        if neuron.config.decay == "parallel":
+            neuron.psn_weight.copy_(torch.tensor(PSN_W))
+            neuron.v_th.copy_(torch.tensor(PSN_B))
 
 
 @pytest.mark.parametrize("name", list_neurons())
 def test_preset_matches_scalar_paper_equations(name):
     rng = random.Random(0)
-    a, c, w, tau_a, tau_b = 0.7, -1.3, 0.4, -0.6, 1.1
-    neuron = create_neuron(name).double()
-    with torch.no_grad():  # move learnable parameters off their init so they are exercised
-        for pname, value in (("thr_a", a), ("mem_c", c), ("decay_w", w), ("tau_a", tau_a), ("tau_b", tau_b)):
-            if hasattr(neuron, pname):
-                getattr(neuron, pname).fill_(value)
     T, n = 7, 40
+    steps = {"time_steps": T} if neuron_config(name).needs_time_steps else {}
+    neuron = create_neuron(name, **steps).double()
+    set_learned(neuron)
     xs = [[rng.uniform(-1.0, 3.0) for _ in range(n)] for _ in range(T)]
     s, v, m = neuron.forward_with_state(torch.tensor(xs, dtype=torch.float64))
+    assert 0.05 < (s > 0).double().mean().item() < 0.95, name  # both firing and silence
     for j in range(n):
-        ref_s, ref_v, ref_m = scalar_trace(name, [xs[t][j] for t in range(T)], a, c, w, tau_a, tau_b)
+        ref_s, ref_v, ref_m = scalar_trace(name, [xs[t][j] for t in range(T)])
         assert s[:, j].tolist() == pytest.approx(ref_s, abs=1e-6), name
         assert v[j].item() == pytest.approx(ref_v, abs=1e-6), name
-        if name.startswith("ar_lif"):
+        if name.startswith("ar_lif") or name in ("clif", "alif"):
             assert m[j].item() == pytest.approx(ref_m, abs=1e-6), name
 
 

@@ -29,11 +29,13 @@ from triton.compiler import ASTSource
 
 from ..presets import list_neurons, neuron_config
 from ..reference import KernelSpec
-from . import multistep
+from ..surrogate import SURROGATE_IDS
+from . import multistep, parallel
 
 DTYPES = {"fp32": "fp32", "bf16": "bf16", "fp16": "fp16"}
 # pointers that hold activations (x's dtype); the others are fp32 (parameters, scratch, partial sums)
-_ACTIVATION_POINTERS = {"x_ptr", "s_ptr", "v_ptr", "m_ptr", "gs_ptr", "gv_ptr", "gm_ptr", "gx_ptr"}
+_ACTIVATION_POINTERS = {"x_ptr", "s_ptr", "v_ptr", "m_ptr", "gs_ptr", "gv_ptr", "gm_ptr", "gx_ptr", "h_ptr",
+                        "gh_ptr"}
 _FLOAT_SCALARS = {"int_scale", "int_top", "int_max", "surrogate_param"}
 REGISTERS_PER_SM = 65536  # sm_70 .. sm_100
 MAX_WARPS_PER_SM = {70: 64, 75: 32, 80: 64, 86: 48, 89: 48, 90: 64, 100: 64}
@@ -59,15 +61,13 @@ class Resources:
 
 def _constexprs(direction: str, spec: KernelSpec, per_channel: bool, block: int, grad_state: bool,
                 param_grad: bool, unroll: bool) -> dict:
-    flags = multistep.kernel_flags(spec)
-    consts = dict(RESET=flags["reset"], ADAPTIVE_THRESHOLD=flags["adaptive_threshold"], INTEGER=flags["integer"],
-                  MEMORY_CARRY=flags["memory_carry"], PER_CHANNEL=per_channel, BLOCK=block)
+    variant = multistep.Variant.from_spec(spec, per_channel)
+    consts = dict(variant.constexprs(direction), BLOCK=block)
     if direction == "fwd":
         consts.update(CHECK_FINITE=True)  # as in training (LitSNN's deferred NaN/inf check): the superset
     if direction == "bwd":
-        consts.update(SURROGATE=flags["surrogate"], HAS_GRAD_STATE=grad_state, PARAM_GRAD=param_grad,
-                      CHUNK=multistep.PARTIAL_CHUNK, UNROLL=unroll,
-                      K=multistep.CHECKPOINT_EVERY["adaptive" if spec.reset == "adaptive" else "default"])
+        consts.update(HAS_GRAD_STATE=grad_state, PARAM_GRAD=param_grad, CHUNK=multistep.PARTIAL_CHUNK,
+                      UNROLL=unroll, K=variant.checkpoint_every)
     return consts
 
 
@@ -76,10 +76,33 @@ def compile_variant(direction: str, spec: KernelSpec, dtype: str, block: int, nu
                     unroll: bool = False):
     """Compile one kernel variant for ``sm_<arch>``; returns Triton's compiled kernel (raises on failure)."""
     fn = multistep._forward_kernel if direction == "fwd" else multistep._backward_kernel
+    consts = _constexprs(direction, spec, per_channel, block, grad_state, param_grad, unroll)
+    return _compile(fn, consts, dtype, num_warps, arch)
+
+
+def compile_parallel(direction: str, dtype: str, block: int, num_warps: int, arch: int = 90, T: int = 4,
+                     surrogate: str = "atan", grad_state: bool = False, param_grad: bool = True):
+    """Compile PSN's kernel (``kernels/parallel.py``) for ``sm_<arch>`` at sequence length ``T``."""
+    fn = parallel._forward_kernel if direction == "fwd" else parallel._backward_kernel
+    consts = dict(TP=parallel._padded_steps(T), BLOCK=block)
+    if direction == "bwd":
+        consts.update(SURROGATE=SURROGATE_IDS[surrogate], HAS_GS=True, HAS_GH=grad_state, NEED_GX=True,
+                      NEED_GP=param_grad)
+    return _compile(fn, consts, dtype, num_warps, arch)
+
+
+def parallel_configs(direction: str, T: int) -> list[tuple[int, int]]:
+    """PSN's autotune configurations that its pruner keeps at ``T`` (BLOCK, num_warps)."""
+    configs, budget = ((parallel.FWD_CONFIGS, parallel.FWD_BUDGET) if direction == "fwd"
+                       else (parallel.BWD_CONFIGS, parallel.BWD_BUDGET))
+    tp = parallel._padded_steps(T)
+    return [(b, w) for b, w in configs if parallel._tile_values(tp, b) <= budget * 32 * w]
+
+
+def _compile(fn, consts: dict, dtype: str, num_warps: int, arch: int):
     if not isinstance(fn, triton.runtime.jit.JITFunction):
         raise RuntimeError("kernels.resources: the kernels were decorated for the interpreter; unset "
                            "TRITON_INTERPRET and run again")
-    consts = _constexprs(direction, spec, per_channel, block, grad_state, param_grad, unroll)
     signature = {}
     for name in fn.arg_names:
         if name in consts:
@@ -149,16 +172,26 @@ def main(argv=None) -> int:
           "B widest global load/store in bytes")
     failures = 0
     for preset in presets:
-        spec = KernelSpec.from_config(neuron_config(preset))
+        cfg = neuron_config(preset)
+        spec = KernelSpec.from_config(cfg)
+        psn = cfg.decay == "parallel"  # PSN: its own kernel (kernels/parallel.py) at the preset's T
         for dtype in dtypes:
             fwd_configs = [(b, w, False) for b, w in multistep.FWD_CONFIGS]
-            for direction, configs in (("fwd", fwd_configs), ("bwd", multistep.BWD_CONFIGS)):
+            scan_configs = (("fwd", fwd_configs), ("bwd", multistep.BWD_CONFIGS))
+            psn_configs = tuple((d, [(b, w, False) for b, w in parallel_configs(d, cfg.time_steps)])
+                                for d in ("fwd", "bwd")) if psn else ()
+            for direction, configs in (psn_configs if psn else scan_configs):
                 cells = []
                 for block, warps, unroll in configs:
                     try:
-                        res = resources(compile_variant(direction, spec, dtype, block, warps, args.arch,
-                                                        args.per_channel, args.grad_state, not args.no_param_grad,
-                                                        unroll))
+                        if psn:
+                            kernel = compile_parallel(direction, dtype, block, warps, args.arch, cfg.time_steps,
+                                                      cfg.surrogate, args.grad_state, not args.no_param_grad)
+                        else:
+                            kernel = compile_variant(direction, spec, dtype, block, warps, args.arch,
+                                                     args.per_channel, args.grad_state, not args.no_param_grad,
+                                                     unroll)
+                        res = resources(kernel)
                     except Exception as err:  # noqa: BLE001  (report every variant that fails to compile)
                         failures += 1
                         cells.append(f"{'FAILED ' + type(err).__name__:>28}")
