@@ -27,6 +27,12 @@ class LitSNN(L.LightningModule):
     ``time_steps`` steps); DVS batches ``x [B, T, P, H, W]`` are used as they come (their T is
     set by the DataModule). The prediction is the argmax of the mean over T of the per-step
     outputs. Optimiser SGD (momentum) or AdamW, linear warm-up then cosine decay per epoch.
+
+    ``weight_decay`` applies to every parameter of rank >= 2 (conv and linear weights).
+    ``weight_decay_1d`` decides the rest, the parameters of rank 0 or 1 (norm weights and biases,
+    layer biases, neuron parameters such as decays, thresholds and AR-LIF's ``a``/``c``): False
+    (default) exempts them, True decays them too, as the AR-LIF authors' ``train.py`` does
+    (``SGD(net.parameters(), weight_decay=...)``).
     """
 
     def __init__(
@@ -47,6 +53,7 @@ class LitSNN(L.LightningModule):
         lr: float = 0.1,
         momentum: float = 0.9,
         weight_decay: float = 5e-4,
+        weight_decay_1d: bool = False,
         warmup_epochs: int = 0,
         energy_batches: int = 4,
     ) -> None:
@@ -59,10 +66,15 @@ class LitSNN(L.LightningModule):
             raise ValueError(f"time_steps must be >= 1, got {time_steps}")
         if lr <= 0 or not math.isfinite(lr):
             raise ValueError(f"lr must be a positive number, got {lr}")
-        neuron_config(neuron, **(neuron_overrides or {}))  # unknown preset/field -> clear ValueError
+        overrides = dict(neuron_overrides or {})
+        if neuron_config(neuron, **overrides).needs_time_steps:  # unknown preset/field -> clear ValueError
+            # GLIF's conductance and PSN's [T, T] mixing have one entry per step: the model's T
+            if overrides.setdefault("time_steps", time_steps) != time_steps:
+                raise ValueError(f"neuron_overrides.time_steps={overrides['time_steps']} differs from "
+                                 f"time_steps={time_steps}; {neuron} needs the model's T (drop the override)")
         self.save_hyperparameters()
         self.net = create_backbone(
-            backbone, neuron=neuron, neuron_overrides=dict(neuron_overrides or {}), num_classes=num_classes,
+            backbone, neuron=neuron, neuron_overrides=overrides, num_classes=num_classes,
             in_channels=in_channels, **(backbone_kwargs or {}),
         )
         # plain (micro) accuracy as the papers report it, not torchmetrics' default per-class mean;
@@ -194,11 +206,14 @@ class LitSNN(L.LightningModule):
     # ------------------------------------------------------------------ optimisation
     def configure_optimizers(self):
         hp = self.hparams
-        decay, no_decay = [], []
-        for p in self.net.parameters():
-            # norms, biases and neuron parameters (decays, thresholds, AR-LIF a/c) are not decayed
-            (no_decay if p.dim() <= 1 else decay).append(p)
-        groups = [{"params": decay, "weight_decay": hp.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+        params = list(self.net.parameters())
+        if hp.weight_decay_1d:  # every parameter decayed (the AR-LIF authors' optimiser)
+            groups = [{"params": params, "weight_decay": hp.weight_decay}]
+        else:  # norms, biases and neuron parameters (rank <= 1) exempt
+            decay = [p for p in params if p.dim() > 1]
+            no_decay = [p for p in params if p.dim() <= 1]
+            groups = [g for g in ({"params": decay, "weight_decay": hp.weight_decay},
+                                  {"params": no_decay, "weight_decay": 0.0}) if g["params"]]
         if hp.optimizer == "sgd":
             opt = torch.optim.SGD(groups, lr=hp.lr, momentum=hp.momentum)
         else:

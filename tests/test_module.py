@@ -53,3 +53,45 @@ def test_nan_input_stops_training_with_a_clear_error():
     # the spike threshold would turn the NaN into silence (finite loss): the neurons' flags catch it
     with pytest.raises(FloatingPointError, match=r"train: the input of neuron layer net\.features\.2 contains NaN"):
         model.training_step((x, torch.zeros(4, dtype=torch.long)), 0)
+
+
+@pytest.mark.parametrize("decay_1d", [True, False])
+def test_weight_decay_1d_decides_whether_norms_and_neuron_parameters_decay(decay_1d):
+    lr, wd = 0.1, 0.01
+    model = LitSNN(num_classes=10, in_channels=1, neuron="ar_lif", lr=lr, weight_decay=wd,
+                   weight_decay_1d=decay_1d)
+    opt = model.configure_optimizers()["optimizer"]
+    assert all(group["params"] for group in opt.param_groups)  # no empty group
+    assert len(opt.param_groups) == (1 if decay_1d else 2)
+    params = dict(model.net.named_parameters())
+    bn, neuron_c, neuron_a, conv = "features.1.weight", "features.2.mem_c", "features.2.thr_a", "features.0.weight"
+    assert model.net.features[2] in model.neurons.values() and params[bn].dim() == params[neuron_c].dim() == 1
+    with torch.no_grad():
+        params[bn].fill_(2.0)
+        params[neuron_c].fill_(1.5)
+        params[neuron_a].fill_(0.5)
+    before = {name: p.detach().clone() for name, p in params.items()}
+    for p in params.values():
+        p.grad = torch.zeros_like(p)
+    opt.step()  # zero gradient: only weight decay moves a parameter, by lr * wd * p (first momentum step)
+    shrink = 1 - lr * wd
+    for name in (bn, neuron_c, neuron_a):
+        expect = before[name] * shrink if decay_1d else before[name]
+        assert torch.allclose(params[name].detach(), expect, rtol=0, atol=1e-7), name
+    assert torch.allclose(params[conv].detach(), before[conv] * shrink, rtol=0, atol=1e-7)  # always decayed
+
+
+def test_weight_decay_1d_defaults_to_exempt():
+    assert LitSNN(num_classes=10, in_channels=1).hparams.weight_decay_1d is False
+
+
+@pytest.mark.parametrize("neuron,shape_of", [("glif", "glif_conduct"), ("psn", "psn_weight")])
+def test_neurons_with_per_step_parameters_take_the_models_time_steps(neuron, shape_of):
+    """GLIF's conductance and PSN's mixing have one entry per step: LitSNN builds them for its T."""
+    model = LitSNN(num_classes=10, in_channels=1, neuron=neuron, time_steps=3)
+    layers = list(model.neurons.values())
+    assert layers and all(getattr(m, shape_of).shape[0] == 3 and m.config.time_steps == 3 for m in layers)
+    outputs = model(torch.rand(2, 1, 8, 8))
+    assert outputs.shape == (3, 2, 10)
+    with pytest.raises(ValueError, match="neuron_overrides.time_steps=5 differs from time_steps=3"):
+        LitSNN(num_classes=10, in_channels=1, neuron=neuron, time_steps=3, neuron_overrides={"time_steps": 5})

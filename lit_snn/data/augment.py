@@ -4,8 +4,12 @@ Everything runs on CPU in the loader workers on whole batches, so batches that l
 DataLoader are always final (augmented + normalised), with or without a Trainer.
 
 * random crop (zero padding) + horizontal flip: own small torch implementation;
-* RandAugment / TrivialAugment: ``kornia.augmentation.auto`` (optional dependency,
-  imported only when asked for);
+* RandAugment (2 ops, magnitude ``randaugment_magnitude`` of 30) / TrivialAugment:
+  ``kornia.augmentation.auto`` (optional dependency, imported only when asked for), on [0, 1]
+  images before normalisation;
+* random erasing: ``kornia.augmentation.RandomErasing`` with probability ``random_erasing``
+  per sample (torchvision's default box: area 2-33 %, aspect 0.3-3.3, value 0), after
+  normalisation, as torchvision's ``RandomErasing`` after ``Normalize``;
 * mixup / cutmix: own implementation; when enabled, training targets become soft labels,
   float32 ``[B, num_classes]`` (``F.cross_entropy`` accepts both forms; take ``argmax``
   for accuracy). Validation/test loaders never mix.
@@ -80,7 +84,7 @@ def mixup_cutmix(
     return x, lam * y1 + (1 - lam) * y2
 
 
-def _build_auto(kind: str):
+def _build_auto(kind: str, magnitude: int = 10):
     if kind == "none":
         return None
     try:
@@ -90,7 +94,7 @@ def _build_auto(kind: str):
             f"auto_augment='{kind}' needs the optional package 'kornia' (pip install kornia)"
         ) from e
     if kind == "randaugment":
-        return auto.RandAugment(n=2, m=10)
+        return auto.RandAugment(n=2, m=magnitude)
     if kind == "trivialaugment":
         return auto.TrivialAugment()
     raise ValueError(f"auto_augment must be one of {AUTO_AUGMENTS}, got '{kind}'")
@@ -105,21 +109,32 @@ class AugmentConfig:
     auto_augment: str = "none"
     mixup_alpha: float = 0.0
     cutmix_alpha: float = 0.0
+    randaugment_magnitude: int = 10  # kornia's m, 1..29 of 30 (torchvision's magnitude of 31 bins)
+    random_erasing: float = 0.0  # probability per sample
 
     def __post_init__(self) -> None:
         self.auto_augment = self.auto_augment.lower()
         if self.auto_augment not in AUTO_AUGMENTS:
             raise ValueError(f"auto_augment must be one of {AUTO_AUGMENTS}, got '{self.auto_augment}'")
+        if not 0 < self.randaugment_magnitude < 30:
+            raise ValueError(f"randaugment_magnitude must be in 1..29, got {self.randaugment_magnitude}")
+        if not 0.0 <= self.random_erasing <= 1.0:
+            raise ValueError(f"random_erasing must be a probability in [0, 1], got {self.random_erasing}")
 
     @property
     def mixes(self) -> bool:
         return self.mixup_alpha > 0 or self.cutmix_alpha > 0
 
     def describe(self) -> str:
-        return (
+        text = (
             f"crop_pad={self.crop_padding},hflip={int(self.hflip)},auto={self.auto_augment},"
             f"mixup={self.mixup_alpha},cutmix={self.cutmix_alpha}"
         )
+        if self.auto_augment == "randaugment":
+            text += f",ra_m={self.randaugment_magnitude}"
+        if self.random_erasing > 0:
+            text += f",erase={self.random_erasing}"
+        return text
 
 
 class BatchCollate:
@@ -145,6 +160,7 @@ class BatchCollate:
         self.seed = seed
         self._gen: torch.Generator | None = None
         self._auto = None
+        self._erase = None
 
     def _generator(self) -> torch.Generator:
         if self._gen is None:  # one stream per process, created on first use
@@ -154,7 +170,11 @@ class BatchCollate:
             s = info.seed if info is not None else self.seed * 1000 + 1
             self._gen = torch.Generator().manual_seed(int(s) % (2**63))
             if self.augment is not None:
-                self._auto = _build_auto(self.augment.auto_augment)
+                self._auto = _build_auto(self.augment.auto_augment, self.augment.randaugment_magnitude)
+                if self.augment.random_erasing > 0:
+                    from kornia.augmentation import RandomErasing
+
+                    self._erase = RandomErasing(p=self.augment.random_erasing)
         return self._gen
 
     def __call__(self, items):
@@ -175,6 +195,10 @@ class BatchCollate:
                     torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
                     x = self._auto(x).clamp_(0.0, 1.0)
         x = (x - self.mean) / self.std
+        if self._erase is not None and a is not None:
+            with torch.random.fork_rng(devices=[]):  # as above: kornia uses the global RNG
+                torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+                x = self._erase(x)
         if a is not None and a.mixes:
             x, y = mixup_cutmix(x, y, self.num_classes, a.mixup_alpha, a.cutmix_alpha, gen)
         return x.contiguous(), y

@@ -74,7 +74,8 @@ def read_cifar_batch(path: str, label_key: str, num_classes: int) -> tuple[np.nd
 
 class _CIFARBase(StaticDataModule):
     """Shared CIFAR logic. Train batches get random crop (pad 4) + horizontal flip by default;
-    RandAugment (``auto_augment='randaugment'``) and mixup/cutmix are opt-in.
+    RandAugment (``auto_augment='randaugment'``, ``randaugment_magnitude``), random erasing
+    (``random_erasing``) and mixup/cutmix are opt-in.
 
     Split: official test set; val = seeded stratified ``val_fraction`` of train. With
     ``val_fraction=0`` the whole train set is used and validation runs on the test set (as the
@@ -106,6 +107,8 @@ class _CIFARBase(StaticDataModule):
         auto_augment: str = "none",
         mixup_alpha: float = 0.0,
         cutmix_alpha: float = 0.0,
+        randaugment_magnitude: int = 10,
+        random_erasing: float = 0.0,
         pin_memory: bool = False,
     ) -> None:
         super().__init__(
@@ -123,6 +126,8 @@ class _CIFARBase(StaticDataModule):
             auto_augment=auto_augment,
             mixup_alpha=mixup_alpha,
             cutmix_alpha=cutmix_alpha,
+            randaugment_magnitude=randaugment_magnitude,
+            random_erasing=random_erasing,
             pin_memory=pin_memory,
         )
         self.image_size = (32, 32)

@@ -68,7 +68,9 @@ class StaticDataModule(SNNDataModule):
     """Base for static image datasets (direct encoding: the model repeats x over T).
 
     ``time_steps`` is accepted and only logged. Training batches get the augmentation in
-    ``augment`` (see :mod:`lit_snn.data.augment`); val/test are only normalised.
+    ``augment`` (see :mod:`lit_snn.data.augment`: crop/flip, ``auto_augment`` with
+    ``randaugment_magnitude``, ``random_erasing`` probability, mixup/cutmix); val/test are only
+    normalised.
     """
 
     is_event = False
@@ -91,6 +93,8 @@ class StaticDataModule(SNNDataModule):
         auto_augment: str = "none",
         mixup_alpha: float = 0.0,
         cutmix_alpha: float = 0.0,
+        randaugment_magnitude: int = 10,
+        random_erasing: float = 0.0,
         pin_memory: bool = False,
     ) -> None:
         super().__init__(
@@ -105,7 +109,8 @@ class StaticDataModule(SNNDataModule):
             limit_test=limit_test,
             pin_memory=pin_memory,
         )
-        self.augment = AugmentConfig(crop_padding, hflip, auto_augment, mixup_alpha, cutmix_alpha)
+        self.augment = AugmentConfig(crop_padding, hflip, auto_augment, mixup_alpha, cutmix_alpha,
+                                     randaugment_magnitude, random_erasing)
 
     def collate_fn(self, stage: str):
         aug = self.augment if stage == "train" else None

@@ -154,3 +154,33 @@ def test_imagenet_folders_resize_and_crop(fixture_root, tmp_path):
     assert len(dm2.test_set) == 6
     with pytest.raises(DatasetNotFoundError, match="train"):
         create_datamodule("imagenet", root=str(tmp_path)).setup()
+
+
+def test_cifar10_random_erasing_and_randaugment_magnitude(fixture_root):
+    pytest.importorskip("kornia")
+    common = dict(root=str(fixture_root), batch_size=100, val_fraction=0, crop_padding=0, hflip=False)
+    plain = create_datamodule("cifar10", **common)
+    erased = create_datamodule("cifar10", random_erasing=1.0, **common)
+    for dm in (plain, erased):
+        dm.setup()
+    assert "erase=1.0" in erased.describe()["augment"]
+    x_plain, y_plain = next(iter(plain.train_dataloader()))
+    x_erased, y_erased = next(iter(erased.train_dataloader()))
+    assert torch.equal(y_plain, y_erased)  # same shuffle: only the pixels differ
+    changed = (x_erased != x_plain).any(1)  # [B, H, W]
+    assert changed.flatten(1).any(1).all()  # p = 1: every sample has a box erased
+    # erased pixels hold 0 after normalisation (torchvision's RandomErasing after Normalize)
+    assert (x_erased.permute(0, 2, 3, 1)[changed] == 0).all()
+    # and never in val/test
+    assert torch.equal(next(iter(erased.test_dataloader()))[0], next(iter(plain.test_dataloader()))[0])
+    ra = create_datamodule("cifar10", auto_augment="randaugment", randaugment_magnitude=9, **common)
+    ra.setup()
+    assert "auto=randaugment,mixup=0.0,cutmix=0.0,ra_m=9" in ra.describe()["augment"]
+    assert torch.isfinite(next(iter(ra.train_dataloader()))[0]).all()
+    collate = ra.collate_fn("train")
+    collate._generator()  # builds the kornia policy
+    assert (collate._auto.n, collate._auto.m) == (2, 9)
+    with pytest.raises(ValueError, match="randaugment_magnitude must be in 1..29"):
+        create_datamodule("cifar10", root=str(fixture_root), randaugment_magnitude=30)
+    with pytest.raises(ValueError, match="random_erasing must be a probability"):
+        create_datamodule("cifar10", root=str(fixture_root), random_erasing=1.5)

@@ -20,7 +20,8 @@ from lit_snn.neurons import neuron_config
 
 MODEL_DEFAULTS = {"backbone": "small_conv", "neuron": "lif", "neuron_overrides": {}, "backbone_kwargs": None,
                   "time_steps": 4, "loss": "ce", "tet_lambda": 0.05, "optimizer": "sgd", "lr": 0.1,
-                  "momentum": 0.9, "weight_decay": 5e-4, "warmup_epochs": 0, "tet_phi": 1.0, "tet_one_hot": False,
+                  "momentum": 0.9, "weight_decay": 5e-4, "weight_decay_1d": False, "warmup_epochs": 0,
+                  "tet_phi": 1.0, "tet_one_hot": False,
                   "label_smoothing": 0.0, "energy_batches": 4}
 DATA_DEFAULTS = {"root": "data", "batch_size": 64, "seed": 0, "limit_train": None, "limit_val": None,
                  "limit_test": None}
