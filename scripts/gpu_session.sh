@@ -4,7 +4,7 @@
 # The GPU image this team is lent has torch and triton but no SpikingJelly and no network, so:
 #
 #   scripts/gpu_session.sh fetch            # here (with PyPI): SpikingJelly + loguru wheels into .whl/
-#   bash scripts/gpu_session.sh tests       # there: kernel tests on CUDA (fp32/bf16/fp16 against the
+#   bash scripts/gpu_session.sh tests       # there: scan + PSN kernel tests on CUDA (fp32/bf16/fp16 vs the
 #                                           #   reference, determinism, long T) + SpikingJelly equivalence
 #   bash scripts/gpu_session.sh bench [ARGS]  # there: lit-snn bench (default: lif, ar_lif, da_lif, i_lif,
 #                                           #   ib_ra_lif at T = 4, fp32 and bf16, all four columns:
@@ -44,8 +44,8 @@ case "${1:-}" in
         ;;
     tests)
         setup_there
-        python3 -m pytest -q -p no:cacheprovider tests/neurons/test_kernels.py \
-            tests/neurons/test_spikingjelly_equivalence.py 2>&1 | tee "$LOGS/gpu_tests.txt"
+        python3 -m pytest -q -p no:cacheprovider tests/neurons/test_kernels.py tests/neurons/test_parallel.py \
+            tests/neurons/test_gradients.py tests/neurons/test_spikingjelly_equivalence.py 2>&1 | tee "$LOGS/gpu_tests.txt"
         ;;
     bench)
         shift

@@ -52,7 +52,9 @@ class IntegerQuantizer(torch.autograd.Function):
     """``S = round(clamp(N z, 0, N D)) / N`` with round half up; straight-through ``dS/dz = 1`` on [0, D].
 
     ``round`` is ``floor(. + 0.5)`` (not torch's half-to-even) so the Triton kernel and the
-    reference agree on ties.
+    reference agree on ties. SpikeYOLO's I-LIF uses ``torch.round``: the two differ only where
+    ``N z`` is exactly k + 1/2 for an even k (a membrane of exactly 0.5 or 2.5 for I-LIF), a
+    deliberate difference of measure zero.
     """
 
     @staticmethod

@@ -61,6 +61,7 @@ is imported); that is how the tests run them.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from dataclasses import astuple, dataclass, fields
 
@@ -97,6 +98,7 @@ class Variant:
     surrogate_param: float
 
     @classmethod
+    @functools.lru_cache(maxsize=None)  # called per neuron call: built once per (spec, per_channel)
     def from_spec(cls, spec: KernelSpec, per_channel: bool = False) -> "Variant":
         """Flags that do not apply (a surrogate with integer spikes, memory carry without the adaptive
         reset) are normalised, so they cause no extra compilations."""
@@ -138,8 +140,9 @@ class Variant:
                 self.RESET == 4, self.RESET == 4)
         return [i for i, u in enumerate(used) if u]
 
+    @functools.lru_cache(maxsize=None)  # noqa: B019  (a few frozen variants live for the process anyway)
     def constexprs(self, direction: str) -> dict:
-        """The kernel's constexpr arguments for ``direction`` ("fwd" or "bwd")."""
+        """The kernel's constexpr arguments for ``direction`` ("fwd" or "bwd"); do not mutate."""
         names = ["RESET", "THRESHOLD", "INTEGER", "MEMORY_CARRY", "SLOPE", "PER_CHANNEL"]
         if direction == "bwd":
             names += ["DETACH_RESET", "SURROGATE"]
@@ -748,10 +751,8 @@ def _bwd_fake(x, grad_s, grad_v, grad_m, prm, flags, scalars, C, S, param_grad):
     return torch.empty_like(x), prm.new_empty(prm.shape, dtype=torch.float32)
 
 
-def _autograd_backward(ctx, grad_s, grad_v, grad_m, grad_flag=None):
-    x, prm = ctx.saved_tensors
-    variant, C, S = ctx.launch
-    needs = ctx.needs_input_grad
+def _adjoint(x, prm, variant, C, S, grad_s, grad_v, grad_m, param_grad: bool, input_grad: bool):
+    """The backward of one call: (dL/dx or None, dL/dprm [9, P] fp32) from the outputs' gradients."""
     if grad_s is None:
         grad_s = torch.zeros_like(x)
     if not variant.has_m:
@@ -764,11 +765,19 @@ def _autograd_backward(ctx, grad_s, grad_v, grad_m, grad_flag=None):
     grad_m = None if grad_m is None else grad_m.contiguous()
     if torch.compiler.is_compiling():  # traced by torch.compile: the opaque custom op
         grad_x, grad_params = _bwd_op(x, grad_s.contiguous(), grad_v, grad_m, prm, *variant.to_op(), C, S,
-                                      param_grad=needs[1])
+                                      param_grad=param_grad)
     else:  # eager: the launcher itself (no op-dispatch overhead)
         grad_x, grad_params = backward_launch(x, grad_s.contiguous(), grad_v, grad_m, prm, variant, C, S,
-                                              param_grad=needs[1])
-    return grad_x if needs[0] else None, grad_params.to(prm.dtype) if needs[1] else None, None, None, None, None, None
+                                              param_grad=param_grad)
+    return grad_x if input_grad else None, grad_params
+
+
+def _autograd_backward(ctx, grad_s, grad_v, grad_m, grad_flag=None):
+    x, prm = ctx.saved_tensors
+    variant, C, S = ctx.launch
+    needs = ctx.needs_input_grad
+    grad_x, grad_params = _adjoint(x, prm, variant, C, S, grad_s, grad_v, grad_m, needs[1], needs[0])
+    return grad_x, grad_params.to(prm.dtype) if needs[1] else None, None, None, None, None, None
 
 
 def _fwd_op_setup_context(ctx, inputs, output):
@@ -785,29 +794,63 @@ class _EagerMultistep(torch.autograd.Function):
     """The same forward and backward as the custom ops, for eager mode.
 
     The ``custom_op`` dispatch costs the host about 100 us per direction. Measured with no-op
-    launchers on a 2-core CPU (``scripts/host_overhead.py``): 368-427 us per ``multistep_triton``
-    forward + backward through the custom ops, 145-180 us through this Function. That is
+    launchers on a 2-core CPU (``scripts/host_overhead.py``, 2026-12-01): 358-592 us per
+    ``multistep_triton`` forward + backward through the custom ops, 149-317 us through this
+    Function (a noisy machine: an empty Function took 27-63 us). That is
     the size of the kernels' own GPU time at a CIFAR ResNet stage, so eager calls skip it. Under
     ``torch.compile``, ``multistep_triton`` uses the custom ops, which the compiler sees as one
     opaque op per direction.
     """
 
     @staticmethod
-    def forward(ctx, x, prm, variant: Variant, C: int, S: int, check_finite: bool):
+    def forward(ctx, x, variant: Variant, C: int, S: int, check_finite: bool, *params):
+        # the nine parameters come in separately and are stacked here, outside autograd: no stack
+        # node in the graph (its backward would cost the host as much as this Function's)
+        prm = _param_table(params, C if variant.PER_CHANNEL else 1)
         outputs = forward_launch(x, prm, variant, C, S, check_finite)
         ctx.save_for_backward(x, prm)
         ctx.launch = (variant, C, S)
+        ctx.param_meta = [(p.numel(), p.dtype) for p in params]
         ctx.set_materialize_grads(False)
         return outputs
 
     @staticmethod
     def backward(ctx, grad_s, grad_v, grad_m, grad_flag):
-        return _autograd_backward(ctx, grad_s, grad_v, grad_m)[:6]
+        x, prm = ctx.saved_tensors
+        variant, C, S = ctx.launch
+        needs = ctx.needs_input_grad
+        grad_x, grad_params = _adjoint(x, prm, variant, C, S, grad_s, grad_v, grad_m, any(needs[5:]), needs[0])
+        grads = []
+        for row, (numel, dtype), need in zip(range(NUM_PARAMS), ctx.param_meta, needs[5:]):
+            if not need:
+                grads.append(None)
+                continue
+            g = grad_params[row]
+            grads.append((g.sum(0, keepdim=True) if numel == 1 and g.numel() > 1 else g).to(dtype))
+        return (grad_x, None, None, None, None, *grads)
+
+
+def _param_table(params, width: int) -> Tensor:
+    """[9, width] fp32 from nine [1] or [width] vectors."""
+    if width > 1:
+        table = torch.stack([p.expand(width) for p in params])
+    else:
+        table = torch.cat(params).view(NUM_PARAMS, 1)
+    return table if table.dtype == torch.float32 else table.float()
 
 
 # ---------------------------------------------------------------------------------------------
 # public function
 # ---------------------------------------------------------------------------------------------
+_UNUSED: dict = {}  # device -> a [1] fp32 stand-in for parameters a variant does not read
+
+
+def _unused_param(device: torch.device) -> Tensor:
+    if device not in _UNUSED:
+        _UNUSED[device] = torch.ones(1, device=device)
+    return _UNUSED[device]
+
+
 def _check_device(x: Tensor) -> None:
     if x.is_cuda:
         return
@@ -876,10 +919,10 @@ def multistep_triton(
     missing = [n for n, used, p in zip(PARAM_NAMES, spec.used_params(), given) if used and p is None]
     if missing:
         raise ValueError(f"multistep_triton: this neuron variant needs {', '.join(missing)}")
-    params = []
+    flat = []
     for name, p in zip(PARAM_NAMES, given):
         if p is None:  # unused by this variant: any value
-            p = x.new_ones(1, dtype=torch.float32)
+            p = _unused_param(x.device)
         if not isinstance(p, Tensor) or not p.is_floating_point():
             raise TypeError(f"multistep_triton: {name} must be a floating-point tensor [P]")
         if p.device != x.device:
@@ -890,20 +933,18 @@ def multistep_triton(
                 f"{channels if x.dim() >= 3 else 'x.shape[2]'} (per channel, x of shape [T, B, C, ...]), "
                 f"x has shape {tuple(x.shape)}"
             )
-        params.append(p.reshape(-1).to(torch.float32))
-    per_channel = any(p.numel() > 1 for p in params)
-    width = channels if per_channel else 1
-    prm = torch.stack([p.expand(width) for p in params])  # [9, P]: differentiable w.r.t. each parameter
+        flat.append(p if p.dim() == 1 else p.reshape(-1))
+    per_channel = any(p.numel() > 1 for p in flat)
     B = x.shape[1] if x.dim() >= 3 else 1
     S = N // (B * channels) if x.dim() >= 3 and N else 1
     C = channels if per_channel else 1
     variant = Variant.from_spec(spec, per_channel)
     check_finite = bool(check_finite)
     x2d = x.contiguous().view(T, N)
-    if torch.compiler.is_compiling():
-        spikes, v, m, flag = _fwd_op(x2d, prm, *variant.to_op(), C, S, check_finite)
+    if torch.compiler.is_compiling():  # the table is built in the traced graph (differentiable)
+        spikes, v, m, flag = _fwd_op(x2d, _param_table(flat, C), *variant.to_op(), C, S, check_finite)
     else:
-        spikes, v, m, flag = _EagerMultistep.apply(x2d, prm, variant, C, S, check_finite)
+        spikes, v, m, flag = _EagerMultistep.apply(x2d, variant, C, S, check_finite, *flat)
     if check_finite:
         return spikes.view(x.shape), v.view(x.shape[1:]), m.view(x.shape[1:]), flag
     return spikes.view(x.shape), v.view(x.shape[1:]), m.view(x.shape[1:])
