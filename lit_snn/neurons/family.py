@@ -28,7 +28,9 @@ class SpikingNeuron(nn.Module):
     conv layers, ``[T, B, F]`` for linear ones) and returns spikes of the same shape: binary
     ``{0, 1}`` or integer-valued ``{0, 1/N, ..., D}``. Membrane and memory start at zero on every
     call, so no reset is ever needed between samples. Learnable parameters (decays, threshold,
-    AR-LIF's ``a`` and ``c``) have one entry per layer or per channel (dim 2).
+    AR-LIF's ``a`` and ``c``, KLIF's slope, GLIF's gates, ALIF's rho and gamma) have one entry per
+    layer or per channel (dim 2); GLIF's conductance is ``[T, P]``, PSN's mixing ``[T, T]`` and its
+    learnable threshold ``[T]``.
     """
 
     def __init__(self, config: NeuronConfig | None = None, name: str = "custom") -> None:

@@ -64,8 +64,8 @@ def test_every_preset_compiles_for_sm90_without_spills():
 
 
 def test_other_variants_compile_for_sm80():
-    """bf16 storage, per-channel parameters, gradients into the final state, no parameter gradients."""
-    presets = ["da_lif", "ar_lif", "ib_ra_lif"]
+    """bf16 storage, per-channel parameters, gradients into the final state (V and M), no parameter gradients."""
+    presets = ["da_lif", "ar_lif", "ib_ra_lif", "clif", "alif", "klif", "glif"]
     out = run_resources("--presets", ",".join(presets), "--dtypes", "bf16", "--arch", "80", "--per-channel",
                         "--grad-state", "--no-param-grad")
     check_table(out, presets, ["bf16"])

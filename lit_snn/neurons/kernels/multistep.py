@@ -98,7 +98,6 @@ class Variant:
     surrogate_param: float
 
     @classmethod
-    @functools.lru_cache(maxsize=None)  # called per neuron call: built once per (spec, per_channel)
     def from_spec(cls, spec: KernelSpec, per_channel: bool = False) -> "Variant":
         """Flags that do not apply (a surrogate with integer spikes, memory carry without the adaptive
         reset) are normalised, so they cause no extra compilations."""
@@ -843,6 +842,16 @@ def _param_table(params, width: int) -> Tensor:
 # public function
 # ---------------------------------------------------------------------------------------------
 _UNUSED: dict = {}  # device -> a [1] fp32 stand-in for parameters a variant does not read
+_VARIANTS: dict = {}  # (spec, per_channel) -> Variant: built once, not per eager call
+
+
+def _variant(spec: KernelSpec, per_channel: bool) -> Variant:
+    if torch.compiler.is_compiling():  # traced once per graph anyway: no cache for dynamo to trace
+        return Variant.from_spec(spec, per_channel)
+    key = (spec, per_channel)
+    if key not in _VARIANTS:
+        _VARIANTS[key] = Variant.from_spec(spec, per_channel)
+    return _VARIANTS[key]
 
 
 def _unused_param(device: torch.device) -> Tensor:
@@ -938,7 +947,7 @@ def multistep_triton(
     B = x.shape[1] if x.dim() >= 3 else 1
     S = N // (B * channels) if x.dim() >= 3 and N else 1
     C = channels if per_channel else 1
-    variant = Variant.from_spec(spec, per_channel)
+    variant = _variant(spec, per_channel)
     check_finite = bool(check_finite)
     x2d = x.contiguous().view(T, N)
     if torch.compiler.is_compiling():  # the table is built in the traced graph (differentiable)
