@@ -860,18 +860,19 @@ def _unused_param(device: torch.device) -> Tensor:
     return _UNUSED[device]
 
 
-def _check_device(x: Tensor) -> None:
+def check_device(x: Tensor, who: str = "multistep_triton", fallback: str = "backend='torch'") -> None:
+    """Raise ``RuntimeError`` where Triton cannot run on ``x``'s device (CPU without the interpreter)."""
     if x.is_cuda:
         return
     if x.device.type == "cpu":
         if INTERPRET:
             return
         raise RuntimeError(
-            "multistep_triton: x is on the CPU, where Triton kernels run only in the interpreter; set "
+            f"{who}: x is on the CPU, where Triton kernels run only in the interpreter; set "
             "TRITON_INTERPRET=1 before lit_snn.neurons.kernels is first imported, move x to a CUDA device, "
-            "or use the PyTorch reference (backend='torch')"
+            f"or use the PyTorch reference ({fallback})"
         )
-    raise RuntimeError(f"multistep_triton: unsupported device {x.device}; use CUDA (or backend='torch')")
+    raise RuntimeError(f"{who}: unsupported device {x.device}; use CUDA (or {fallback})")
 
 
 def multistep_triton(
@@ -902,7 +903,7 @@ def multistep_triton(
     Raises ``RuntimeError`` when Triton cannot run on ``x``'s device (CPU without
     ``TRITON_INTERPRET=1``), ``ValueError``/``TypeError`` for malformed inputs.
     """
-    _check_device(x)
+    check_device(x)
     if not isinstance(spec, KernelSpec):
         raise TypeError(f"multistep_triton: spec must be a KernelSpec, got {type(spec).__name__}")
     if x.dim() < 2:

@@ -39,7 +39,7 @@ import triton.language as tl
 from torch import Tensor
 
 from ..surrogate import SURROGATE_IDS
-from .multistep import _surrogate_grad
+from .multistep import _surrogate_grad, check_device
 
 INTERPRET = bool(triton.knobs.runtime.interpret)  # decided when the kernels below are decorated
 MAX_T = 64  # longest sequence: W, a [TP, TP] fp32 tile, lives in registers next to the [TP, BLOCK] tiles
@@ -284,20 +284,6 @@ class _ParallelFunction(torch.autograd.Function):
 # ---------------------------------------------------------------------------------------------
 # public function
 # ---------------------------------------------------------------------------------------------
-def _check_device(x: Tensor) -> None:
-    if x.is_cuda:
-        return
-    if x.device.type == "cpu":
-        if INTERPRET:
-            return
-        raise RuntimeError(
-            "parallel_triton: x is on the CPU, where Triton kernels run only in the interpreter; set "
-            "TRITON_INTERPRET=1 before lit_snn.neurons.kernels is first imported, move x to a CUDA device, "
-            "or use the PyTorch reference (lit_snn.neurons.parallel.parallel_reference)"
-        )
-    raise RuntimeError(f"parallel_triton: unsupported device {x.device}; use CUDA (or parallel_reference)")
-
-
 def parallel_triton(
     x: Tensor,  # [T, ...] time-first, float32 / bfloat16 / float16
     weight: Tensor,  # [T, T]  W: H_t = sum_s W[t, s] X_s
@@ -316,7 +302,7 @@ def parallel_triton(
     """
     if not isinstance(x, Tensor):
         raise TypeError(f"parallel_triton: x must be a tensor, got {type(x).__name__}")
-    _check_device(x)
+    check_device(x, "parallel_triton", "lit_snn.neurons.parallel.parallel_reference")
     if x.dim() < 2:
         raise ValueError(f"parallel_triton: expected x of shape [T, ...] with >= 2 dims, got {tuple(x.shape)}")
     if x.dtype not in (torch.float32, torch.bfloat16, torch.float16):
