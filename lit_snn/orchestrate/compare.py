@@ -1,10 +1,14 @@
 """Read a study's trial runs back from MLflow; print and write tables (CSV, markdown) and PNG plots.
 
 Ablation: one table per axis (each value's mean ± std over seeds and the other axes), one row per
-grid point (mean ± std over seeds), accuracy per axis value (bars with error bars) and accuracy
-vs energy (one point per grid point). Sweep: the trials ranked by the objective, the objective
+grid point (mean ± std over seeds), the seed statistics of statistics.py (``stats.csv``: n, mean,
+95% CI per arm, the test against the baseline arm with Holm-adjusted p; a table and one sentence
+per comparison in the report), accuracy, firing rate and energy per axis value (bars with 95% CI
+error bars and each arm's n), accuracy vs energy (one point per grid point, 95% CIs) and the
+learning curves (``learning_curves.png``: mean val/acc per epoch of each axis value with its 95%
+CI band, from MLflow's metric history). Sweep: the trials ranked by the objective, the objective
 against each searched parameter, accuracy vs energy. Only COMPLETE trials enter the statistics;
-std is the sample std (ddof 1; 0 for a single run).
+std is the sample std (ddof 1; 0 for a single run in the mean ± std tables).
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ import mlflow
 import pandas as pd
 
 from .spec import StudySpec
+from .statistics import GRID_AXIS, LEVEL, SEED_COLUMN, Comparison, arm_stats, grid_label, is_points, seed_statistics
 from .tracking import AXIS_TAG_PREFIX, TAG_KEY, TAG_STATE, TAG_TRIAL, Tracker
 
+CURVE_METRIC = "val/acc"  # the per-epoch history drawn in learning_curves.png
 BASE_METRICS = ("test/acc", "test/firing_rate", "test/sops", "test/energy_mj")
 LABELS = {"test/acc": "test acc", "test/firing_rate": "firing rate", "test/sops": "SOPs/sample",
-          "test/energy_mj": "energy mJ/sample", "val/acc_best": "best val acc"}
+          "test/energy_mj": "energy mJ/sample", "val/acc_best": "best val acc", "val/acc": "val acc"}
 
 
 @dataclass
@@ -37,6 +43,8 @@ class CompareResult:
     metrics: list[str]
     per_axis: dict[str, pd.DataFrame] = field(default_factory=dict)  # axis -> value, n, <m>_mean, <m>_std
     grid: pd.DataFrame | None = None  # one row per grid point (ablation) / per trial (sweep)
+    stats: pd.DataFrame | None = None  # ablation: the rows of stats.csv (statistics.COLUMNS)
+    comparisons: list[Comparison] = field(default_factory=list)  # ablation: each arm vs its baseline
     out_dir: Path | None = None
     files: list[Path] = field(default_factory=list)
     markdown: str = ""
@@ -54,6 +62,7 @@ def load_runs(tracking_uri: str, experiment_id: str, parent_run_id: str, columns
     out["trial"] = pd.to_numeric(df.get(f"tags.{TAG_TRIAL}"), errors="coerce")
     out["key"] = df.get(f"tags.{TAG_KEY}")
     out["state"] = df.get(f"tags.{TAG_STATE}")
+    out[SEED_COLUMN] = _seeds(df)
     for col in df.columns:
         if col.startswith(f"tags.{AXIS_TAG_PREFIX}"):
             out[col[len("tags."):]] = df[col]
@@ -61,6 +70,34 @@ def load_runs(tracking_uri: str, experiment_id: str, parent_run_id: str, columns
         out[metric] = pd.to_numeric(df.get(f"metrics.{metric}"), errors="coerce") if f"metrics.{metric}" in df \
             else math.nan
     return out.sort_values("trial").reset_index(drop=True)
+
+
+def _seeds(df: pd.DataFrame) -> pd.Series:
+    """Each run's seed: the logged ``seed_everything`` param, else the ``seed=N`` end of its key."""
+    seed = pd.to_numeric(df.get("params.seed_everything", pd.Series(index=df.index, dtype=object)), errors="coerce")
+    if f"tags.{TAG_KEY}" in df:
+        from_key = pd.to_numeric(df[f"tags.{TAG_KEY}"].astype(str).str.extract(r"(?:^|,)seed=(\d+)$")[0],
+                                 errors="coerce")
+        seed = seed.fillna(from_key)
+    return seed.astype("Int64")
+
+
+def load_histories(tracking_uri: str, run_ids: list[str], metric: str = "val/acc") -> pd.DataFrame:
+    """``run_id, epoch, value`` of ``metric`` per epoch (1-based), from MLflow's metric history.
+
+    Lightning logs epoch metrics at the global step together with an ``epoch`` metric; a step is
+    mapped to that epoch (the last value of an epoch wins), else to its rank in the history.
+    """
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    rows = []
+    for run_id in run_ids:
+        history = sorted(client.get_metric_history(run_id, metric), key=lambda m: (m.step, m.timestamp))
+        epochs = {m.step: int(m.value) for m in client.get_metric_history(run_id, "epoch")} if history else {}
+        per_epoch: dict[int, float] = {}
+        for rank, m in enumerate(history):
+            per_epoch[epochs.get(m.step, rank) + 1] = m.value
+        rows += [{"run_id": run_id, "epoch": e, "value": v} for e, v in per_epoch.items()]
+    return pd.DataFrame(rows, columns=["run_id", "epoch", "value"])
 
 
 # ---------------------------------------------------------------------- numbers
@@ -123,19 +160,30 @@ def _figure(width: float = 6.0, height: float = 4.0):
     return fig
 
 
-def _bars(path: Path, frame: pd.DataFrame, column: str, metrics: list[str], title: str) -> Path:
-    """One bar panel per metric (mean with a std error bar) over the values of one axis."""
-    fig = _figure(max(4.0, 1.0 * len(frame) + 1.5) * len(metrics), 3.8)
-    labels = [str(v) for v in frame[column]]
+def _yerr(frame: pd.DataFrame, metric: str) -> list[pd.Series]:
+    """Asymmetric error bars from the CI columns (none where the CI is undefined, n < 2)."""
+    mean = frame[f"{metric}_mean"]
+    return [(mean - frame[f"{metric}_ci_low"]).fillna(0.0).clip(lower=0.0),
+            (frame[f"{metric}_ci_high"] - mean).fillna(0.0).clip(lower=0.0)]
+
+
+def _bars(path: Path, frame: pd.DataFrame, metrics: list[str], title: str, xlabel: str) -> Path:
+    """One bar panel per metric (mean with its 95% CI as error bar, n under each value) over one axis."""
+    fig = _figure(max(4.0, 1.0 * len(frame) + 1.5) * len(metrics), 4.2)
     for i, metric in enumerate(metrics):
         ax = fig.add_subplot(1, len(metrics), i + 1)
-        mean, std = frame[f"{metric}_mean"], frame[f"{metric}_std"]
-        ax.bar(range(len(frame)), mean, yerr=std, capsize=4, color="#4c78a8")
-        ax.set_xticks(range(len(frame)), labels, rotation=20 if max(map(len, labels)) > 8 else 0, ha="right")
-        ax.set_title(LABELS.get(metric, metric) + " (mean ± std)", fontsize=9)
-        low = (mean - std).min()
-        if metric.endswith("acc") and low > 0.3:  # zoom on the differences
-            ax.set_ylim(max(0.0, low - 0.05), min(1.0, (mean + std).max() + 0.02))
+        mean = frame[f"{metric}_mean"]
+        ax.bar(range(len(frame)), mean, yerr=_yerr(frame, metric), capsize=4, color="#4c78a8")
+        labels = [f"{v}\nn={int(n)}" for v, n in zip(frame["value"], frame[f"{metric}_n"])]
+        ax.set_xticks(range(len(frame)), labels, rotation=20 if max(map(len, frame["value"])) > 8 else 0,
+                      ha="right" if max(map(len, frame["value"])) > 8 else "center", fontsize=8)
+        ax.set_xlabel(xlabel, fontsize=9)
+        ax.set_ylabel(LABELS.get(metric, metric), fontsize=9)
+        ax.set_title(f"{LABELS.get(metric, metric)} (mean, {LEVEL:.0%} CI)", fontsize=9)
+        if is_points(metric):  # bars from 0 on the whole accuracy scale: no zoom that exaggerates differences
+            top = frame[f"{metric}_ci_high"].max()
+            ax.set_ylim(0.0, max(1.0, float(top)) if pd.notna(top) else 1.0)
+        ax.grid(axis="y", alpha=0.3)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
@@ -144,11 +192,12 @@ def _bars(path: Path, frame: pd.DataFrame, column: str, metrics: list[str], titl
 
 def _scatter(path: Path, frame: pd.DataFrame, x: str, y: str, labels: list[str], title: str,
              errors: bool = True, logx: bool = False) -> Path:
+    """``errors``: ``frame`` holds ``<m>_mean`` and the 95% CI columns ``<m>_ci_low/_ci_high`` of x and y."""
     fig = _figure(6.5, 4.5)
     ax = fig.add_subplot()
     xs, ys = (frame[f"{x}_mean"], frame[f"{y}_mean"]) if errors else (frame[x], frame[y])
     if errors:
-        ax.errorbar(xs, ys, xerr=frame[f"{x}_std"], yerr=frame[f"{y}_std"], fmt="o", capsize=3, color="#e45756")
+        ax.errorbar(xs, ys, xerr=_yerr(frame, x), yerr=_yerr(frame, y), fmt="o", capsize=3, color="#e45756")
     else:
         ax.scatter(xs, ys, color="#e45756")
     for label, xv, yv in zip(labels, xs, ys):
@@ -163,6 +212,107 @@ def _scatter(path: Path, frame: pd.DataFrame, x: str, y: str, labels: list[str],
     fig.tight_layout()
     fig.savefig(path)
     return path
+
+
+def _curves_plot(path: Path, curves: dict[str, pd.DataFrame], metric: str, title: str) -> Path:
+    """One panel per axis: each value's mean ``metric`` per epoch and its 95% CI band over seeds."""
+    fig = _figure(5.5 * len(curves), 4.2)
+    for i, (axis, frame) in enumerate(curves.items()):
+        ax = fig.add_subplot(1, len(curves), i + 1)
+        for value, line in frame.groupby("value", sort=False):
+            n = int(line["n"].min()) if int(line["n"].min()) == int(line["n"].max()) else \
+                f"{int(line['n'].min())}-{int(line['n'].max())}"
+            drawn = ax.plot(line["epoch"], line["mean"], marker="o", markersize=3, label=f"{value} (n={n})")
+            ax.fill_between(line["epoch"], line["ci_low"], line["ci_high"], color=drawn[0].get_color(), alpha=0.2,
+                            linewidth=0)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(f"{LABELS.get(metric, metric)} (mean, {LEVEL:.0%} CI over seeds)", fontsize=9)
+        ax.set_title(axis, fontsize=9)
+        if is_points(metric):
+            ax.set_ylim(0.0, 1.0)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def learning_curves(done: pd.DataFrame, histories: pd.DataFrame, axes: dict[str, list],
+                    columns: dict[str, str]) -> dict[str, pd.DataFrame]:
+    """Per axis: ``value, epoch, n, mean, std, ci_low, ci_high`` over seeds (one observation per seed
+    and epoch: the mean over the other axes' points, as in statistics.py)."""
+    merged = histories.merge(done[["run_id", SEED_COLUMN, *columns.values()]], on="run_id")
+    out: dict[str, pd.DataFrame] = {}
+    for path, col in columns.items():
+        obs = merged.dropna(subset=[SEED_COLUMN]).groupby([col, SEED_COLUMN, "epoch"])["value"].mean().reset_index()
+        rows = [{"value": str(v), "epoch": int(e), **arm_stats(g["value"].tolist())}
+                for (v, e), g in obs.groupby([col, "epoch"])]
+        frame = pd.DataFrame(rows, columns=["value", "epoch", "n", "mean", "std", "ci_low", "ci_high"])
+        rank = {str(v): i for i, v in enumerate(axes[path])}
+        frame = frame.assign(ci_low=frame["ci_low"].fillna(frame["mean"]),  # n = 1: no band
+                             ci_high=frame["ci_high"].fillna(frame["mean"]),
+                             _rank=frame["value"].map(rank).fillna(len(rank)))
+        out[path] = frame.sort_values(["_rank", "epoch"], kind="stable").drop(columns="_rank").reset_index(drop=True)
+    return out
+
+
+def _pivot(stats: pd.DataFrame, axis: str, metrics: list[str]) -> pd.DataFrame:
+    """The ``axis`` rows of ``stats`` as one row per value with ``<metric>_n/_mean/_ci_low/_ci_high``."""
+    rows = stats[stats["axis"] == axis]
+    out = pd.DataFrame({"value": list(dict.fromkeys(rows["value"]))})
+    for metric in metrics:
+        by_value = rows[rows["metric"] == metric].set_index("value")
+        for column in ("n", "mean", "ci_low", "ci_high"):
+            out[f"{metric}_{column}"] = out["value"].map(by_value[column])
+    return out
+
+
+def _p(p: float) -> str:
+    return "-" if math.isnan(p) else "<0.001" if p < 0.001 else f"{p:.2g}"
+
+
+def _stats_table(stats: pd.DataFrame, axis: str, metric: str, label: str) -> str:
+    """Mean, 95% CI, delta, Holm-adjusted p and significance of the arms of one axis for one metric."""
+    rows = []
+    for _, r in stats[(stats["axis"] == axis) & (stats["metric"] == metric)].iterrows():
+        mean = float(r["mean"])
+        low, high = float(r["ci_low"]), float(r["ci_high"])
+        ci = "-" if math.isnan(low) else f"[{_fmt(low, mean)}, {_fmt(high, mean)}]"
+        if r["baseline"] is None or (isinstance(r["baseline"], float) and math.isnan(r["baseline"])):
+            delta, significant = "baseline", ""
+        else:
+            delta = "-" if math.isnan(r["delta"]) else ("+" if r["delta"] >= 0 else "") + _fmt(float(r["delta"]), mean)
+            significant = {True: "yes", False: "no"}.get(r["significant"], "-")
+        rows.append([str(r["value"]), str(int(r["n"])), _fmt(mean, mean), ci, delta, _p(float(r["p_adjusted"])),
+                     significant])
+    return markdown_table([label, "n", "mean", f"{LEVEL:.0%} CI", "delta", "p (Holm)", "significant"], rows)
+
+
+def _stats_sections(spec: StudySpec, stats: pd.DataFrame, comparisons: list[Comparison], present: list[str]
+                    ) -> list[str]:
+    metric = spec.metric
+    out = [f"## seed statistics: {LABELS.get(metric, metric)} ({metric})", "",
+           f"Per arm: n seeds, mean and {LEVEL:.0%} CI of the mean (Student t); with several axes one observation "
+           "per (value, seed) is the mean over the other axes. Each arm is tested against its axis' baseline: "
+           "paired t-test over the seeds both share (Welch's t-test when they share fewer than 2), p adjusted "
+           f"with Holm over the arms of the axis, significant at alpha {spec.alpha:g}; the CI in each sentence is "
+           f"that of the difference. Every metric: stats.csv.", ""]
+    families = [(path, path, str(spec.baseline_of(path))) for path in spec.axes]
+    if len(spec.axes) > 1:
+        families.append((GRID_AXIS, "grid point", grid_label({p: spec.baseline_of(p) for p in spec.axes})))
+    for axis, label, base in families:
+        if metric not in present:
+            break
+        out += [f"### {label if axis != GRID_AXIS else 'every grid point'} (baseline {base})", "",
+                _stats_table(stats, axis, metric, label), ""]
+        out += [f"- {c.sentence()}" for c in comparisons if c.metric == metric and c.axis == axis] + [""]
+    others = [c for c in comparisons if c.metric != metric]
+    if others:
+        out += ["### other metrics", ""]
+        out += [f"- {c.metric}, {c.axis}: {c.sentence()}" for c in others] + [""]
+    return out
 
 
 def _slug(text: str) -> str:
@@ -222,17 +372,20 @@ def compare(spec: StudySpec, tracking_uri: str, *, study_name: str | None = None
         sections.append("No COMPLETE trial yet.")
     elif spec.kind == "ablation":
         axis_cols = [f"{AXIS_TAG_PREFIX}{p}" for p in spec.axes]
+        columns = dict(zip(spec.axes, axis_cols))
+        stats, result.comparisons = seed_statistics(done, spec.axes, columns, present, spec.baseline, spec.alpha)
+        result.stats = stats
+        shown = list(dict.fromkeys([spec.metric, *(m for m in ("test/firing_rate", "test/energy_mj")
+                                                   if m in present)])) if spec.metric in present else []
         for path, col in zip(spec.axes, axis_cols):
             table = _order(_agg(done, [col], present), col, spec.axes[path])
             result.per_axis[path] = table.rename(columns={col: path})
             sections += [f"## {path}", "", _stat_table(table, [col], present, [path]), ""]
             files.append(out_dir / f"axis_{_slug(path)}.csv")
             result.per_axis[path].to_csv(files[-1], index=False)
-            if plots and spec.metric in present:
-                shown = list(dict.fromkeys([spec.metric, *(m for m in ("test/firing_rate", "test/energy_mj")
-                                                           if m in present)]))
-                files.append(_bars(out_dir / f"axis_{_slug(path)}.png", table, col, shown,
-                                   f"{spec.experiment}: by {path}"))
+            if plots and shown:
+                files.append(_bars(out_dir / f"axis_{_slug(path)}.png", _pivot(stats, path, shown), shown,
+                                   f"{spec.experiment}: by {path} (n = seeds)", path))
         grid = _agg(done, axis_cols, present)
         for path, col in reversed(list(zip(spec.axes, axis_cols))):
             grid = _order(grid, col, spec.axes[path])
@@ -242,10 +395,22 @@ def compare(spec: StudySpec, tracking_uri: str, *, study_name: str | None = None
                                                                             list(spec.axes)), ""]
         files.append(out_dir / "grid.csv")
         result.grid.to_csv(files[-1], index=False)
+        sections += _stats_sections(spec, stats, result.comparisons, present)
+        files.append(out_dir / "stats.csv")
+        stats.to_csv(files[-1], index=False)
         if plots and "test/acc" in present and "test/energy_mj" in present:
-            labels = [",".join(str(r[c]) for c in axis_cols) for _, r in grid.iterrows()]
-            files.append(_scatter(out_dir / "acc_vs_energy.png", grid, "test/energy_mj", "test/acc", labels,
-                                  f"{spec.experiment}: accuracy vs energy (mean ± std over seeds)"))
+            points = _pivot(stats, GRID_AXIS if len(axis_cols) > 1 else next(iter(spec.axes)),
+                            ["test/acc", "test/energy_mj"])
+            labels = [v if len(axis_cols) == 1 else ",".join(part.split("=", 1)[1] for part in v.split(","))
+                      for v in points["value"]]
+            files.append(_scatter(out_dir / "acc_vs_energy.png", points, "test/energy_mj", "test/acc", labels,
+                                  f"{spec.experiment}: accuracy vs energy (mean, {LEVEL:.0%} CI over seeds)"))
+        if plots:
+            histories = load_histories(tracker.tracking_uri, list(done["run_id"]), CURVE_METRIC)
+            if not histories.empty:
+                curves = learning_curves(done, histories, spec.axes, columns)
+                files.append(_curves_plot(out_dir / "learning_curves.png", curves, CURVE_METRIC,
+                                          f"{spec.experiment}: learning curves"))
     else:
         ranked = done.sort_values(spec.metric, ascending=spec.direction == "minimize")
         params = [f"{AXIS_TAG_PREFIX}{p}" for p in spec.params]

@@ -14,6 +14,12 @@ An **ablation** file::
     metric: test/acc                      # the study's objective, read from run_training's result
     direction: maximize
     budget: {max_epochs: 3, trial_time_limit_s: 300, time_limit_s: 3600}
+    baseline: {model.neuron: lif}         # optional: the arm each axis is tested against (default: its
+                                          # first listed value)
+    alpha: 0.05                           # optional: significance level of the Holm-adjusted p-values
+
+``baseline`` and ``alpha`` only change the report of ``lit-snn compare`` (statistics.py), not what a
+trial computes: they stay out of the fingerprint, so editing them keeps (and resumes) the study.
 
 A **sweep** file has the same base keys plus ``params`` (path -> ``{type: float|int|categorical,
 low, high, log, step, choices}``), ``n_trials``, ``seed`` (the training seed), ``sampler``
@@ -43,7 +49,7 @@ from .yamlio import SpecError, load_yaml, parse_value
 
 COMMON_KEYS = {"name", "description", "experiment", "base_config", "base", "overrides", "metric",
                "direction", "budget"}
-ABLATION_KEYS = COMMON_KEYS | {"axes", "seeds", "exclude"}
+ABLATION_KEYS = COMMON_KEYS | {"axes", "seeds", "exclude", "baseline", "alpha"}
 SWEEP_KEYS = COMMON_KEYS | {"params", "n_trials", "seed", "sampler", "pruner"}
 BUDGET_KEYS = {"max_epochs", "trial_time_limit_s", "time_limit_s"}
 KNOWN_METRICS = ("test/acc", "test/acc_top5", "test/loss", "test/firing_rate", "test/sops",
@@ -74,6 +80,8 @@ class StudySpec:
     axes: dict[str, list] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=list)
     exclude: list[dict] = field(default_factory=list)
+    baseline: dict[str, Any] = field(default_factory=dict)  # axis path -> its baseline value (report only)
+    alpha: float = 0.05  # significance level of the seed statistics (report only)
     # sweep
     params: dict[str, dict] = field(default_factory=dict)
     n_trials: int = 0
@@ -84,7 +92,7 @@ class StudySpec:
 
     @property
     def fingerprint(self) -> str:
-        """Hash of everything that changes what a trial computes (not n_trials or time limits).
+        """Hash of everything that changes what a trial computes (not n_trials, time limits, baseline or alpha).
 
         It is part of the default study name, so an edited file (or other ``--set`` overrides)
         starts a new study instead of mixing incomparable trials; the same command resumes.
@@ -97,6 +105,10 @@ class StudySpec:
         text = json.dumps(payload, sort_keys=True, default=str)
         return hashlib.sha1(text.encode()).hexdigest()[:10]
 
+    def baseline_of(self, path: str) -> Any:
+        """The baseline value of axis ``path``: the file's ``baseline:`` entry, else its first listed value."""
+        return self.baseline.get(path, self.axes[path][0])
+
     @property
     def default_study_name(self) -> str:
         return f"{self.name}-{self.fingerprint}"
@@ -108,7 +120,8 @@ class StudySpec:
                "metric": self.metric, "direction": self.direction, "time_limit_s": self.time_limit_s,
                "fingerprint": self.fingerprint, "cli_sets": self.cli_sets, "base": self.base}
         if self.kind == "ablation":
-            out.update(axes=self.axes, seeds=self.seeds, exclude=self.exclude)
+            out.update(axes=self.axes, seeds=self.seeds, exclude=self.exclude, baseline=self.baseline,
+                       alpha=self.alpha)
         else:
             out.update(params=self.params, n_trials=self.n_trials, seed=self.seed, sampler=self.sampler,
                        pruner=self.pruner)
@@ -282,6 +295,29 @@ def _exclude(data: dict, axes: dict[str, list], where: str) -> list[dict]:
     return exclude
 
 
+def _baseline(data: dict, axes: dict[str, list], where: str) -> dict[str, Any]:
+    baseline = data.get("baseline") or {}
+    if not isinstance(baseline, dict):
+        raise _fail(where, f"baseline must be a mapping of axis path -> value, e.g. {{model.neuron: lif}}; "
+                           f"got {baseline!r}")
+    out: dict[str, Any] = {}
+    for path, value in baseline.items():
+        if path not in axes:
+            raise _fail(where, f"baseline: {path!r} is not an axis ({', '.join(axes)})")
+        match = [v for v in axes[path] if _same(value, v)]
+        if not match:
+            raise _fail(where, f"baseline: {value!r} is not a value of axis {path} ({axes[path]!r})")
+        out[path] = match[0]
+    return out
+
+
+def _alpha(data: dict, where: str) -> float:
+    alpha = data.get("alpha", 0.05)
+    if not _is_number(alpha) or not 0 < alpha < 1:
+        raise _fail(where, f"alpha must be a number with 0 < alpha < 1, got {alpha!r}")
+    return float(alpha)
+
+
 def _params(data: dict, where: str) -> dict[str, dict]:
     params = data.get("params")
     if not isinstance(params, dict) or not params:
@@ -391,7 +427,8 @@ def spec_from_dict(
         default_seed = base.get("seed_everything", 0)
         seeds = _seeds(data.get("seeds", [default_seed if _is_int(default_seed) else 0]), where)
         return StudySpec(kind, name, experiment, base, metric, direction, source, description, time_limit,
-                         axes=axes, seeds=seeds, exclude=_exclude(data, axes, where), cli_sets=sets)
+                         axes=axes, seeds=seeds, exclude=_exclude(data, axes, where), cli_sets=sets,
+                         baseline=_baseline(data, axes, where), alpha=_alpha(data, where))
     metric, direction = _metric(data, where, "val/acc_best")
     n_trials = data.get("n_trials")
     if not _is_int(n_trials) or n_trials < 1:

@@ -2,7 +2,10 @@
 
 It trains a real (tiny) Lightning model on random data, so callbacks and loggers are exercised,
 and returns metrics that are a deterministic function of the config. Knobs (environment):
-``FAKE_TRAIN_SLEEP`` seconds per epoch, ``FAKE_TRAIN_FAIL`` a neuron preset whose trials raise.
+``FAKE_TRAIN_SLEEP`` seconds per epoch, ``FAKE_TRAIN_FAIL`` a neuron preset whose trials raise,
+``FAKE_TRAIN_EFFECT`` a JSON mapping neuron preset -> accuracy offset: then the score is
+``0.7 + offset + FAKE_TRAIN_NOISE * z`` (noise default 0.01) with ``z`` a standard normal drawn
+deterministically from (seed, neuron), i.e. a planted effect plus seed noise for the statistics.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import inspect
+import json
 import os
+import random
 import time
 
 import lightning as L
@@ -53,6 +58,12 @@ def resolve_config(config: dict) -> dict:
 
 
 def _score(config: dict) -> float:
+    effects = os.environ.get("FAKE_TRAIN_EFFECT")
+    if effects:
+        neuron, seed = config["model"]["neuron"], config["seed_everything"]
+        z = random.Random(f"{seed}|{neuron}").gauss(0.0, 1.0)  # str seeds are hashed deterministically
+        noise = float(os.environ.get("FAKE_TRAIN_NOISE", "0.01"))
+        return 0.7 + float(json.loads(effects).get(neuron, 0.0)) + noise * z
     text = f"{config['model']['neuron']}|{config['model']['neuron_overrides']}|{config['model']['lr']}"
     h = int(hashlib.sha1(text.encode()).hexdigest()[:8], 16)
     return 0.5 + 0.4 * (h % 1000) / 1000 + 0.001 * config["seed_everything"]

@@ -74,9 +74,15 @@ def test_small_grid_end_to_end(tmp_path, write_study):
     assert len(result.grid) == 2
     out = tmp_path / "results" / "ablation" / "grid"
     for name in ("report.md", "runs.csv", "grid.csv", "axis_model.neuron.csv", "axis_model.neuron.png",
-                 "acc_vs_energy.png"):
+                 "acc_vs_energy.png", "stats.csv", "learning_curves.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert "| model.neuron |" in (out / "report.md").read_text()
+    assert sorted(result.runs["seed"]) == [0, 0, 1, 1]  # from the runs' seed_everything param
+    acc = result.stats[result.stats["metric"] == "test/acc"]
+    assert list(acc["value"]) == ["lif", "i_lif"] and list(acc["n"]) == [2, 2]
+    (comparison,) = [c for c in result.comparisons if c.metric == "test/acc"]
+    assert comparison.test == "paired" and comparison.n_pairs == 2 and comparison.baseline == "lif"
+    assert f"- {comparison.sentence()}" in (out / "report.md").read_text()
 
     # the CLI prints the same; a second `ablate` resumes a finished study: nothing new runs
     assert compare_main([str(path), *store_args(tmp_path)]) == 0

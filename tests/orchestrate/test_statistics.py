@@ -1,0 +1,254 @@
+"""Seed statistics: numbers equal scipy's, Holm by hand, paired vs Welch, stats.csv, sentences, curves."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+from orchestrate_helpers import store_args, tiny_base
+from scipy import stats as st
+
+from lit_snn.orchestrate import SpecError, ablate_main, compare, load_spec
+from lit_snn.orchestrate.spec import spec_from_dict
+from lit_snn.orchestrate.statistics import COLUMNS, Comparison, compare_arms, holm, required_seeds, seed_statistics
+
+COL = {"model.neuron": "axis.model.neuron"}
+
+
+def _runs(values: dict[tuple[str, int], float]) -> pd.DataFrame:
+    """One COMPLETE run per ((neuron, seed) -> test/acc)."""
+    return pd.DataFrame([{"axis.model.neuron": n, "seed": s, "test/acc": v} for (n, s), v in values.items()])
+
+
+def _row(table: pd.DataFrame, value: str, axis: str = "model.neuron", metric: str = "test/acc") -> pd.Series:
+    (row,) = [r for _, r in table.iterrows() if r["value"] == value and r["axis"] == axis and r["metric"] == metric]
+    return row
+
+
+LIF = [0.81, 0.84, 0.80]
+AR = [0.86, 0.85, 0.88]
+I_LIF = [0.78, 0.83]  # seeds 5 and 6: shares none with lif
+
+
+def test_arm_statistics_and_tests_equal_scipy():
+    done = _runs({**{("lif", s): v for s, v in enumerate(LIF)}, **{("ar_lif", s): v for s, v in enumerate(AR)},
+                  **{("i_lif", s): v for s, v in zip((5, 6), I_LIF)}})
+    table, comparisons = seed_statistics(done, {"model.neuron": ["lif", "ar_lif", "i_lif"]}, COL, ["test/acc"])
+    assert list(table.columns) == COLUMNS and list(table["value"]) == ["lif", "ar_lif", "i_lif"]
+    for value, xs in (("lif", LIF), ("ar_lif", AR), ("i_lif", I_LIF)):
+        row = _row(table, value)
+        low, high = st.t.interval(0.95, len(xs) - 1, loc=np.mean(xs), scale=st.sem(xs))
+        assert (row["n"], row["mean"], row["std"]) == (len(xs), pytest.approx(np.mean(xs)),
+                                                       pytest.approx(np.std(xs, ddof=1)))
+        assert (row["ci_low"], row["ci_high"]) == (pytest.approx(low), pytest.approx(high))
+    paired, welch = st.ttest_rel(AR, LIF), st.ttest_ind(I_LIF, LIF, equal_var=False)
+    ar, il = comparisons
+    assert (ar.value, ar.test, ar.n_pairs) == ("ar_lif", "paired", 3)
+    assert (il.value, il.test, il.n_pairs) == ("i_lif", "welch", 0)
+    assert ar.p_value == pytest.approx(paired.pvalue) and il.p_value == pytest.approx(welch.pvalue)
+    assert (ar.ci_low, ar.ci_high) == tuple(pytest.approx(x) for x in paired.confidence_interval())
+    assert (il.ci_low, il.ci_high) == tuple(pytest.approx(x) for x in welch.confidence_interval())
+    assert ar.delta == pytest.approx(np.mean(np.subtract(AR, LIF)))
+    assert il.delta == pytest.approx(np.mean(I_LIF) - np.mean(LIF))
+    expected = holm([paired.pvalue, welch.pvalue])
+    assert [ar.p_adjusted, il.p_adjusted] == pytest.approx(list(expected))
+    assert _row(table, "ar_lif")["p_adjusted"] == pytest.approx(expected[0])
+    assert _row(table, "ar_lif")["significant"] is bool(expected[0] < 0.05)
+    # alpha from the file changes only the verdict
+    strict, _ = seed_statistics(done, {"model.neuron": ["lif", "ar_lif", "i_lif"]}, COL, ["test/acc"], alpha=1e-9)
+    assert _row(strict, "ar_lif")["significant"] is False
+
+
+def test_paired_only_over_shared_seeds_welch_when_fewer_than_two_shared():
+    base = pd.Series({0: 0.80, 1: 0.82, 2: 0.79, 3: 0.85})
+    arm = pd.Series({1: 0.86, 2: 0.84, 3: 0.90, 7: 0.50})  # shares 1, 2, 3; seed 7 has no partner
+    out = compare_arms(arm, base)
+    ref = st.ttest_rel([0.86, 0.84, 0.90], [0.82, 0.79, 0.85])
+    assert out["test"] == "paired" and out["n_pairs"] == 3 and out["p_value"] == pytest.approx(ref.pvalue)
+    assert out["delta"] == pytest.approx(np.mean([0.04, 0.05, 0.05]))
+    one_shared = compare_arms(pd.Series({3: 0.9, 8: 0.7, 9: 0.8}), base)
+    assert one_shared["test"] == "welch" and one_shared["n_pairs"] == 1
+    assert one_shared["p_value"] == pytest.approx(st.ttest_ind([0.9, 0.7, 0.8], base, equal_var=False).pvalue)
+    single = compare_arms(pd.Series({0: 0.9}), base)
+    assert single["test"] == "" and math.isnan(single["p_value"]) and single["delta"] == pytest.approx(0.9 - 0.815)
+
+
+def test_several_axes_average_the_other_axes_per_seed():
+    rows = []
+    for neuron, offset in (("lif", 0.0), ("ar_lif", 0.05)):
+        for steps, shift in ((2, 0.0), (4, 0.02)):
+            for seed in (0, 1, 2):
+                rows.append({"axis.model.neuron": neuron, "axis.model.time_steps": str(steps), "seed": seed,
+                             "test/acc": 0.7 + offset + shift + 0.01 * seed * (1 + steps)})
+    done = pd.DataFrame(rows)
+    axes = {"model.neuron": ["lif", "ar_lif"], "model.time_steps": [2, 4]}
+    columns = {"model.neuron": "axis.model.neuron", "model.time_steps": "axis.model.time_steps"}
+    table, comparisons = seed_statistics(done, axes, columns, ["test/acc"], baseline={"model.time_steps": 4})
+    per_seed = done[done["axis.model.neuron"] == "ar_lif"].groupby("seed")["test/acc"].mean()
+    row = _row(table, "ar_lif")
+    assert row["n"] == 3 and row["mean"] == pytest.approx(per_seed.mean())
+    assert row["std"] == pytest.approx(per_seed.std(ddof=1))
+    grid = table[table["axis"] == "grid"]
+    assert list(grid["value"]) == ["model.neuron=lif,model.time_steps=2", "model.neuron=lif,model.time_steps=4",
+                                   "model.neuron=ar_lif,model.time_steps=2", "model.neuron=ar_lif,model.time_steps=4"]
+    assert list(grid["n"]) == [3] * 4
+    assert set(grid["baseline"].dropna()) == {"model.neuron=lif,model.time_steps=4"}  # the baselines' point
+    steps = {c.value: c for c in comparisons if c.axis == "model.time_steps"}
+    assert list(steps) == ["2"] and steps["2"].baseline == "4"
+    assert len([c for c in comparisons if c.axis == "grid"]) == 3
+
+
+def test_holm_by_hand():
+    p = [0.01, 0.04, 0.03, 0.005]
+    # sorted: 0.005*4 = 0.02, 0.01*3 = 0.03, 0.03*2 = 0.06, 0.04*1 = 0.04 -> running max 0.06
+    assert list(holm(p)) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    adjusted = holm([0.2, float("nan"), 0.6, 0.001])  # NaN: not a test (m = 3)
+    assert math.isnan(adjusted[1]) and list(adjusted[[0, 2, 3]]) == pytest.approx([0.4, 0.6, 0.003])
+    assert list(holm([0.5, 0.9])) == [1.0, 1.0]  # capped at 1
+    rng = np.random.default_rng(0)
+    raw = rng.uniform(0, 0.2, 8)
+    adj = holm(raw)
+    order = np.argsort(raw)
+    assert np.all(np.diff(adj[order]) >= 0) and np.all(adj >= raw)  # monotone in the raw order, never smaller
+    assert list(holm([0.04])) == [0.04] and list(holm([])) == []
+
+
+def test_sentences():
+    c = Comparison("test/acc", "model.neuron", "ar_lif", "lif", 3, 3, "paired", 3, 0.0042, -0.0031, 0.0115, 0.1,
+                   0.21, False)
+    assert c.sentence() == ("ar_lif vs lif: +0.42 points, 95% CI [-0.31, 1.15], p = 0.21 after Holm: not significant "
+                            "with 3 seeds")
+    c = Comparison("test/acc", "model.neuron", "i_lif", "lif", 3, 2, "welch", 0, -0.05, -0.08, -0.02, 0.001,
+                   0.0004, True)
+    assert c.sentence() == ("i_lif vs lif: -5.00 points, 95% CI [-8.00, -2.00], p < 0.001 after Holm: significant "
+                            "with 3 and 2 seeds, unpaired (Welch)")
+    c = Comparison("test/energy_mj", "model.neuron", "i_lif", "lif", 1, 3, "", 1, 0.0123, math.nan, math.nan,
+                   math.nan)
+    assert c.sentence() == "i_lif vs lif: +0.0123, n = 1: no test"
+    c = Comparison("test/acc", "grid", "b", "a", 2, 2, "paired", 2, 0.0, 0.0, 0.0, math.nan)
+    assert c.sentence() == "b vs a: +0.00 points: no test (zero variance) with 2 seeds"
+    c = Comparison("test/acc", "model.neuron", "b", "a", 0, 2, "", 0, math.nan, math.nan, math.nan, math.nan)
+    assert c.sentence() == "b vs a: no COMPLETE run on one side"
+
+
+def test_required_seeds_power():
+    assert required_seeds(1.0, 1.0) == 10  # d/s = 1: the textbook 10 pairs for a paired t-test at power 0.8
+    assert required_seeds(2.0, 1.0) < required_seeds(1.0, 1.0) < required_seeds(0.5, 1.0)
+    assert required_seeds(3.3, 1.0) == 3 and required_seeds(3.2, 1.0) == 4  # 3 seeds: d >= 3.27 s
+    assert required_seeds(20.0, 1.0) == 2  # far out in the noncentral t (its lower tail is NaN there)
+
+
+def test_baseline_and_alpha_in_the_spec(tmp_path):
+    base = {"base": tiny_base(tmp_path / "data"), "axes": {"model.neuron": ["lif", "ar_lif"]}, "seeds": [0, 1]}
+    plain = spec_from_dict(base, "ablation")
+    assert plain.baseline_of("model.neuron") == "lif" and plain.alpha == 0.05
+    edited = spec_from_dict({**base, "baseline": {"model.neuron": "ar_lif"}, "alpha": 0.01}, "ablation")
+    assert edited.baseline_of("model.neuron") == "ar_lif" and edited.alpha == 0.01
+    assert edited.fingerprint == plain.fingerprint  # report-only fields: the study resumes
+    assert edited.describe()["baseline"] == {"model.neuron": "ar_lif"}
+    for bad, message in [({"baseline": {"model.time_steps": 2}}, r"baseline: 'model.time_steps' is not an axis"),
+                         ({"baseline": {"model.neuron": "plif"}}, r"baseline: 'plif' is not a value of axis "
+                                                                  r"model.neuron"),
+                         ({"baseline": "lif"}, r"baseline must be a mapping"),
+                         ({"alpha": 0}, r"alpha must be a number with 0 < alpha < 1"),
+                         ({"alpha": 1.5}, r"alpha must be"), ({"alpha": True}, r"alpha must be")]:
+        with pytest.raises(SpecError, match=message):
+            spec_from_dict({**base, **bad}, "ablation")
+
+
+def test_planted_difference_is_significant_null_is_not(tmp_path, write_study, monkeypatch, capsys):
+    """ar_lif is planted 10 points above lif (seed noise 1 point); i_lif equals lif up to the noise."""
+    monkeypatch.setenv("LIT_SNN_TRAIN_MODULE", "fake_train")
+    monkeypatch.setenv("FAKE_TRAIN_EFFECT", json.dumps({"ar_lif": 0.10}))
+    path = write_study("planted", axes={"model.neuron": ["lif", "ar_lif", "i_lif"]}, seeds=[0, 1, 2],
+                       budget={"max_epochs": 3})
+    assert ablate_main([str(path), *store_args(tmp_path)]) == 0
+    out_dir = tmp_path / "results" / "ablation" / "planted"
+    with open(out_dir / "stats.csv", newline="") as f:
+        reader = csv.DictReader(f)
+        assert reader.fieldnames == COLUMNS
+        rows = {(r["metric"], r["value"]): r for r in reader}
+    lif, ar, il = (rows[("test/acc", v)] for v in ("lif", "ar_lif", "i_lif"))
+    assert lif["n"] == ar["n"] == il["n"] == "3" and lif["axis"] == "model.neuron"
+    assert all(lif[c] == "" for c in ("baseline", "delta", "p_value", "p_adjusted", "significant"))  # the baseline
+    assert all(lif[c] != "" for c in ("mean", "std", "ci_low", "ci_high"))
+    assert ar["baseline"] == "lif" and float(ar["delta"]) == pytest.approx(0.10, abs=0.03)
+    assert ar["significant"] == "True" and float(ar["p_adjusted"]) < 0.05
+    assert il["significant"] == "False" and float(il["p_adjusted"]) >= 0.05
+    assert float(ar["p_adjusted"]) >= float(ar["p_value"])
+    assert {m for m, _ in rows} >= {"test/acc", "test/firing_rate", "test/energy_mj"}
+
+    report = (out_dir / "report.md").read_text()
+    printed = capsys.readouterr().out
+    for text in (report, printed):
+        text = re.sub(r" +", " ", text)  # the table's padding
+        assert "### model.neuron (baseline lif)" in text
+        assert "| model.neuron | n | mean | 95% CI | delta | p (Holm) | significant |" in text
+        assert re.search(r"- ar_lif vs lif: \+\d+\.\d\d points, 95% CI \[\d+\.\d\d, \d+\.\d\d\], "
+                         r"p (<|=) [\d.]+ after Holm: significant with 3 seeds\n", text)
+        assert re.search(r"- i_lif vs lif: [+-]\d+\.\d\d points, .* after Holm: not significant with 3 seeds\n", text)
+        assert "| ar_lif | 3 |" in text and "| yes |" in text and "| lif | 3 |" in text and "| baseline |" in text
+    for name in ("learning_curves.png", "axis_model.neuron.png", "acc_vs_energy.png"):
+        assert (out_dir / name).is_file() and (out_dir / name).stat().st_size > 0, name
+
+    # baseline/alpha are report-only: the same study (no new trial) compared against another arm
+    path.write_text(path.read_text() + "baseline: {model.neuron: ar_lif}\nalpha: 0.01\n")
+    spec = load_spec(path, "ablation")
+    result = compare(spec, f"sqlite:///{tmp_path / 'store' / 'mlruns.db'}", results_dir=tmp_path / "results",
+                     log=lambda _: None)
+    assert len(result.runs) == 9
+    lif = result.stats[(result.stats["metric"] == "test/acc") & (result.stats["value"] == "lif")].iloc[0]
+    assert lif["baseline"] == "ar_lif" and lif["delta"] == pytest.approx(-0.10, abs=0.03) and lif["significant"]
+
+
+def test_learning_curves_from_the_metric_history(tmp_path, write_study, monkeypatch):
+    monkeypatch.setenv("LIT_SNN_TRAIN_MODULE", "fake_train")
+    monkeypatch.setenv("FAKE_TRAIN_EFFECT", json.dumps({"ar_lif": 0.10}))
+    path = write_study("curves", axes={"model.neuron": ["lif", "ar_lif"]}, seeds=[0, 1], budget={"max_epochs": 3})
+    assert ablate_main([str(path), *store_args(tmp_path), "--no-compare"]) == 0
+    from lit_snn.orchestrate.compare import learning_curves, load_histories
+
+    result = compare(load_spec(path, "ablation"), f"sqlite:///{tmp_path / 'store' / 'mlruns.db'}",
+                     results_dir=tmp_path / "results", log=lambda _: None)
+    done = result.runs[result.runs["state"] == "COMPLETE"]
+    assert sorted(done["seed"].tolist()) == [0, 0, 1, 1]
+    histories = load_histories(f"sqlite:///{tmp_path / 'store' / 'mlruns.db'}", list(done["run_id"]))
+    assert sorted(set(histories["epoch"])) == [1, 2, 3] and len(histories) == 12
+    curves = learning_curves(done, histories, {"model.neuron": ["lif", "ar_lif"]},
+                             {"model.neuron": "axis.model.neuron"})["model.neuron"]
+    assert list(curves["value"]) == ["lif"] * 3 + ["ar_lif"] * 3 and list(curves["n"]) == [2] * 6
+    # the stub logs val/acc = score * (1 + epoch) / (1 + max_epochs) at every epoch
+    ar = curves[curves["value"] == "ar_lif"]
+    final = done[done["axis.model.neuron"] == "ar_lif"]["test/acc"].mean()
+    assert list(ar["mean"]) == pytest.approx([final * e / 4 for e in (1, 2, 3)])
+    assert (ar["ci_low"] <= ar["mean"]).all() and (ar["mean"] <= ar["ci_high"]).all()
+    assert (tmp_path / "results" / "ablation" / "curves" / "learning_curves.png").is_file()
+
+
+def test_two_axes_grid_rows_and_plots(tmp_path, write_study, monkeypatch):
+    monkeypatch.setenv("LIT_SNN_TRAIN_MODULE", "fake_train")
+    monkeypatch.setenv("FAKE_TRAIN_EFFECT", json.dumps({"ar_lif": 0.05}))
+    path = write_study("two", axes={"model.neuron": ["lif", "ar_lif"], "model.time_steps": [1, 2]}, seeds=[0, 1],
+                       exclude=[{"model.neuron": "ar_lif", "model.time_steps": 1}], baseline={"model.time_steps": 2})
+    assert ablate_main([str(path), *store_args(tmp_path)]) == 0
+    out_dir = tmp_path / "results" / "ablation" / "two"
+    table = pd.read_csv(out_dir / "stats.csv", keep_default_na=False)
+    acc = table[table["metric"] == "test/acc"]
+    assert list(acc["axis"]) == ["model.neuron"] * 2 + ["model.time_steps"] * 2 + ["grid"] * 3
+    grid = acc[acc["axis"] == "grid"]
+    assert list(grid["value"]) == ["model.neuron=lif,model.time_steps=1", "model.neuron=lif,model.time_steps=2",
+                                   "model.neuron=ar_lif,model.time_steps=2"]
+    assert list(grid["baseline"]) == ["model.neuron=lif,model.time_steps=2", "",
+                                      "model.neuron=lif,model.time_steps=2"]
+    steps = acc[acc["axis"] == "model.time_steps"]
+    assert list(steps["baseline"]) == ["2", ""] and list(steps["n"]) == [2, 2]
+    report = (out_dir / "report.md").read_text()
+    assert "### model.time_steps (baseline 2)" in report
+    assert "### every grid point (baseline model.neuron=lif,model.time_steps=2)" in report
+    for name in ("learning_curves.png", "axis_model.neuron.png", "axis_model.time_steps.png", "acc_vs_energy.png"):
+        assert (out_dir / name).is_file(), name
