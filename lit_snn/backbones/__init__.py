@@ -4,7 +4,7 @@ Every backbone maps time-first input ``[T, B, C, H, W]`` to per-step logits ``[T
 every spiking neuron in it comes from ``lit_snn.neurons.create_neuron``.
 """
 
-from . import resnet, small, vgg  # noqa: F401  (register the backbones)
+from . import mnist, resnet, small, vgg  # noqa: F401  (register the backbones)
 from .layers import (
                      AdaptiveAvgPool2d,
                      AvgPool2d,

@@ -1,4 +1,4 @@
-"""DataModules: static (digits, CIFAR-10/100, Tiny-ImageNet, ImageNet) and DVS
+"""DataModules: static (digits, MNIST, Fashion-MNIST, CIFAR-10/100, Tiny-ImageNet, ImageNet) and DVS
 (emulated neuromorphic digits, CIFAR10-DVS, DVS128 Gesture).
 
 Batches: static -> x float32 ``[B, C, H, W]`` (normalised), y int64 ``[B]``;
@@ -14,10 +14,13 @@ from .dvs import DVSDataModule, NMNISTDigitsDataModule
 from .dvs_real import CIFAR10DVSDataModule, DVSGestureDataModule
 from .errors import CorruptDataError, DatasetNotFoundError
 from .folders import ImageNetDataModule, TinyImageNetDataModule
+from .mnist import FashionMNISTDataModule, MNISTDataModule
 from .static import DigitsDataModule, StaticDataModule
 
 DATAMODULES: dict[str, type] = {
     "digits": DigitsDataModule,
+    "mnist": MNISTDataModule,
+    "fashion_mnist": FashionMNISTDataModule,
     "cifar10": CIFAR10DataModule,
     "cifar100": CIFAR100DataModule,
     "tiny_imagenet": TinyImageNetDataModule,
@@ -49,7 +52,9 @@ __all__ = [
     "DVSGestureDataModule",
     "DatasetNotFoundError",
     "DigitsDataModule",
+    "FashionMNISTDataModule",
     "ImageNetDataModule",
+    "MNISTDataModule",
     "NMNISTDigitsDataModule",
     "SNNDataModule",
     "StaticDataModule",

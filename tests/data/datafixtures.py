@@ -259,3 +259,46 @@ def write_imagenet(
             for i in range(n):
                 _jpeg(os.path.join(d, f"{w}_{i}.JPEG"), rng, size=(40 + 7 * i, 30 + 5 * i))
     return base
+
+
+# ----------------------------------------------------------------------------- MNIST IDX files
+
+MNIST_IDX_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """LeCun's IDX format for uint8 data: magic 0x00 0x00 0x08 <ndim>, big-endian uint32 dims, bytes."""
+    a = np.ascontiguousarray(array, dtype=np.uint8)
+    return struct.pack(">I", 0x0800 | a.ndim) + struct.pack(f">{a.ndim}I", *a.shape) + a.tobytes()
+
+
+def write_idx(path, array: np.ndarray, gz: bool = True) -> str:
+    """Write ``array`` (uint8) as an IDX file, gzipped when ``gz`` (then ``path`` gets ``.gz``)."""
+    import gzip
+
+    blob = idx_bytes(array)
+    path = str(path) + (".gz" if gz else "")
+    with (gzip.open(path, "wb") if gz else open(path, "wb")) as f:
+        f.write(blob)
+    return path
+
+
+def mnist_arrays(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Random uint8 images ``[n, 28, 28]`` and labels ``i % 10`` (every class present)."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, 28, 28), dtype=np.uint8), (np.arange(n) % 10).astype(np.uint8)
+
+
+def write_mnist(folder, n_train: int = 100, n_test: int = 20, seed: int = 0, gz: bool = True) -> str:
+    """The four MNIST-format IDX files in ``folder`` (e.g. ``<root>/MNIST/raw``), gzipped or plain."""
+    os.makedirs(folder, exist_ok=True)
+    x_tr, y_tr = mnist_arrays(n_train, seed)
+    x_te, y_te = mnist_arrays(n_test, seed + 1)
+    for name, arr in zip(MNIST_IDX_FILES, (x_tr, y_tr, x_te, y_te)):
+        write_idx(os.path.join(folder, name), arr, gz=gz)
+    return str(folder)

@@ -10,6 +10,8 @@ from lit_snn.data.errors import DatasetNotFoundError
 
 EXPECTED = {
     "digits": (10, 1, False),
+    "mnist": (10, 1, False),
+    "fashion_mnist": (10, 1, False),
     "cifar10": (10, 3, False),
     "cifar100": (100, 3, False),
     "tiny_imagenet": (200, 3, False),
@@ -26,7 +28,7 @@ def test_registry_names_are_exactly_the_contract():
 
 def test_unknown_name_lists_valid_names():
     with pytest.raises(ValueError) as e:
-        create_datamodule("mnist")
+        create_datamodule("kmnist")
     for name in EXPECTED:
         assert name in str(e.value)
 
@@ -46,10 +48,12 @@ def test_common_constructor_and_metadata(name, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "name", ["cifar10", "cifar100", "tiny_imagenet", "imagenet", "cifar10_dvs", "dvs_gesture"]
+    "name", ["mnist", "fashion_mnist", "cifar10", "cifar100", "tiny_imagenet", "imagenet", "cifar10_dvs",
+             "dvs_gesture"]
 )
 def test_missing_real_dataset_raises_clear_error_without_download(name, tmp_path, no_network):
-    dm = create_datamodule(name, root=str(tmp_path))
+    extra = {"system_dirs": []} if name == "fashion_mnist" else {}  # not Debian's installed copy
+    dm = create_datamodule(name, root=str(tmp_path), **extra)
     with pytest.raises(DatasetNotFoundError) as e:
         dm.setup()
     msg = str(e.value)
