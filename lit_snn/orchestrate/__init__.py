@@ -1,4 +1,5 @@
-"""Ablations and searches: YAML -> Optuna study (grid or TPE + pruner) -> trials -> MLflow -> comparison.
+"""Ablations and searches: YAML -> Optuna study (grid, or TPE/NSGA-II + pruner; one or more objectives)
+-> trials -> MLflow -> comparison (a Pareto front for several objectives).
 
 Entry points (wired to ``lit-snn ablate | sweep | compare`` in ``lit_snn/cli.py``):
 
@@ -8,7 +9,8 @@ Entry points (wired to ``lit-snn ablate | sweep | compare`` in ``lit_snn/cli.py`
 
 Files: spec.py (YAML -> validated spec), space.py (grid / ranges, resolved up front), study.py
 (queue, workers, resume), storage.py (Optuna RDB storage), tracking.py (MLflow), pruning.py
-(Lightning -> Optuna pruning), compare.py (tables and plots), cli.py (argparse).
+(Lightning -> Optuna pruning), compare.py (tables and plots), pareto.py (non-dominated filter),
+statistics.py (seed statistics), cli.py (argparse).
 """
 
 from .cli import ablate_main, compare_main, sweep_main

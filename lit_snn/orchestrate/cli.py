@@ -98,6 +98,8 @@ def _run_parsed(args: argparse.Namespace, kind: str, prog: str) -> int:
                 print(f"  {point.key}")
             if points is None:
                 print(f"  {spec.n_trials} trials over {', '.join(spec.params)}")
+                print(f"  objective{'s' if spec.multi_objective else ''}: "
+                      + ", ".join(f"{m} ({d})" for m, d in spec.objectives) + f"; sampler {spec.sampler['type']}")
             return 0
         paths = default_paths(args.store_dir)
         options = StudyOptions(
@@ -120,7 +122,8 @@ def _run_parsed(args: argparse.Namespace, kind: str, prog: str) -> int:
     if not args.no_compare:
         from .compare import compare
 
-        compare(spec, options.tracking_uri, study_name=options.study_name, results_dir=args.results_dir)
+        compare(spec, options.tracking_uri, study_name=options.study_name, results_dir=args.results_dir,
+                storage=options.storage)
     if outcome.failed_keys:
         print(f"{prog}: failed (re-run to retry them): {', '.join(outcome.failed_keys)}", file=sys.stderr)
         return 1
@@ -133,7 +136,8 @@ def ablate_main(argv: list[str] | None = None) -> int:
 
 
 def sweep_main(argv: list[str] | None = None) -> int:
-    """``lit-snn sweep FILE [--workers N] [--n-trials N] ...``: run or resume a TPE search with pruning."""
+    """``lit-snn sweep FILE [--workers N] [--n-trials N] ...``: run or resume a search (TPE/NSGA-II/random;
+    pruning for one objective, Pareto front for several)."""
     return _run(argv, "sweep")
 
 
@@ -143,6 +147,10 @@ def compare_main(argv: list[str] | None = None) -> int:
                                      "or sweep, read back from MLflow.")
     _common(parser)
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--storage", default=None,
+                        help="Optuna storage URL of the study, read for a multi-objective sweep's Pareto front "
+                             "(default: <store-dir>/optuna.db, else the storage the study run recorded; without "
+                             "either the front is computed from the MLflow runs)")
     args = parser.parse_args(argv)
     with quiet():
         return _compare_parsed(args)
@@ -156,7 +164,8 @@ def _compare_parsed(args: argparse.Namespace) -> int:
         tracking_uri = args.tracking_uri or default_paths(args.store_dir)["tracking_uri"]
         started = time.time()
         result = compare(spec, tracking_uri, study_name=args.study_name, results_dir=args.results_dir,
-                         plots=not args.no_plots, fallback_latest=args.study_name is None)
+                         plots=not args.no_plots, fallback_latest=args.study_name is None,
+                         storage=args.storage or default_paths(args.store_dir)["storage"])
     except SpecError as exc:
         return _error("lit-snn compare", exc)
     if result is None:

@@ -6,15 +6,23 @@ grid point (mean ± std over seeds), the seed statistics of statistics.py (``sta
 per comparison in the report), accuracy, firing rate and energy per axis value (bars with 95% CI
 error bars and each arm's n), accuracy vs energy (one point per grid point, 95% CIs) and the
 learning curves (``learning_curves.png``: mean val/acc per epoch of each axis value with its 95%
-CI band, from MLflow's metric history). Sweep: the trials ranked by the objective, the objective
-against each searched parameter, accuracy vs energy. Only COMPLETE trials enter the statistics;
-std is the sample std (ddof 1; 0 for a single run in the mean ± std tables).
+CI band, from MLflow's metric history). On the accuracy-vs-energy plot a ring marks the grid points
+that are Pareto-optimal for (max test acc, min energy) over their means (pareto.py). Sweep: the
+trials ranked by the objective, the objective against each searched parameter, accuracy vs energy.
+A sweep with several objectives also gets its Pareto-optimal trials: ``pareto.csv`` (trial, run_id,
+one column per objective, one per searched parameter) and ``pareto_front.png``. Both come from the
+Optuna study (``study.best_trials``, ``optuna.visualization.matplotlib.plot_pareto_front``) when
+compare can open it (``storage``, else the storage the study run recorded); otherwise from the
+MLflow runs with ``pareto.non_dominated`` (the same definition) and a matplotlib scatter, and the
+report says which. Only COMPLETE trials enter the statistics and the fronts; std is the sample std
+(ddof 1; 0 for a single run in the mean ± std tables).
 """
 
 from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,11 +31,15 @@ from typing import Any
 import mlflow
 import pandas as pd
 
+from .pareto import pareto_rows
 from .spec import StudySpec
 from .statistics import GRID_AXIS, LEVEL, SEED_COLUMN, Comparison, arm_stats, grid_label, is_points, seed_statistics
+from .storage import absolute_sqlite_url, make_storage
 from .tracking import AXIS_TAG_PREFIX, TAG_KEY, TAG_STATE, TAG_TRIAL, Tracker
 
 CURVE_METRIC = "val/acc"  # the per-epoch history drawn in learning_curves.png
+ACC_ENERGY = [("test/acc", "maximize"), ("test/energy_mj", "minimize")]  # the Pareto ring of acc_vs_energy.png
+RUN_ATTR = "mlflow_run_id"  # the Optuna user attr holding a trial's MLflow run (study.RUN_ATTR)
 BASE_METRICS = ("test/acc", "test/firing_rate", "test/sops", "test/energy_mj")
 LABELS = {"test/acc": "test acc", "test/firing_rate": "firing rate", "test/sops": "SOPs/sample",
           "test/energy_mj": "energy mJ/sample", "val/acc_best": "best val acc", "val/acc": "val acc"}
@@ -44,6 +56,8 @@ class CompareResult:
     per_axis: dict[str, pd.DataFrame] = field(default_factory=dict)  # axis -> value, n, <m>_mean, <m>_std
     grid: pd.DataFrame | None = None  # one row per grid point (ablation) / per trial (sweep)
     stats: pd.DataFrame | None = None  # ablation: the rows of stats.csv (statistics.COLUMNS)
+    pareto: pd.DataFrame | None = None  # multi-objective sweep: the rows of pareto.csv
+    pareto_source: str = ""  # "optuna" (study.best_trials) or "mlflow" (pareto.non_dominated over the runs)
     comparisons: list[Comparison] = field(default_factory=list)  # ablation: each arm vs its baseline
     out_dir: Path | None = None
     files: list[Path] = field(default_factory=list)
@@ -191,8 +205,11 @@ def _bars(path: Path, frame: pd.DataFrame, metrics: list[str], title: str, xlabe
 
 
 def _scatter(path: Path, frame: pd.DataFrame, x: str, y: str, labels: list[str], title: str,
-             errors: bool = True, logx: bool = False) -> Path:
-    """``errors``: ``frame`` holds ``<m>_mean`` and the 95% CI columns ``<m>_ci_low/_ci_high`` of x and y."""
+             errors: bool = True, logx: bool = False, mark: pd.Series | None = None, mark_label: str = "") -> Path:
+    """``errors``: ``frame`` holds ``<m>_mean`` and the 95% CI columns ``<m>_ci_low/_ci_high`` of x and y.
+
+    ``mark``: a boolean Series aligned with ``frame``; those points get a ring and the legend entry ``mark_label``.
+    """
     fig = _figure(6.5, 4.5)
     ax = fig.add_subplot()
     xs, ys = (frame[f"{x}_mean"], frame[f"{y}_mean"]) if errors else (frame[x], frame[y])
@@ -200,6 +217,10 @@ def _scatter(path: Path, frame: pd.DataFrame, x: str, y: str, labels: list[str],
         ax.errorbar(xs, ys, xerr=_yerr(frame, x), yerr=_yerr(frame, y), fmt="o", capsize=3, color="#e45756")
     else:
         ax.scatter(xs, ys, color="#e45756")
+    if mark is not None and bool(mark.any()):
+        ax.scatter(xs[mark.to_numpy()], ys[mark.to_numpy()], s=170, facecolors="none", edgecolors="black",
+                   linewidths=1.4, zorder=3, label=mark_label)
+        ax.legend(fontsize=8)
     for label, xv, yv in zip(labels, xs, ys):
         if not (math.isnan(xv) or math.isnan(yv)):
             ax.annotate(label, (xv, yv), fontsize=7, xytext=(3, 3), textcoords="offset points")
@@ -319,6 +340,126 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
+# ---------------------------------------------------------------------- Pareto fronts
+def pareto_arms(points: pd.DataFrame) -> pd.Series:
+    """The ablation points (rows of ``points``, with ``test/acc_mean`` and ``test/energy_mj_mean``) that
+    are Pareto-optimal for (max test acc, min energy): the ones ringed on ``acc_vs_energy.png``."""
+    return pareto_rows(points, [(f"{m}_mean", d) for m, d in ACC_ENERGY])
+
+
+def _open_study(name: str, storages: list[str | None], spec: StudySpec, log: Callable[[str], None]):
+    """The Optuna study ``name`` from the first of ``storages`` that has it with the spec's directions, else None.
+
+    Read-only in effect: a SQLite file that does not exist is skipped (opening it would create it),
+    and so is a URL with a masked password (the ``optuna.storage`` tag of a PostgreSQL study).
+    """
+    import optuna
+
+    for url in dict.fromkeys(u for u in storages if u):
+        if "***" in url:
+            log(f"compare: the study's storage {url} has a masked password: pass --storage to read the study")
+            continue
+        url = absolute_sqlite_url(url)
+        if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):].split("?")[0]).is_file():
+            continue
+        try:
+            study = optuna.load_study(study_name=name, storage=make_storage(url, heartbeat_interval=None))
+        except Exception:  # noqa: BLE001 - not there (KeyError) or unreachable: try the next, else MLflow
+            continue
+        if [d.name.lower() for d in study.directions] == spec.directions:
+            return study
+    return None
+
+
+def _num_or_text(value: Any) -> Any:
+    return int(value) if isinstance(value, str) and re.fullmatch(r"-?\d+", value) else _num(value)
+
+
+def pareto_front(spec: StudySpec, done: pd.DataFrame, study: Any = None) -> pd.DataFrame:
+    """The Pareto-optimal COMPLETE trials: ``trial, run_id, <objective>..., <param>...`` by trial number.
+
+    From ``study.best_trials`` when ``study`` is given (its values and typed params), else
+    ``pareto.non_dominated`` over the objective columns of the MLflow runs ``done``.
+    """
+    columns = ["trial", "run_id", *spec.metrics, *spec.params]
+    if study is not None:
+        run_of = dict(zip(done["trial"], done["run_id"])) if not done.empty else {}
+        rows = [{"trial": t.number, "run_id": t.user_attrs.get(RUN_ATTR) or run_of.get(t.number),
+                 **dict(zip(spec.metrics, t.values)), **{p: t.params.get(p) for p in spec.params}}
+                for t in sorted(study.best_trials, key=lambda t: t.number)]
+        return pd.DataFrame(rows, columns=columns)
+    if done.empty:
+        return pd.DataFrame(columns=columns)
+    front = done[pareto_rows(done, spec.objectives)].sort_values("trial")
+    out = pd.DataFrame({"trial": front["trial"].astype(int), "run_id": front["run_id"],
+                        **{m: front[m] for m in spec.metrics},
+                        **{p: front[f"{AXIS_TAG_PREFIX}{p}"].map(_num_or_text) for p in spec.params}})
+    return out[columns].reset_index(drop=True)
+
+
+def _optuna_pareto_plot(path: Path, study: Any, spec: StudySpec, title: str) -> Path:
+    """Optuna's own Pareto-front plot (matplotlib; 2 or 3 objectives, else the first two), front trials numbered."""
+    import matplotlib
+    from matplotlib import pyplot as plt
+    from optuna.visualization.matplotlib import plot_pareto_front
+
+    names = [f"{LABELS.get(m, m)} ({d})" for m, d in spec.objectives]
+    extra = {} if len(names) <= 3 else {"targets": lambda t: t.values[:2]}
+    with warnings.catch_warnings(), matplotlib.rc_context():  # it sets the ggplot style globally; undone on exit
+        warnings.simplefilter("ignore")
+        ax = plot_pareto_front(study, target_names=names if len(names) <= 3 else names[:2], **extra)
+        fig = ax.figure
+        try:
+            if len(names) == 2 or len(names) > 3:
+                for t in study.best_trials:
+                    ax.annotate(str(t.number), (t.values[0], t.values[1]), fontsize=7, xytext=(3, 3),
+                                textcoords="offset points")
+            ax.set_title(title, fontsize=10)
+            fig.set_size_inches(6.5, 4.5)
+            fig.tight_layout()
+            fig.savefig(path, dpi=110)
+        finally:
+            plt.close(fig)
+    return path
+
+
+def _runs_pareto_plot(path: Path, done: pd.DataFrame, front: pd.DataFrame, spec: StudySpec, title: str) -> Path:
+    """The first two objectives of every COMPLETE run, the Pareto-optimal ones highlighted (no study at hand)."""
+    x, y = spec.metrics[0], spec.metrics[1]
+    fig = _figure(6.5, 4.5)
+    ax = fig.add_subplot()
+    on = done["trial"].isin(front["trial"])
+    ax.scatter(done.loc[~on, x], done.loc[~on, y], color="#4c78a8", label="Trial")
+    ax.scatter(done.loc[on, x], done.loc[on, y], color="#e45756", label="Pareto-optimal trial")
+    for _, r in done[on].iterrows():
+        ax.annotate(str(int(r["trial"])), (r[x], r[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel(f"{LABELS.get(x, x)} ({spec.directions[0]})")
+    ax.set_ylabel(f"{LABELS.get(y, y)} ({spec.directions[1]})")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
+def _panels(path: Path, frame: pd.DataFrame, x: str, ys: list[str], title: str, logx: bool = False) -> Path:
+    """One scatter panel per objective against one searched parameter (multi-objective sweeps)."""
+    fig = _figure(4.5 * len(ys), 4.0)
+    for i, y in enumerate(ys):
+        ax = fig.add_subplot(1, len(ys), i + 1)
+        ax.scatter(frame[x], frame[y], color="#e45756")
+        if logx:
+            ax.set_xscale("log")
+        ax.set_xlabel(x, fontsize=9)
+        ax.set_ylabel(LABELS.get(y, y), fontsize=9)
+        ax.grid(alpha=0.3)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    return path
+
+
 # ---------------------------------------------------------------------- entry point
 def _find_parent(tracker: Tracker, spec: StudySpec, study_name: str | None, fallback_latest: bool,
                  log: Callable[[str], None]) -> tuple[str, str, str] | None:
@@ -341,15 +482,19 @@ def _find_parent(tracker: Tracker, spec: StudySpec, study_name: str | None, fall
 
 
 def compare(spec: StudySpec, tracking_uri: str, *, study_name: str | None = None, results_dir: str | Path = "results",
-            plots: bool = True, fallback_latest: bool = False, log: Callable[[str], None] = print
-            ) -> CompareResult | None:
-    """Build, print and write the comparison of one study (``None`` when there is nothing to compare)."""
+            plots: bool = True, fallback_latest: bool = False, storage: str | None = None,
+            log: Callable[[str], None] = print) -> CompareResult | None:
+    """Build, print and write the comparison of one study (``None`` when there is nothing to compare).
+
+    ``storage``: the Optuna storage URL, tried first (then the one the study run recorded) when a
+    multi-objective sweep's Pareto front is read from the study; not needed otherwise.
+    """
     tracker = Tracker(tracking_uri)
     found = _find_parent(tracker, spec, study_name, fallback_latest, log)
     if found is None:
         return None
     experiment_id, parent_run_id, name = found
-    metrics = list(dict.fromkeys([spec.metric, *BASE_METRICS]))
+    metrics = list(dict.fromkeys([*spec.metrics, *BASE_METRICS]))
     runs = load_runs(tracker.tracking_uri, experiment_id, parent_run_id, metrics)
     result = CompareResult(name, parent_run_id, runs, metrics)
     out_dir = Path(results_dir) / spec.experiment
@@ -360,9 +505,10 @@ def compare(spec: StudySpec, tracking_uri: str, *, study_name: str | None = None
     head = [f"# {spec.experiment}: study {name}", "",
             f"{spec.description}" if spec.description else "",
             f"MLflow parent run `{parent_run_id}` ({tracker.tracking_uri}); trial runs by state: "
-            + (", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none") + f". Objective: {spec.metric} "
-            f"({spec.direction})." + (" Values: mean ± sample std over the COMPLETE runs in each row."
-                                      if spec.kind == "ablation" else ""), ""]
+            + (", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none") + ". "
+            + (f"Objectives: {', '.join(f'{m} ({d})' for m, d in spec.objectives)}." if spec.multi_objective
+               else f"Objective: {spec.metric} ({spec.direction}).")
+            + (" Values: mean ± sample std over the COMPLETE runs in each row." if spec.kind == "ablation" else ""), ""]
     sections: list[str] = []
     files: list[Path] = []
     present = [m for m in metrics if not done.empty and done[m].notna().any()]
@@ -403,8 +549,12 @@ def compare(spec: StudySpec, tracking_uri: str, *, study_name: str | None = None
                             ["test/acc", "test/energy_mj"])
             labels = [v if len(axis_cols) == 1 else ",".join(part.split("=", 1)[1] for part in v.split(","))
                       for v in points["value"]]
+            front = pareto_arms(points)
+            sections += ["## Pareto-optimal arms (max test acc, min energy; over the means)", "",
+                         ", ".join(f"`{v}`" for v in points.loc[front, "value"]) or "none", ""]
             files.append(_scatter(out_dir / "acc_vs_energy.png", points, "test/energy_mj", "test/acc", labels,
-                                  f"{spec.experiment}: accuracy vs energy (mean, {LEVEL:.0%} CI over seeds)"))
+                                  f"{spec.experiment}: accuracy vs energy (mean, {LEVEL:.0%} CI over seeds)",
+                                  mark=front, mark_label="Pareto-optimal (max acc, min energy)"))
         if plots:
             histories = load_histories(tracker.tracking_uri, list(done["run_id"]), CURVE_METRIC)
             if not histories.empty:
@@ -414,14 +564,47 @@ def compare(spec: StudySpec, tracking_uri: str, *, study_name: str | None = None
     else:
         ranked = done.sort_values(spec.metric, ascending=spec.direction == "minimize")
         params = [f"{AXIS_TAG_PREFIX}{p}" for p in spec.params]
+        pareto_marks: list[str] = []
+        study = None
+        if spec.multi_objective:
+            study = _open_study(name, [storage, tracker.client.get_run(parent_run_id).data.tags.get("optuna.storage")],
+                                spec, log)
+            result.pareto_source = "optuna" if study is not None else "mlflow"
+            result.pareto = pareto_front(spec, done, study)
+            on_front = ranked["trial"].isin(result.pareto["trial"])
+            ranked = ranked.assign(pareto=on_front).sort_values("pareto", ascending=False, kind="stable")
+            pareto_marks = ["yes" if v else "" for v in ranked["pareto"]]
         result.grid = ranked.rename(columns=dict(zip(params, spec.params)))
-        headers = ["trial", *spec.params, *(LABELS.get(m, m) for m in present)]
+        headers = ["trial", *spec.params, *(LABELS.get(m, m) for m in present)] + (["Pareto"] if pareto_marks else [])
         rows = [[_fmt(r["trial"]), *(_fmt(_num(r.get(c))) for c in params), *(_fmt(r[m]) for m in present)]
                 for _, r in ranked.iterrows()]
-        sections += ["## trials, best first", "", markdown_table(headers, rows), ""]
+        rows = [row + [mark] for row, mark in zip(rows, pareto_marks)] if pareto_marks else rows
+        order = "Pareto-optimal first, then by " + spec.metric if pareto_marks else "best first"
+        sections += [f"## trials, {order}", "", markdown_table(headers, rows), ""]
         files.append(out_dir / "trials.csv")
         result.grid.to_csv(files[-1], index=False)
-        if plots and spec.metric in present:
+        if result.pareto is not None:
+            source = ("the Optuna study's best_trials" if study is not None else
+                      "the MLflow runs (non-dominated filter; the Optuna study could not be opened)")
+            front_headers = ["trial", *(LABELS.get(m, m) for m in spec.metrics), *spec.params]
+            front_rows = [[_fmt(r["trial"]), *(_fmt(_num(r[m])) for m in spec.metrics),
+                           *(_fmt(r[p]) for p in spec.params)] for _, r in result.pareto.iterrows()]
+            sections += [f"## Pareto-optimal trials ({len(result.pareto)} of {len(done)}; from {source})", "",
+                         markdown_table(front_headers, front_rows), ""]
+            files.append(out_dir / "pareto.csv")
+            result.pareto.to_csv(files[-1], index=False)
+            if plots and not result.pareto.empty:
+                title = f"{spec.experiment}: Pareto front"
+                files.append(_optuna_pareto_plot(out_dir / "pareto_front.png", study, spec, title)
+                             if study is not None else
+                             _runs_pareto_plot(out_dir / "pareto_front.png", done, result.pareto, spec,
+                                               title + " (from the MLflow runs)"))
+        if plots and spec.multi_objective and all(m in present for m in spec.metrics):
+            for path, col in zip(spec.params, params):
+                frame = ranked.assign(**{path: ranked[col].map(_num)})
+                files.append(_panels(out_dir / f"param_{_slug(path)}.png", frame, path, spec.metrics,
+                                     f"{spec.experiment}: objectives vs {path}", bool(spec.params[path].get("log"))))
+        elif plots and spec.metric in present:
             for path, col in zip(spec.params, params):
                 frame = pd.DataFrame({"x": ranked[col].map(_num), "y": ranked[spec.metric]})
                 files.append(_scatter(out_dir / f"param_{_slug(path)}.png", frame.rename(columns={"x": path,

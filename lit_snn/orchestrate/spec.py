@@ -23,9 +23,24 @@ trial computes: they stay out of the fingerprint, so editing them keeps (and res
 
 A **sweep** file has the same base keys plus ``params`` (path -> ``{type: float|int|categorical,
 low, high, log, step, choices}``), ``n_trials``, ``seed`` (the training seed), ``sampler``
-(``{type: tpe|random, seed, n_startup_trials, ...}``) and ``pruner`` (``{type: median|hyperband|
+(``{type: tpe|nsga2|random, seed, n_startup_trials, ...}``; other keys are the Optuna sampler's own
+arguments, e.g. ``population_size`` of NSGA-II) and ``pruner`` (``{type: median|hyperband|
 percentile|successive_halving|threshold|none, monitor: val/acc, ...}``; other keys are the Optuna
 pruner's own arguments, e.g. ``n_warmup_steps``; one step = one epoch).
+
+**Several objectives** (sweeps only): instead of ``metric``/``direction`` a sweep may list two or
+more under ``objectives:``; the study is then an Optuna multi-objective study and ``lit-snn
+compare`` writes its Pareto-optimal trials (``pareto.csv``, ``pareto_front.png``)::
+
+    objectives:
+      - {metric: val/acc_best, direction: maximize}
+      - {metric: test/energy_mj, direction: minimize}   # direction optional: inferred as for `metric`
+    sampler: {type: nsga2, population_size: 8, seed: 0}  # or tpe (multi-objective TPE) or random
+    pruner: {type: none}                                 # the default with several objectives
+
+Optuna's pruners do not support several objectives (``Trial.report`` and ``Trial.should_prune``
+raise ``NotImplementedError`` for a multi-objective study in Optuna 5.0), so any other pruner is
+rejected when the file is loaded.
 
 Budget: ``max_epochs`` sets ``trainer.max_epochs``; ``trial_time_limit_s`` sets
 ``trainer.max_time``; ``time_limit_s`` stops handing out new trials after that many seconds of
@@ -50,7 +65,7 @@ from .yamlio import SpecError, load_yaml, parse_value
 COMMON_KEYS = {"name", "description", "experiment", "base_config", "base", "overrides", "metric",
                "direction", "budget"}
 ABLATION_KEYS = COMMON_KEYS | {"axes", "seeds", "exclude", "baseline", "alpha"}
-SWEEP_KEYS = COMMON_KEYS | {"params", "n_trials", "seed", "sampler", "pruner"}
+SWEEP_KEYS = COMMON_KEYS | {"params", "n_trials", "seed", "sampler", "pruner", "objectives"}
 BUDGET_KEYS = {"max_epochs", "trial_time_limit_s", "time_limit_s"}
 KNOWN_METRICS = ("test/acc", "test/acc_top5", "test/loss", "test/firing_rate", "test/sops",
                  "test/energy_mj", "test/ann_energy_mj", "val/acc_best", "val/acc", "val/loss",
@@ -59,7 +74,7 @@ _METRIC_RE = re.compile(r"^(train|val|test)/[A-Za-z0-9_./-]+$")
 _PATH_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 # Quiet trainers under the orchestrator; a base config that sets these wins.
 ORCHESTRATOR_DEFAULTS = {"trainer": {"enable_progress_bar": False, "enable_model_summary": False}}
-SAMPLERS = ("tpe", "random")
+SAMPLERS = ("tpe", "nsga2", "random")
 PRUNERS = ("median", "percentile", "hyperband", "successive_halving", "threshold", "none")
 
 
@@ -89,6 +104,26 @@ class StudySpec:
     sampler: dict = field(default_factory=dict)
     pruner: dict = field(default_factory=dict)
     cli_sets: list[str] = field(default_factory=list)
+    # [(metric, direction), ...]: one entry (= metric, direction) unless the sweep lists `objectives:`;
+    # with several, ``metric``/``direction`` are the first one's (the order of the trials table)
+    objectives: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.objectives:
+            self.objectives = [(self.metric, self.direction)]
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    @property
+    def metrics(self) -> list[str]:
+        """The objective metrics, in the file's order."""
+        return [metric for metric, _ in self.objectives]
+
+    @property
+    def directions(self) -> list[str]:
+        return [direction for _, direction in self.objectives]
 
     @property
     def fingerprint(self) -> str:
@@ -98,6 +133,8 @@ class StudySpec:
         starts a new study instead of mixing incomparable trials; the same command resumes.
         """
         payload = {"kind": self.kind, "base": self.base, "metric": self.metric, "direction": self.direction}
+        if self.multi_objective:  # single-objective payloads (and so existing study names) stay as they were
+            payload["objectives"] = [list(o) for o in self.objectives]
         if self.kind == "ablation":
             payload.update(axes=self.axes, seeds=self.seeds, exclude=self.exclude)
         else:
@@ -119,6 +156,8 @@ class StudySpec:
                "source": str(self.source) if self.source else None, "description": self.description,
                "metric": self.metric, "direction": self.direction, "time_limit_s": self.time_limit_s,
                "fingerprint": self.fingerprint, "cli_sets": self.cli_sets, "base": self.base}
+        if self.multi_objective:
+            out["objectives"] = [{"metric": m, "direction": d} for m, d in self.objectives]
         if self.kind == "ablation":
             out.update(axes=self.axes, seeds=self.seeds, exclude=self.exclude, baseline=self.baseline,
                        alpha=self.alpha)
@@ -357,21 +396,75 @@ def _params(data: dict, where: str) -> dict[str, dict]:
     return out
 
 
-def _sampler(data: dict, where: str) -> dict:
-    sampler = {"type": "tpe", "seed": 0, **(data.get("sampler") or {})}
-    if sampler["type"] not in SAMPLERS:
-        raise _fail(where, f"sampler.type must be one of {SAMPLERS}, got {sampler['type']!r}")
+def sampler_class(kind: str) -> type:
+    """The Optuna sampler class of a sweep's ``sampler.type``."""
     import optuna
 
-    cls = optuna.samplers.TPESampler if sampler["type"] == "tpe" else optuna.samplers.RandomSampler
+    return {"tpe": optuna.samplers.TPESampler, "nsga2": optuna.samplers.NSGAIISampler,
+            "random": optuna.samplers.RandomSampler}[kind]
+
+
+def _sampler(data: dict, where: str) -> dict:
+    given = data.get("sampler") or {}
+    if not isinstance(given, dict):
+        raise _fail(where, f"sampler must be a mapping like {{type: tpe, seed: 0}}, got {given!r}")
+    sampler = {"type": "tpe", "seed": 0, **given}
+    if sampler["type"] not in SAMPLERS:
+        raise _fail(where, f"sampler.type must be one of {SAMPLERS}, got {sampler['type']!r}")
+    cls = sampler_class(sampler["type"])
     _check_kwargs(cls, sampler, where, "sampler")
+    import warnings
+
+    try:  # the sampler's own checks (e.g. NSGA-II's population_size >= 2), before anything runs
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cls(**{k: v for k, v in sampler.items() if k != "type"})
+    except (TypeError, ValueError) as exc:
+        raise _fail(where, f"sampler: {cls.__name__} rejects {given!r}: {exc}") from None
     return sampler
 
 
-def _pruner(data: dict, where: str) -> dict:
-    pruner = {"type": "median", "monitor": "val/acc", **(data.get("pruner") or {})}
+def _objectives(data: dict, where: str) -> list[tuple[str, str]] | None:
+    """``objectives:`` -> ``[(metric, direction), ...]`` (2 or more); ``None`` when the file has none."""
+    if "objectives" not in data:
+        return None
+    both = sorted(k for k in ("metric", "direction") if k in data)
+    if both:
+        raise _fail(where, f"`objectives:` and {' / '.join(f'`{k}:`' for k in both)} exclude each other: "
+                           "name one objective with metric/direction, or several under objectives")
+    items = data["objectives"]
+    example = "[{metric: val/acc_best, direction: maximize}, {metric: test/energy_mj, direction: minimize}]"
+    if not isinstance(items, list) or len(items) < 2:
+        raise _fail(where, f"objectives must be a list of 2 or more {{metric, direction}} mappings, e.g. {example}; "
+                           f"got {items!r} (for one objective use `metric:` and `direction:`)")
+    out: list[tuple[str, str]] = []
+    for i, item in enumerate(items):
+        w = f"{where}: objectives[{i}]"
+        if not isinstance(item, dict) or "metric" not in item:
+            raise _fail(w, f"expected a mapping {{metric: ..., direction: maximize|minimize}}, got {item!r}")
+        unknown = sorted(set(item) - {"metric", "direction"})
+        if unknown:
+            raise _fail(w, f"unknown key(s) {unknown}; valid: ['direction', 'metric']")
+        metric, direction = _metric(item, w, "")
+        if metric in (m for m, _ in out):
+            raise _fail(w, f"metric {metric!r} is listed twice")
+        out.append((metric, direction))
+    return out
+
+
+def _pruner(data: dict, where: str, multi_objective: bool = False) -> dict:
+    given = data.get("pruner") or {}
+    if not isinstance(given, dict):
+        raise _fail(where, f"pruner must be a mapping like {{type: median}}, got {given!r}")
+    pruner = {"type": "none" if multi_objective else "median", "monitor": "val/acc", **given}
     if pruner["type"] not in PRUNERS:
         raise _fail(where, f"pruner.type must be one of {PRUNERS}, got {pruner['type']!r}")
+    if multi_objective and pruner["type"] != "none":
+        # optuna 5.0, trial/_trial.py: Trial.report and Trial.should_prune raise NotImplementedError
+        # ("... is not supported for multi-objective optimization") when the study has several directions
+        raise _fail(where, f"pruner {pruner['type']!r}: Optuna's pruners do not support several objectives "
+                           "(Trial.report raises for a multi-objective study); set `pruner: {type: none}` "
+                           "or drop the `pruner:` entry")
     if not isinstance(pruner["monitor"], str) or not _METRIC_RE.match(pruner["monitor"]):
         raise _fail(where, f"pruner.monitor must be a logged metric like val/acc, got {pruner['monitor']!r}")
     if pruner["type"] != "none":
@@ -429,7 +522,8 @@ def spec_from_dict(
         return StudySpec(kind, name, experiment, base, metric, direction, source, description, time_limit,
                          axes=axes, seeds=seeds, exclude=_exclude(data, axes, where), cli_sets=sets,
                          baseline=_baseline(data, axes, where), alpha=_alpha(data, where))
-    metric, direction = _metric(data, where, "val/acc_best")
+    objectives = _objectives(data, where)
+    metric, direction = objectives[0] if objectives else _metric(data, where, "val/acc_best")
     n_trials = data.get("n_trials")
     if not _is_int(n_trials) or n_trials < 1:
         raise _fail(where, f"n_trials must be an integer >= 1, got {n_trials!r}")
@@ -437,7 +531,8 @@ def spec_from_dict(
     set_path(base, "seed_everything", seed)
     return StudySpec(kind, name, experiment, base, metric, direction, source, description, time_limit,
                      params=_params(data, where), n_trials=n_trials, seed=seed, sampler=_sampler(data, where),
-                     pruner=_pruner(data, where), cli_sets=sets)
+                     pruner=_pruner(data, where, objectives is not None), cli_sets=sets,
+                     objectives=objectives or [])
 
 
 def load_spec(

@@ -3,7 +3,9 @@
 Ablation: every grid point x seed is enqueued exactly once (``study.enqueue_trial`` with the point
 as fixed params and its key as the user attr ``key``); workers only *pop* queued trials, so
 nothing is sampled and no point runs twice, whatever the number of workers.
-Sweep: workers ``study.ask()`` (seeded TPE) until ``n_trials`` trials are finished or running.
+Sweep: workers ``study.ask()`` (seeded TPE, NSGA-II or random) until ``n_trials`` trials are finished
+or running. A sweep with several ``objectives`` is an Optuna multi-objective study (one direction per
+objective; ``study.tell(trial, [v1, v2, ...])``; no pruning, which Optuna does not support there).
 
 Resume = run the same command again. Finished trials are kept. A trial left RUNNING by a killed
 worker is found stale (its process is gone on this host, or its heartbeat is older than the grace
@@ -42,7 +44,7 @@ from .space import (
     suggest,
     sweep_config,
 )
-from .spec import StudySpec
+from .spec import StudySpec, sampler_class
 from .storage import make_storage
 from .tracking import AXIS_TAG_PREFIX, PARENT_RUN_ATTR, TAG_KEY, TAG_TRIAL, Tracker, safe_url
 from .training import quiet_libraries, reproducibility_info, run_training
@@ -108,11 +110,10 @@ def _make_sampler(spec: StudySpec, index: int, workers: int) -> optuna.samplers.
     options = {k: v for k, v in spec.sampler.items() if k != "type"}
     seed = options.pop("seed", 0)
     seed = None if seed is None else int(seed) + index  # workers must not draw the same points
-    if spec.sampler["type"] == "random":
-        return optuna.samplers.RandomSampler(seed=seed, **options)
-    if workers > 1:
+    if spec.sampler["type"] == "tpe" and workers > 1:
         options.setdefault("constant_liar", True)  # running trials count as pessimistic results
-    return optuna.samplers.TPESampler(seed=seed, **options)
+    # NSGA-II: each worker's sampler builds the next generation from the trials in the shared storage
+    return sampler_class(spec.sampler["type"])(seed=seed, **options)
 
 
 class StudyHandle:
@@ -127,7 +128,7 @@ class StudyHandle:
         pruner = make_pruner(spec.pruner, max_epochs) if spec.kind == "sweep" else optuna.pruners.NopPruner()
         if create:
             self.study = optuna.create_study(storage=self.storage, study_name=options.study_name, sampler=sampler,
-                                             pruner=pruner, direction=spec.direction, load_if_exists=True)
+                                             pruner=pruner, directions=spec.directions, load_if_exists=True)
         else:
             self.study = optuna.load_study(study_name=options.study_name, storage=self.storage, sampler=sampler,
                                            pruner=pruner)
@@ -308,12 +309,13 @@ class StudyHandle:
                     self.study.tell(trial, state=TrialState.FAIL)
                     self.log(f"[w{self.index}] trial {trial.number}: point already taken by trial {duplicate}, skipped")
                     return "SKIPPED"
-            state, value, key, error = self._execute(trial, trial_id)
+            state, values, key, error = self._execute(trial, trial_id)
             if state == "COMPLETE":
-                self.study.tell(trial, value)
+                self.study.tell(trial, values if self.spec.multi_objective else values[0])
             else:
                 self.study.tell(trial, state=TrialState.PRUNED if state == "PRUNED" else TrialState.FAIL)
-        shown = f"{self.spec.metric}={value:.4f}" if value is not None else (error or "")
+        fmt = ".4g" if self.spec.multi_objective else ".4f"
+        shown = ", ".join(f"{m}={v:{fmt}}" for m, v in zip(self.spec.metrics, values)) if values else (error or "")
         self.log(f"[w{self.index}] trial {trial.number} {state} {key} {shown} ({time.time() - started:.1f} s)")
         return state
 
@@ -326,7 +328,20 @@ class StudyHandle:
         except Exception as exc:  # noqa: BLE001
             self.log(f"[w{self.index}] could not close MLflow run {run_id}: {exc}")
 
-    def _execute(self, trial: optuna.trial.Trial, trial_id: int) -> tuple[str, float | None, str, str | None]:
+    def _objective_values(self, metrics: dict[str, float]) -> list[float]:
+        """The trial's objective values (file order) from ``run_training``'s result; a missing or NaN one raises."""
+        values = []
+        for i, metric in enumerate(self.spec.metrics):
+            which = f"objective {i + 1} of {len(self.spec.metrics)}, " if self.spec.multi_objective else ""
+            if metric not in metrics:
+                raise KeyError(f"run_training returned no {metric!r} ({which}got {sorted(metrics)})")
+            value = float(metrics[metric])
+            if math.isnan(value):
+                raise ValueError(f"{metric} is NaN" + (f" ({which[:-2]})" if which else ""))
+            values.append(value)
+        return values
+
+    def _execute(self, trial: optuna.trial.Trial, trial_id: int) -> tuple[str, list[float] | None, str, str | None]:
         assert self.tracker is not None
         tracker, key, run_id = self.tracker, "?", None
         pruning: OptunaPruning | None = None
@@ -348,7 +363,7 @@ class StudyHandle:
             tracker.log_text(run_id, dump_yaml(logged), "config.yaml")
             recorder = MetricRecorder()
             callbacks: list = [recorder]
-            if self.spec.kind == "sweep" and self.spec.pruner.get("type") != "none":
+            if self.spec.kind == "sweep" and self.spec.pruner.get("type") != "none":  # never multi-objective (spec.py)
                 pruning = OptunaPruning(trial, self.spec.pruner.get("monitor", "val/acc"))
                 callbacks.append(pruning)
             root = Path(self.options.work_dir) / self.options.study_name.replace("/", "_") / f"trial-{trial.number:04d}"
@@ -358,13 +373,9 @@ class StudyHandle:
             # per-epoch train/val curves are already in the run (Lightning's MLFlowLogger); add the rest
             tracker.log_metrics(run_id, {k: v for k, v in metrics.items()
                                          if not k.startswith(("train/", "val/")) or k == "val/acc_best"})
-            if self.spec.metric not in metrics:
-                raise KeyError(f"run_training returned no {self.spec.metric!r} (got {sorted(metrics)})")
-            value = float(metrics[self.spec.metric])
-            if math.isnan(value):
-                raise ValueError(f"{self.spec.metric} is NaN")
+            values = self._objective_values(metrics)
             tracker.finish(run_id, "COMPLETE")
-            return "COMPLETE", value, key, None
+            return "COMPLETE", values, key, None
         except optuna.TrialPruned as exc:
             self._close_run(run_id, "PRUNED", {"lit_snn.pruned": str(exc)})
             return "PRUNED", None, key, str(exc)
@@ -432,7 +443,7 @@ def run_study(spec: StudySpec, options: StudyOptions, log: Callable[[str], None]
     experiment_id = tracker.experiment_id(spec.experiment)
     parent_tags = {"lit_snn.kind": spec.kind, "lit_snn.fingerprint": spec.fingerprint,
                    "lit_snn.spec_file": spec.source or "", "optuna.storage": safe_url(options.storage),
-                   "lit_snn.metric": spec.metric, "lit_snn.direction": spec.direction}
+                   "lit_snn.metric": ",".join(spec.metrics), "lit_snn.direction": ",".join(spec.directions)}
     if spec.kind == "ablation":
         parent_tags["lit_snn.axes"] = ",".join(spec.axes)
     else:
@@ -442,7 +453,7 @@ def run_study(spec: StudySpec, options: StudyOptions, log: Callable[[str], None]
     if stored is None:
         handle.study.set_user_attr(FINGERPRINT_ATTR, spec.fingerprint)
         tracker.log_text(parent_run_id, dump_yaml(spec.describe()), "study.yaml")
-        tracker.log_params(parent_run_id, [("metric", spec.metric), ("direction", spec.direction),
+        tracker.log_params(parent_run_id, [("metric", ",".join(spec.metrics)), ("direction", ",".join(spec.directions)),
                                            *(("axis." + p, v) for p, v in spec.axes.items()),
                                            *(("search." + p, v) for p, v in spec.params.items()),
                                            ("seeds", spec.seeds), ("n_trials", spec.n_trials)])
@@ -473,11 +484,14 @@ def run_study(spec: StudySpec, options: StudyOptions, log: Callable[[str], None]
         if status == "FINISHED" and (outcome.failed_keys or outcome.pending):
             status = "FAILED" if outcome.failed_keys else "KILLED"
         tracker.log_metrics(parent_run_id, {f"trials_{k.lower()}": v for k, v in outcome.counts.items()})
-        try:
-            best = handle.study.best_value
-            tracker.log_metrics(parent_run_id, {f"best/{spec.metric}": best})
-        except ValueError:
-            pass
+        if spec.multi_objective:  # no single best: the size of the Pareto front (compare lists it)
+            tracker.log_metrics(parent_run_id, {"pareto_trials": len(handle.study.best_trials)})
+        else:
+            try:
+                best = handle.study.best_value
+                tracker.log_metrics(parent_run_id, {f"best/{spec.metric}": best})
+            except ValueError:
+                pass
         tracker.client.set_terminated(parent_run_id, status)
     return outcome
 

@@ -1,7 +1,8 @@
 """A fast stand-in for ``lit_snn.train`` with the same contract (selected by LIT_SNN_TRAIN_MODULE).
 
 It trains a real (tiny) Lightning model on random data, so callbacks and loggers are exercised,
-and returns metrics that are a deterministic function of the config. Knobs (environment):
+and returns metrics that are a deterministic function of the config (the energy one unrelated to
+the accuracy, so that the two trade off). Knobs (environment):
 ``FAKE_TRAIN_SLEEP`` seconds per epoch, ``FAKE_TRAIN_FAIL`` a neuron preset whose trials raise,
 ``FAKE_TRAIN_EFFECT`` a JSON mapping neuron preset -> accuracy offset: then the score is
 ``0.7 + offset + FAKE_TRAIN_NOISE * z`` (noise default 0.01) with ``z`` a standard normal drawn
@@ -69,6 +70,13 @@ def _score(config: dict) -> float:
     return 0.5 + 0.4 * (h % 1000) / 1000 + 0.001 * config["seed_everything"]
 
 
+def _energy(config: dict) -> float:
+    """Grows with T, otherwise a hash of the config unrelated to the score: accuracy and energy trade off."""
+    text = f"energy|{config['model']['neuron']}|{config['model']['neuron_overrides']}|{config['model']['lr']}"
+    h = int(hashlib.sha1(text.encode()).hexdigest()[:8], 16)
+    return 0.0025 * config["model"]["time_steps"] * (0.5 + (h % 1000) / 1000)
+
+
 class _Tiny(L.LightningModule):
     def __init__(self, score: float, lr: float) -> None:
         super().__init__()
@@ -104,8 +112,9 @@ def run_training(config: dict, *, callbacks=None, loggers=None, default_root_dir
                            "default_root_dir": default_root_dir, "enable_checkpointing": False,
                            "enable_progress_bar": False, "enable_model_summary": False, "accelerator": "cpu"})
     score = _score(config)
+    energy = _energy(config)
     start = time.time()
     trainer.fit(_Tiny(score, config["model"]["lr"]), loader, loader)
     return {"test/acc": score, "test/acc_top5": 1.0, "test/loss": 1 - score, "test/firing_rate": score / 10,
-            "test/sops": 1e5 * score, "test/energy_mj": 0.01 * score, "test/ann_energy_mj": 0.05,
+            "test/sops": 1e5 * score, "test/energy_mj": energy, "test/ann_energy_mj": 0.05,
             "val/acc_best": score, "train_seconds": time.time() - start}

@@ -77,6 +77,7 @@ def test_small_grid_end_to_end(tmp_path, write_study):
                  "acc_vs_energy.png", "stats.csv", "learning_curves.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name
     assert "| model.neuron |" in (out / "report.md").read_text()
+    assert "## Pareto-optimal arms (max test acc, min energy" in (out / "report.md").read_text()
     assert sorted(result.runs["seed"]) == [0, 0, 1, 1]  # from the runs' seed_everything param
     acc = result.stats[result.stats["metric"] == "test/acc"]
     assert list(acc["value"]) == ["lif", "i_lif"] and list(acc["n"]) == [2, 2]
