@@ -39,7 +39,7 @@ compare`` writes its Pareto-optimal trials (``pareto.csv``, ``pareto_front.png``
     pruner: {type: none}                                 # the default with several objectives
 
 Optuna's pruners do not support several objectives (``Trial.report`` and ``Trial.should_prune``
-raise ``NotImplementedError`` for a multi-objective study in Optuna 5.0), so any other pruner is
+raise "... is not supported for multi-objective optimization" in Optuna 5.0), so any other pruner is
 rejected when the file is loaded.
 
 Budget: ``max_epochs`` sets ``trainer.max_epochs``; ``trial_time_limit_s`` sets
@@ -460,8 +460,8 @@ def _pruner(data: dict, where: str, multi_objective: bool = False) -> dict:
     if pruner["type"] not in PRUNERS:
         raise _fail(where, f"pruner.type must be one of {PRUNERS}, got {pruner['type']!r}")
     if multi_objective and pruner["type"] != "none":
-        # optuna 5.0, trial/_trial.py: Trial.report and Trial.should_prune raise NotImplementedError
-        # ("... is not supported for multi-objective optimization") when the study has several directions
+        # optuna 5.0, trial/_trial.py: Trial.report and Trial.should_prune raise (Optuna's not-implemented error,
+        # "... is not supported for multi-objective optimization") when the study has several directions
         raise _fail(where, f"pruner {pruner['type']!r}: Optuna's pruners do not support several objectives "
                            "(Trial.report raises for a multi-objective study); set `pruner: {type: none}` "
                            "or drop the `pruner:` entry")
