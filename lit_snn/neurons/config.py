@@ -206,8 +206,7 @@ class NeuronConfig:
             if not 0.0 < value < 1.0:
                 raise ValueError(f"neuron config: {name} (default from v_threshold) is a sigmoid in GLIF and "
                                  f"needs a value in (0, 1), got {value}; set {name} or v_threshold")
-        gated_threshold = (self.decay == "gated" or self.reset == "gated") and self.threshold == "learnable"
-        if gated_threshold and not 0.0 < self.v_threshold < 1.0:
+        if self.sigmoid_params and self.threshold == "learnable" and not 0.0 < self.v_threshold < 1.0:
             raise ValueError("neuron config: a learnable threshold of GLIF (decay or reset gated) is a sigmoid and "
                              f"needs 0 < v_threshold < 1, got {self.v_threshold}")
         if self.reset == "complementary" and not self.memory_carry:
@@ -225,6 +224,11 @@ class NeuronConfig:
     def subreset_start(self) -> float:
         """GLIF's initial soft-reset value: ``glif_subreset_init``, else ``v_threshold``."""
         return float(self.v_threshold if self.glif_subreset_init is None else self.glif_subreset_init)
+
+    @property
+    def sigmoid_params(self) -> bool:
+        """GLIF's parametrisation (decay or reset gated): every learnable is a sigmoid of a logit."""
+        return self.decay == "gated" or self.reset == "gated"
 
     @property
     def needs_time_steps(self) -> bool:

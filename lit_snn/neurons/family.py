@@ -48,7 +48,6 @@ class SpikingNeuron(nn.Module):
         def param(value: float) -> nn.Parameter:
             return nn.Parameter(torch.full((size,), float(value)))
 
-        glif = cfg.decay == "gated" or cfg.reset == "gated"  # GLIF: learnables are sigmoids of logits
         if cfg.decay == "learnable":  # PLIF: k = sigmoid(w), beta = 1 - k
             self.decay_w = param(_logit(1 - cfg.beta))
         elif cfg.decay == "dual":  # DA-LIF: alpha = f(tau_a), beta = f(tau_b)
@@ -67,7 +66,7 @@ class SpikingNeuron(nn.Module):
             if cfg.decay == "parallel":  # one threshold per time step
                 self.v_th = nn.Parameter(torch.full((cfg.time_steps,), float(cfg.v_threshold)))
             else:
-                self.v_th = param(_logit(cfg.v_threshold) if glif else cfg.v_threshold)
+                self.v_th = param(_logit(cfg.v_threshold) if cfg.sigmoid_params else cfg.v_threshold)
         elif cfg.threshold == "adaptive":  # AR-LIF threshold adjustment tanh(a) tanh(X)
             self.thr_a = param(cfg.threshold_coef_init)
         elif cfg.threshold == "spike_adaptive" and cfg.adapt_learnable:  # ALIF: rho = sigmoid(logit), gamma
@@ -103,7 +102,6 @@ class SpikingNeuron(nn.Module):
                 self._constants[key] = torch.full((size,), float(value), **like)
             return self._constants[key]
 
-        glif = cfg.decay == "gated" or cfg.reset == "gated"
         if cfg.decay == "learnable":
             k = torch.sigmoid(self.decay_w)
             beta, alpha = 1 - k, (k if cfg.decay_input else const(cfg.alpha))
@@ -115,7 +113,7 @@ class SpikingNeuron(nn.Module):
         else:
             alpha, beta = const(cfg.alpha), const(cfg.beta)
         if cfg.threshold == "learnable":
-            vth = torch.sigmoid(self.v_th) if glif else self.v_th
+            vth = torch.sigmoid(self.v_th) if cfg.sigmoid_params else self.v_th
         else:
             vth = const(cfg.v_threshold)
         if cfg.threshold == "adaptive":
@@ -249,16 +247,14 @@ class SpikingNeuron(nn.Module):
             raise ValueError(f"{self.name}: built for time_steps={self.config.time_steps} (W is [T, T]), got an "
                              f"input with T = {x.shape[0]} (shape {tuple(x.shape)})")
         weight, threshold = self.parallel_params()
-        cfg = self.config
-        param = cfg.surrogate_width if cfg.surrogate in ("rectangle", "triangle") else cfg.surrogate_alpha
+        kind, param = self.spec.surrogate, self.spec.surrogate_param
         if triton_path:
             from .kernels.parallel import parallel_triton
 
             spikes, h_last = parallel_triton(x, weight.to(x.device, torch.float32),
-                                             threshold.to(x.device, torch.float32), cfg.surrogate, float(param))
+                                             threshold.to(x.device, torch.float32), kind, param)
         else:
-            spikes, h_last = parallel_reference(x, weight.to(x.dtype), threshold.to(x.dtype), cfg.surrogate,
-                                                float(param))
+            spikes, h_last = parallel_reference(x, weight.to(x.dtype), threshold.to(x.dtype), kind, param)
         return spikes, h_last, torch.zeros_like(h_last)
 
     def forward(self, x: Tensor) -> Tensor:  # x: [T, ...] -> spikes [T, ...]

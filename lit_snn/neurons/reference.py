@@ -88,9 +88,23 @@ class KernelSpec:
 
     def used_params(self) -> tuple[bool, ...]:
         """Per name of ``PARAM_NAMES``: whether this variant reads it (the others get no gradient)."""
-        return (True, True, True, self.adaptive_threshold or self.spike_adaptive_threshold,
-                self.reset in SECOND_STATE_RESETS, self.spike_adaptive_threshold, self.slope,
-                self.reset == "gated", self.reset == "gated")
+        threshold = "adaptive" if self.adaptive_threshold else "spike_adaptive" if self.spike_adaptive_threshold \
+            else "fixed"
+        return used_params(self.reset, threshold, self.slope)
+
+    def require_params(self, given: dict, who: str) -> None:
+        """``ValueError`` naming the parameters this variant reads that ``given`` (name -> tensor) lacks."""
+        missing = [n for n, used in zip(PARAM_NAMES, self.used_params()) if used and given.get(n) is None]
+        if missing:
+            raise ValueError(f"{who}: this neuron variant needs {', '.join(missing)}")
+
+
+def used_params(reset: str, threshold: str, slope: bool) -> tuple[bool, ...]:
+    """Per name of ``PARAM_NAMES``: whether a variant with this reset, threshold kind ("fixed",
+    "adaptive" or "spike_adaptive") and slope reads it. The one statement of the rule: the kernel's
+    ``Variant`` asks it too."""
+    return (True, True, True, threshold != "fixed", reset in SECOND_STATE_RESETS, threshold == "spike_adaptive",
+            bool(slope), reset == "gated", reset == "gated")
 
 
 def broadcast_param(p: Tensor, x_step: Tensor) -> Tensor:
@@ -120,9 +134,7 @@ def multistep_reference(
     step0 = x[0]
     given = dict(alpha=alpha, beta=beta, vth=vth, thr_coef=thr_coef, mem_gain=mem_gain, adapt_decay=adapt_decay,
                  slope=slope, reset_gate=reset_gate, reset_value=reset_value)
-    missing = [n for n, used in zip(PARAM_NAMES, spec.used_params()) if used and given[n] is None]
-    if missing:
-        raise ValueError(f"multistep_reference: this neuron variant needs {', '.join(missing)}")
+    spec.require_params(given, "multistep_reference")
     p = {n: None if t is None else broadcast_param(t, step0) for n, t in given.items()}
     v = torch.zeros_like(step0)
     m = torch.zeros_like(step0)

@@ -70,7 +70,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ..reference import PARAM_NAMES, SECOND_STATE_RESETS, KernelSpec
+from ..reference import PARAM_NAMES, SECOND_STATE_RESETS, KernelSpec, used_params
 from ..surrogate import SURROGATE_IDS
 
 INTERPRET = bool(triton.knobs.runtime.interpret)  # decided when the kernels below are decorated
@@ -135,8 +135,8 @@ class Variant:
 
     def used_params(self) -> list[int]:
         """Rows of the parameter table this variant reads (the others get no gradient)."""
-        used = (True, True, True, self.THRESHOLD > 0, self.RESET in (2, 3), self.THRESHOLD == 2, self.SLOPE,
-                self.RESET == 4, self.RESET == 4)
+        reset = next(name for name, i in RESET_IDS.items() if i == self.RESET)
+        used = used_params(reset, ("fixed", "adaptive", "spike_adaptive")[self.THRESHOLD], self.SLOPE)
         return [i for i, u in enumerate(used) if u]
 
     @functools.lru_cache(maxsize=None)  # noqa: B019  (a few frozen variants live for the process anyway)
@@ -926,9 +926,7 @@ def multistep_triton(
         raise ValueError(f"multistep_triton: too many neurons per step ({N}); split the batch")
     channels = x.shape[2] if x.dim() >= 3 else 1
     given = (alpha, beta, vth, thr_coef, mem_gain, adapt_decay, slope, reset_gate, reset_value)
-    missing = [n for n, used, p in zip(PARAM_NAMES, spec.used_params(), given) if used and p is None]
-    if missing:
-        raise ValueError(f"multistep_triton: this neuron variant needs {', '.join(missing)}")
+    spec.require_params(dict(zip(PARAM_NAMES, given)), "multistep_triton")
     flat = []
     for name, p in zip(PARAM_NAMES, given):
         if p is None:  # unused by this variant: any value
