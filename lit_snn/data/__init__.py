@@ -3,19 +3,24 @@
 
 Batches: static -> x float32 ``[B, C, H, W]`` (normalised), y int64 ``[B]``;
 DVS -> x float32 ``[B, T, 2, H, W]`` (event-count frames), y int64 ``[B]``.
-Use :func:`create_datamodule` to build one by name.
+Use :func:`create_datamodule` to build one by name. Your own static dataset: subclass
+:class:`StaticDataModule` (see its docstring); :class:`TensorImageDataset` and
+:func:`seeded_split` are the pieces for a ``load_splits()`` of one's own.
 """
 
 from __future__ import annotations
 
 from .base import SNNDataModule
 from .cifar import CIFAR10DataModule, CIFAR100DataModule
-from .dvs import DVSDataModule, NMNISTDigitsDataModule
+from .digits import DigitsDataModule
+from .dvs import DVSDataModule
 from .dvs_real import CIFAR10DVSDataModule, DVSGestureDataModule
 from .errors import CorruptDataError, DatasetNotFoundError
 from .folders import ImageNetDataModule, TinyImageNetDataModule
 from .mnist import FashionMNISTDataModule, MNISTDataModule
-from .static import DigitsDataModule, StaticDataModule
+from .nmnist_digits import NMNISTDigitsDataModule
+from .splits import seeded_split
+from .static import StaticDataModule, TensorImageDataset
 
 DATAMODULES: dict[str, type] = {
     "digits": DigitsDataModule,
@@ -58,6 +63,8 @@ __all__ = [
     "NMNISTDigitsDataModule",
     "SNNDataModule",
     "StaticDataModule",
+    "TensorImageDataset",
     "TinyImageNetDataModule",
     "create_datamodule",
+    "seeded_split",
 ]

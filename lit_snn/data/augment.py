@@ -1,103 +1,107 @@
 """Batch-level augmentation for static images, applied inside the DataLoader's collate_fn.
 
 Everything runs on CPU in the loader workers on whole batches, so batches that leave a
-DataLoader are always final (augmented + normalised), with or without a Trainer.
+DataLoader are final (augmented + normalised), with or without a Trainer. The operations are
+``kornia.augmentation``'s (kornia is a required dependency), in this order:
 
-* random crop (zero padding) + horizontal flip: own small torch implementation;
-* RandAugment (2 ops, magnitude ``randaugment_magnitude`` of 30) / TrivialAugment:
-  ``kornia.augmentation.auto`` (optional dependency, imported only when asked for), on [0, 1]
-  images before normalisation;
-* random erasing: ``kornia.augmentation.RandomErasing`` with probability ``random_erasing``
-  per sample (torchvision's default box: area 2-33 %, aspect 0.3-3.3, value 0), after
-  normalisation, as torchvision's ``RandomErasing`` after ``Normalize``;
-* mixup / cutmix: own implementation; when enabled, training targets become soft labels,
-  float32 ``[B, num_classes]`` (``F.cross_entropy`` accepts both forms; take ``argmax``
-  for accuracy). Validation/test loaders never mix.
+1. ``RandomCrop`` after zero padding by ``crop_padding``, then ``RandomHorizontalFlip``, per sample;
+2. ``auto.RandAugment`` (2 ops, magnitude ``randaugment_magnitude`` of 30) or
+   ``auto.TrivialAugment``, on [0, 1] images;
+3. normalisation with the dataset's mean/std;
+4. ``RandomErasing`` with probability ``random_erasing`` per sample (torchvision's default box:
+   area 2-33 %, aspect 0.3-3.3, value 0), as torchvision's ``RandomErasing`` after ``Normalize``;
+5. ``RandomMixUpV2`` / ``RandomCutMixV2`` (see :func:`mixup_cutmix`): training targets become
+   soft labels, float32 ``[B, num_classes]`` (``F.cross_entropy`` accepts both forms; take
+   ``argmax`` for accuracy). Validation/test loaders never mix.
+
+kornia draws from torch's global RNG: each batch is augmented inside :func:`seeded_global_rng`,
+a fork of it seeded from the collate's own generator, so a seed fixes every augmentation and
+the caller's global RNG is left as it was.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from kornia.augmentation import (
+    RandomCrop,
+    RandomCutMixV2,
+    RandomErasing,
+    RandomHorizontalFlip,
+    RandomMixUpV2,
+    auto,
+)
+from torch.distributions import Beta
 
 AUTO_AUGMENTS = ("none", "randaugment", "trivialaugment")
+_MIX_KEYS = ["input", "class"]  # kornia mixes return (images, [own label, partner label, lambda] rows)
 
 
-def random_crop_flip(x: torch.Tensor, padding: int, flip: bool, gen: torch.Generator) -> torch.Tensor:
-    """Per-sample random crop after zero padding, and random horizontal flip.
+@contextmanager
+def seeded_global_rng(gen: torch.Generator) -> Iterator[None]:
+    """Run the block on a fork of torch's global CPU RNG seeded from ``gen`` (restored afterwards)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+        yield
 
-    x: float ``[B, C, H, W]`` -> same shape.
+
+def random_crop_flip(x: torch.Tensor, padding: int, flip: bool) -> torch.Tensor:
+    """Per-sample random crop after zero padding by ``padding``, then random horizontal flip.
+
+    x: float ``[B, C, H, W]`` -> same shape. Draws from torch's global RNG (kornia).
     """
-    b, _, h, w = x.shape
     if padding > 0:
-        xp = F.pad(x, (padding, padding, padding, padding))
-        oy = torch.randint(0, 2 * padding + 1, (b,), generator=gen)
-        ox = torch.randint(0, 2 * padding + 1, (b,), generator=gen)
-        # gather crops with index arithmetic: rows [B, H], cols [B, W]
-        rows = oy[:, None] + torch.arange(h)[None, :]
-        cols = ox[:, None] + torch.arange(w)[None, :]
-        bi = torch.arange(b)[:, None, None]
-        x = xp.permute(0, 2, 3, 1)[bi, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+        x = RandomCrop(tuple(x.shape[-2:]), padding=padding, fill=0.0)(x)
     if flip:
-        m = torch.rand(b, generator=gen) < 0.5
-        x = torch.where(m[:, None, None, None], x.flip(-1), x)
-    return x.contiguous()
+        x = RandomHorizontalFlip(p=0.5)(x)
+    return x
 
 
-def _mix_lambda(alpha: float, gen: torch.Generator) -> float:
-    # Beta(alpha, alpha) from two Gammas, drawn from our generator for reproducibility
-    a = torch._standard_gamma(torch.full((2,), float(alpha)), generator=gen)
-    return float(a[0] / (a[0] + a[1]))
+def _soft_labels(rows: torch.Tensor, num_classes: int, partner_share: torch.Tensor) -> torch.Tensor:
+    """kornia's ``[B, 3]`` (own label, partner label, ...) rows -> float32 ``[B, K]`` targets."""
+    own = F.one_hot(rows[:, 0].long(), num_classes).float()
+    partner = F.one_hot(rows[:, 1].long(), num_classes).float()
+    share = partner_share.float()[:, None]
+    return (1 - share) * own + share * partner
 
 
 def mixup_cutmix(
-    x: torch.Tensor,
-    y: torch.Tensor,
-    num_classes: int,
-    mixup_alpha: float,
-    cutmix_alpha: float,
-    gen: torch.Generator,
+    x: torch.Tensor, y: torch.Tensor, num_classes: int, mixup_alpha: float, cutmix_alpha: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mix the batch with its flipped self: mixup or cutmix (50/50 when both enabled).
+    """Mix the batch with a permutation of itself by cutmix or mixup; draws from torch's global RNG.
 
-    x ``[B, C, H, W]``, y int64 ``[B]`` -> x ``[B, C, H, W]``, soft y float32 ``[B, K]``.
+    x ``[B, C, H, W]``, y int64 ``[B]`` -> x ``[B, C, H, W]``, soft y float32 ``[B, K]`` whose
+    weights are the exact shares of each image. As in the AR-LIF recipe (torchvision's
+    ``RandomMixup``/``RandomCutmix``), one lambda ~ Beta(alpha, alpha) serves the whole batch.
+    Partners are kornia's random permutation, where torchvision rolls the batch by one: a sample
+    that draws itself (about one a batch) stays whole, with its own hard label.
     """
-    y1 = F.one_hot(y, num_classes).float()
-    use_cut = cutmix_alpha > 0 and (mixup_alpha <= 0 or torch.rand(1, generator=gen).item() < 0.5)
-    x2, y2 = x.flip(0), y1.flip(0)
-    if use_cut:
-        lam = _mix_lambda(cutmix_alpha, gen)
-        h, w = x.shape[-2:]
-        ch, cw = int(h * (1 - lam) ** 0.5), int(w * (1 - lam) ** 0.5)
-        cy = int(torch.randint(0, h, (1,), generator=gen))
-        cx = int(torch.randint(0, w, (1,), generator=gen))
-        y0, y1b = max(cy - ch // 2, 0), min(cy + ch // 2, h)
-        x0, x1b = max(cx - cw // 2, 0), min(cx + cw // 2, w)
-        x = x.clone()
-        x[..., y0:y1b, x0:x1b] = x2[..., y0:y1b, x0:x1b]
-        lam = 1.0 - (y1b - y0) * (x1b - x0) / float(h * w)  # exact area actually pasted
-    else:
-        lam = _mix_lambda(mixup_alpha, gen)
-        x = lam * x + (1 - lam) * x2
-    return x, lam * y1 + (1 - lam) * y2
+    # Kept by hand: kornia's one-of container (AugmentationSequential(random_apply=1)) refuses
+    # class labels for mix children, so a coin decides (50/50 when both alphas are set, as the
+    # recipe's RandomChoice).
+    use_cutmix = cutmix_alpha > 0 and (mixup_alpha <= 0 or torch.rand(()).item() < 0.5)
+    if use_cutmix:
+        # same_on_batch: one box per batch; use_correct_lambda: lambda = share of the own image
+        cutmix = RandomCutMixV2(beta=cutmix_alpha, same_on_batch=True, use_correct_lambda=True, data_keys=_MIX_KEYS)
+        x, rows = cutmix(x, y)
+        return x, _soft_labels(rows[0], num_classes, 1 - rows[0][:, 2])
+    # Kept by hand: kornia's mixup draws lambda uniformly from `lambda_val`, not from
+    # Beta(alpha, alpha); the Beta draw is made here and pinned as the range.
+    lam = float(Beta(float(mixup_alpha), float(mixup_alpha)).sample())
+    x, rows = RandomMixUpV2(lambda_val=(lam, lam), data_keys=_MIX_KEYS)(x, y)
+    return x, _soft_labels(rows, num_classes, rows[:, 2])
 
 
-def _build_auto(kind: str, magnitude: int = 10):
-    if kind == "none":
-        return None
-    try:
-        from kornia.augmentation import auto
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            f"auto_augment='{kind}' needs the optional package 'kornia' (pip install kornia)"
-        ) from e
+def _auto_policy(kind: str, magnitude: int):
     if kind == "randaugment":
         return auto.RandAugment(n=2, m=magnitude)
     if kind == "trivialaugment":
         return auto.TrivialAugment()
-    raise ValueError(f"auto_augment must be one of {AUTO_AUGMENTS}, got '{kind}'")
+    return None
 
 
 @dataclass
@@ -124,17 +128,6 @@ class AugmentConfig:
     @property
     def mixes(self) -> bool:
         return self.mixup_alpha > 0 or self.cutmix_alpha > 0
-
-    def describe(self) -> str:
-        text = (
-            f"crop_pad={self.crop_padding},hflip={int(self.hflip)},auto={self.auto_augment},"
-            f"mixup={self.mixup_alpha},cutmix={self.cutmix_alpha}"
-        )
-        if self.auto_augment == "randaugment":
-            text += f",ra_m={self.randaugment_magnitude}"
-        if self.random_erasing > 0:
-            text += f",erase={self.random_erasing}"
-        return text
 
 
 class BatchCollate:
@@ -170,35 +163,33 @@ class BatchCollate:
             s = info.seed if info is not None else self.seed * 1000 + 1
             self._gen = torch.Generator().manual_seed(int(s) % (2**63))
             if self.augment is not None:
-                self._auto = _build_auto(self.augment.auto_augment, self.augment.randaugment_magnitude)
+                self._auto = _auto_policy(self.augment.auto_augment, self.augment.randaugment_magnitude)
                 if self.augment.random_erasing > 0:
-                    from kornia.augmentation import RandomErasing
-
                     self._erase = RandomErasing(p=self.augment.random_erasing)
         return self._gen
+
+    def _normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def _augmented(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a = self.augment
+        x = random_crop_flip(x, a.crop_padding, a.hflip)
+        if self._auto is not None:
+            x = self._auto(x).clamp_(0.0, 1.0)
+        x = self._normalise(x)
+        if self._erase is not None:
+            x = self._erase(x)
+        if a.mixes:
+            x, y = mixup_cutmix(x, y, self.num_classes, a.mixup_alpha, a.cutmix_alpha)
+        return x, y
 
     def __call__(self, items):
         xs, ys = zip(*items)
         x = torch.stack([torch.as_tensor(v) for v in xs])
-        if x.dtype == torch.uint8:
-            x = x.float().div_(255.0)
-        x = x.float()
+        x = x.float().div_(255.0) if x.dtype == torch.uint8 else x.float()
         y = torch.as_tensor(ys, dtype=torch.int64)
-        a = self.augment
-        if a is not None:
-            gen = self._generator()
-            if a.crop_padding > 0 or a.hflip:
-                x = random_crop_flip(x, a.crop_padding, a.hflip, gen)
-            if self._auto is not None:
-                # kornia draws from torch's global RNG; seed it from our stream for reproducibility
-                with torch.random.fork_rng(devices=[]):
-                    torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
-                    x = self._auto(x).clamp_(0.0, 1.0)
-        x = (x - self.mean) / self.std
-        if self._erase is not None and a is not None:
-            with torch.random.fork_rng(devices=[]):  # as above: kornia uses the global RNG
-                torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
-                x = self._erase(x)
-        if a is not None and a.mixes:
-            x, y = mixup_cutmix(x, y, self.num_classes, a.mixup_alpha, a.cutmix_alpha, gen)
+        if self.augment is None:
+            return self._normalise(x).contiguous(), y
+        with seeded_global_rng(self._generator()):
+            x, y = self._augmented(x, y)
         return x.contiguous(), y

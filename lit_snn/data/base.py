@@ -1,25 +1,58 @@
-"""Shared base class for all lit_snn DataModules."""
+"""Shared base class for all lit_snn DataModules: the arguments every dataset takes, the loaders
+and the split contract."""
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from collections.abc import Callable
 
 import lightning as L
+import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Subset
 
+from .splits import seeded_split
+
+Splits = tuple[Dataset, Dataset, Dataset]  # (train, val, test)
+
+
+def as_hw(size: int | tuple[int, int]) -> tuple[int, int]:
+    """An image size as ``(H, W)`` ints: ``8`` -> ``(8, 8)``."""
+    if isinstance(size, int):
+        return (size, size)
+    return (int(size[0]), int(size[1]))
+
 
 class SNNDataModule(L.LightningDataModule):
-    """Common constructor arguments, loaders and metadata for static and DVS DataModules.
+    """Base of every lit_snn DataModule (static and DVS).
 
-    Subclasses set ``name``, ``num_classes``, ``in_channels``, ``is_event`` and
-    ``image_size`` and implement :meth:`setup` (filling ``train_set``/``val_set``/``test_set``).
+    Each argument the datasets share is declared here, once. A subclass declares only the
+    arguments it adds or whose default it changes and forwards the rest with ``**kwargs``;
+    jsonargparse follows the forwarding, so ``lit-snn train --print_config`` lists them all.
+
+    A subclass sets ``name``, ``num_classes``, ``in_channels``, ``is_event``, ``image_size``
+    (``(H, W)`` of its batches) and, for files under ``<root>/<folder>``, ``folder``; and it
+    implements :meth:`load_splits`, which ``setup()`` calls once before applying ``limit_*``.
+
+    Args:
+        root: folder holding the dataset (each DataModule documents its layout below it).
+        batch_size: samples per batch, for all three loaders.
+        num_workers: DataLoader worker processes (0: load in the main process).
+        time_steps: T; frames DVS data (static data is repeated over T by the model).
+        seed: seeds the splits, the training shuffle and the augmentation.
+        val_fraction: share of the training data held out for validation, in [0, 1).
+        limit_train: use only the first n training samples (None: all).
+        limit_val: use only the first n validation samples (None: all).
+        limit_test: use only the first n test samples (None: all).
+        pin_memory: the DataLoaders' ``pin_memory``.
     """
 
     name: str = "base"
     num_classes: int = 0
     in_channels: int = 0
     is_event: bool = False
+    image_size: tuple[int, int] = (0, 0)
+    folder: str = ""
 
     def __init__(
         self,
@@ -54,8 +87,35 @@ class SNNDataModule(L.LightningDataModule):
         self.train_set: Dataset | None = None
         self.val_set: Dataset | None = None
         self.test_set: Dataset | None = None
+        self.split_indices: dict[str, np.ndarray] = {}
 
-    # ------------------------------------------------------------------ helpers
+    @property
+    def data_dir(self) -> str:
+        """The folder the dataset is read from."""
+        return os.path.join(self.root, self.folder)
+
+    # ------------------------------------------------------------------ splits
+    def setup(self, stage: str | None = None) -> None:
+        """Build the three splits on the first call (later calls keep them), then apply ``limit_*``."""
+        if self.train_set is None:
+            self.train_set, self.val_set, self.test_set = self.load_splits()
+            self._apply_limits()
+
+    def load_splits(self) -> Splits:
+        """The ``(train, val, test)`` datasets; DatasetNotFoundError when the files are missing."""
+        raise TypeError(f"{type(self).__name__} must define load_splits() or setup()")
+
+    def split_official(self, train_labels, subset: Callable[[np.ndarray, bool], Dataset], test_set: Dataset) -> Splits:
+        """Splits of a dataset published with a test set.
+
+        val = stratified seeded ``val_fraction`` of train; with ``val_fraction=0`` the whole
+        train set is used and validation runs on the test set (the published recipes report
+        test accuracy). ``subset(indices, is_train)`` builds a split from train indices.
+        """
+        tr, va = seeded_split(len(train_labels), self.val_fraction, self.seed, np.asarray(train_labels))
+        self.split_indices = {"train": tr, "val": va}
+        return subset(tr, True), (subset(va, False) if len(va) else test_set), test_set
+
     @staticmethod
     def _limit(ds: Dataset, n: int | None) -> Dataset:
         """First ``n`` items of ``ds`` (deterministic subset for fast runs)."""
@@ -71,6 +131,7 @@ class SNNDataModule(L.LightningDataModule):
         if self.test_set is not None:
             self.test_set = self._limit(self.test_set, self.limit_test)
 
+    # ------------------------------------------------------------------ loaders
     def _loader(self, ds: Dataset | None, shuffle: bool, stage: str) -> DataLoader:
         if ds is None:
             raise RuntimeError(f"{type(self).__name__}: call setup() before {stage}_dataloader()")
@@ -99,47 +160,3 @@ class SNNDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.test_set, False, "test")
-
-    # ------------------------------------------------------------------ metadata
-    def _split_sizes(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for k in ("train", "val", "test"):
-            ds = getattr(self, f"{k}_set")
-            out[f"n_{k}"] = len(ds) if ds is not None else -1  # -1 = setup() not run yet
-        return out
-
-    def describe(self) -> dict[str, Any]:
-        """Flat dict (strings/numbers) of everything needed to reproduce the data side of a run."""
-        h, w = self.image_size
-        d: dict[str, Any] = {
-            "dataset": self.name,
-            "root": self.root,
-            "is_event": int(self.is_event),
-            "num_classes": self.num_classes,
-            "in_channels": self.in_channels,
-            "image_height": h,
-            "image_width": w,
-            "time_steps": self.time_steps,
-            "batch_size": self.batch_size,
-            "seed": self.seed,
-            "val_fraction": self.val_fraction,
-            "limit_train": -1 if self.limit_train is None else self.limit_train,
-            "limit_val": -1 if self.limit_val is None else self.limit_val,
-            "limit_test": -1 if self.limit_test is None else self.limit_test,
-        }
-        d.update(self._split_sizes())
-        d.update(self._describe_extra())
-        return d
-
-    def _describe_extra(self) -> dict[str, Any]:
-        return {}
-
-    @property
-    def image_size(self) -> tuple[int, int]:  # overridden by subclasses
-        return self._image_size
-
-    @image_size.setter
-    def image_size(self, value) -> None:
-        if isinstance(value, int):
-            value = (value, value)
-        self._image_size = (int(value[0]), int(value[1]))

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import os
 import pickle
-from typing import Any
 
 import numpy as np
 import torch
 
+from .base import Splits
 from .errors import CorruptDataError, DatasetNotFoundError
-from .static import StaticDataModule, TensorImageDataset, seeded_split
+from .static import StaticDataModule
 
 _ALLOWED_GLOBALS = {
     ("numpy.core.multiarray", "_reconstruct"),
@@ -73,69 +73,26 @@ def read_cifar_batch(path: str, label_key: str, num_classes: int) -> tuple[np.nd
 
 
 class _CIFARBase(StaticDataModule):
-    """Shared CIFAR logic. Train batches get random crop (pad 4) + horizontal flip by default;
-    RandAugment (``auto_augment='randaugment'``, ``randaugment_magnitude``), random erasing
-    (``random_erasing``) and mixup/cutmix are opt-in.
+    """Shared CIFAR logic: the files of ``folder`` read by :func:`read_cifar_batch`.
 
-    Split: official test set; val = seeded stratified ``val_fraction`` of train. With
-    ``val_fraction=0`` the whole train set is used and validation runs on the test set (as the
-    published recipes report test accuracy).
+    Train batches get random crop (pad 4) + horizontal flip by default; RandAugment, random
+    erasing and mixup/cutmix are opt-in (see :class:`~lit_snn.data.static.StaticDataModule`).
+    Split: official test set; val = seeded stratified ``val_fraction`` of train (``val_fraction=0``:
+    the whole train set, validation on the test set).
     Batches: x float32 ``[B, 3, 32, 32]`` normalised, y int64 ``[B]``.
     """
 
     in_channels = 3
-    folder: str = ""
+    image_size = (32, 32)
     train_files: tuple[str, ...] = ()
     test_files: tuple[str, ...] = ()
     meta_file: str = ""
     label_key: str = "labels"
     source_url: str = "https://www.cs.toronto.edu/~kriz/cifar.html"
 
-    def __init__(
-        self,
-        root: str = "data",
-        batch_size: int = 64,
-        num_workers: int = 0,
-        time_steps: int = 4,
-        seed: int = 0,
-        val_fraction: float = 0.1,
-        limit_train: int | None = None,
-        limit_val: int | None = None,
-        limit_test: int | None = None,
-        crop_padding: int = 4,
-        hflip: bool = True,
-        auto_augment: str = "none",
-        mixup_alpha: float = 0.0,
-        cutmix_alpha: float = 0.0,
-        randaugment_magnitude: int = 10,
-        random_erasing: float = 0.0,
-        pin_memory: bool = False,
-    ) -> None:
-        super().__init__(
-            root=root,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            time_steps=time_steps,
-            seed=seed,
-            val_fraction=val_fraction,
-            limit_train=limit_train,
-            limit_val=limit_val,
-            limit_test=limit_test,
-            crop_padding=crop_padding,
-            hflip=hflip,
-            auto_augment=auto_augment,
-            mixup_alpha=mixup_alpha,
-            cutmix_alpha=cutmix_alpha,
-            randaugment_magnitude=randaugment_magnitude,
-            random_erasing=random_erasing,
-            pin_memory=pin_memory,
-        )
-        self.image_size = (32, 32)
+    def __init__(self, crop_padding: int = 4, hflip: bool = True, **kwargs) -> None:
+        super().__init__(crop_padding=crop_padding, hflip=hflip, **kwargs)
         self.class_names: list[str] = []
-
-    @property
-    def data_dir(self) -> str:
-        return os.path.join(self.root, self.folder)
 
     def _check(self) -> None:
         needed = (*self.train_files, *self.test_files)
@@ -150,7 +107,15 @@ class _CIFARBase(StaticDataModule):
                 detail=f"missing {', '.join(missing)}",
             )
 
-    def _read(self, files) -> tuple[torch.Tensor, np.ndarray]:
+    def _read_class_names(self) -> list[str]:
+        meta = os.path.join(self.data_dir, self.meta_file)
+        if not os.path.isfile(meta):
+            return []
+        names = read_cifar_pickle(meta).get(self.label_key.replace("labels", "label_names"), [])
+        return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+
+    def read_split(self, split: str) -> tuple[torch.Tensor, np.ndarray]:
+        files = self.train_files if split == "train" else self.test_files
         parts = [
             read_cifar_batch(os.path.join(self.data_dir, f), self.label_key, self.num_classes) for f in files
         ]
@@ -158,32 +123,10 @@ class _CIFARBase(StaticDataModule):
         y = np.concatenate([p[1] for p in parts])
         return torch.from_numpy(np.ascontiguousarray(x)), y
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
+    def load_splits(self) -> Splits:
         self._check()
-        meta = os.path.join(self.data_dir, self.meta_file)
-        if os.path.isfile(meta):
-            names = read_cifar_pickle(meta).get(self.label_key.replace("labels", "label_names"), [])
-            self.class_names = [n.decode() if isinstance(n, bytes) else str(n) for n in names]
-        x_tr, y_tr = self._read(self.train_files)
-        x_te, y_te = self._read(self.test_files)
-        tr, va = seeded_split(len(y_tr), self.val_fraction, self.seed, y_tr)
-        self.train_set = TensorImageDataset(x_tr[tr], y_tr[tr])
-        self.test_set = TensorImageDataset(x_te, y_te)
-        self.val_set = TensorImageDataset(x_tr[va], y_tr[va]) if len(va) else self.test_set
-        self._apply_limits()
-
-    def _describe_extra(self) -> dict[str, Any]:
-        d = super()._describe_extra()
-        d["data_dir"] = self.data_dir
-        d["split_rule"] = (
-            f"official test set; val = stratified seeded {self.val_fraction:g} of train "
-            "(numpy default_rng(seed))"
-            if self.val_fraction > 0
-            else "official test set; full train; val = test set"
-        )
-        return d
+        self.class_names = self._read_class_names()
+        return super().load_splits()
 
 
 class CIFAR10DataModule(_CIFARBase):

@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import os
 import re
-from typing import Any
 
 import numpy as np
 from tonic import datasets as tonic_datasets
 from torch.utils.data import Dataset, Subset
 
+from .base import Splits
 from .dvs import DVSDataModule
 from .errors import CorruptDataError, DatasetNotFoundError
 from .framing import short_hash
-from .static import seeded_split
+from .splits import seeded_split
 
 
 def natural_key(path: str) -> list:
@@ -89,6 +89,10 @@ class CheckedEvents(Dataset):
     def targets(self) -> np.ndarray:
         return np.asarray(self.ds.targets, dtype=np.int64)
 
+    def files_key(self, data_dir: str) -> str:
+        """Hash of the file list relative to ``data_dir``: the source's part of the frame-cache path."""
+        return short_hash([os.path.relpath(p, data_dir) for p in self.files])
+
     def __len__(self) -> int:
         return len(self.ds.data)
 
@@ -118,6 +122,9 @@ class CIFAR10DVSDataModule(DVSDataModule):
     ``10 * test_per_class`` files gives its first ``max(1, round(n_c / 10))`` instead.
     val = stratified seeded ``val_fraction`` of the rest. Frames: full-sensor ToFrame then
     area resampling to ``image_size`` (default 48x48, the AR-LIF/TET recipe).
+
+    Args:
+        test_per_class: test files per class (see the split above).
     """
 
     name = "cifar10_dvs"
@@ -125,45 +132,9 @@ class CIFAR10DVSDataModule(DVSDataModule):
     sensor_size = (128, 128, 2)
     folder = "CIFAR10DVS"
 
-    def __init__(
-        self,
-        root: str = "data",
-        batch_size: int = 64,
-        num_workers: int = 0,
-        time_steps: int = 4,
-        seed: int = 0,
-        val_fraction: float = 0.1,
-        image_size: int | tuple[int, int] = 48,
-        test_per_class: int = 100,
-        limit_train: int | None = None,
-        limit_val: int | None = None,
-        limit_test: int | None = None,
-        cache: bool = True,
-        cache_dir: str | None = None,
-        memory_cache: bool = False,
-        pin_memory: bool = False,
-    ) -> None:
-        super().__init__(
-            root=root,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            time_steps=time_steps,
-            seed=seed,
-            val_fraction=val_fraction,
-            image_size=image_size,
-            limit_train=limit_train,
-            limit_val=limit_val,
-            limit_test=limit_test,
-            cache=cache,
-            cache_dir=cache_dir,
-            memory_cache=memory_cache,
-            pin_memory=pin_memory,
-        )
+    def __init__(self, image_size: int | tuple[int, int] = 48, test_per_class: int = 100, **kwargs) -> None:
+        super().__init__(image_size=image_size, **kwargs)
         self.test_per_class = int(test_per_class)
-
-    @property
-    def data_dir(self) -> str:
-        return os.path.join(self.root, self.folder)
 
     def _check(self) -> None:
         missing = []
@@ -194,34 +165,19 @@ class CIFAR10DVSDataModule(DVSDataModule):
             test.append(idx[: min(k, n - 1) if n > 1 else 0])
         return np.sort(np.concatenate(test)) if test else np.arange(0, dtype=np.int64)
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
+    def load_splits(self) -> Splits:
         self._check()
         source = CheckedEvents(CIFAR10DVS(save_to=self.root), self.sensor_size)
         self.event_sources = {"all": source}
         labels = source.targets
-        rel = [os.path.relpath(p, self.data_dir) for p in source.files]
-        full = self._framed(source, "all", short_hash(rel))
+        full = self._framed(source, "all", source.files_key(self.data_dir))
         test = self.test_indices(labels)
         rest = np.setdiff1d(np.arange(len(labels)), test)
         tr, va = seeded_split(len(rest), self.val_fraction, self.seed, labels[rest])
         self.split_indices = {"train": rest[tr], "val": rest[va], "test": test}
-        self.train_set = Subset(full, rest[tr].tolist())
-        self.test_set = Subset(full, test.tolist())
-        self.val_set = Subset(full, rest[va].tolist()) if len(va) else self.test_set
-        self.split_rule = (
-            f"per class, natural filename order: first {self.test_per_class} files = test "
-            f"(classes with < {10 * self.test_per_class} files: first max(1, round(n/10))); "
-            f"val = stratified seeded {self.val_fraction:g} of the rest (numpy default_rng(seed))"
-        )
-        self._apply_limits()
-
-    def _describe_extra(self) -> dict[str, Any]:
-        d = super()._describe_extra()
-        d["data_dir"] = self.data_dir
-        d["reader"] = "tonic.datasets.CIFAR10DVS (tonic.io.read_aedat4 / aedat)"
-        return d
+        test_set = Subset(full, test.tolist())
+        val_set = Subset(full, rest[va].tolist()) if len(va) else test_set
+        return Subset(full, rest[tr].tolist()), val_set, test_set
 
 
 class DVSGestureDataModule(DVSDataModule):
@@ -238,43 +194,8 @@ class DVSGestureDataModule(DVSDataModule):
     sensor_size = (128, 128, 2)
     folder = "DVSGesture"
 
-    def __init__(
-        self,
-        root: str = "data",
-        batch_size: int = 64,
-        num_workers: int = 0,
-        time_steps: int = 4,
-        seed: int = 0,
-        val_fraction: float = 0.1,
-        image_size: int | tuple[int, int] = 128,
-        limit_train: int | None = None,
-        limit_val: int | None = None,
-        limit_test: int | None = None,
-        cache: bool = True,
-        cache_dir: str | None = None,
-        memory_cache: bool = False,
-        pin_memory: bool = False,
-    ) -> None:
-        super().__init__(
-            root=root,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            time_steps=time_steps,
-            seed=seed,
-            val_fraction=val_fraction,
-            image_size=image_size,
-            limit_train=limit_train,
-            limit_val=limit_val,
-            limit_test=limit_test,
-            cache=cache,
-            cache_dir=cache_dir,
-            memory_cache=memory_cache,
-            pin_memory=pin_memory,
-        )
-
-    @property
-    def data_dir(self) -> str:
-        return os.path.join(self.root, self.folder)
+    def __init__(self, image_size: int | tuple[int, int] = 128, **kwargs) -> None:
+        super().__init__(image_size=image_size, **kwargs)
 
     def _check(self) -> None:
         for sub in ("ibmGestureTrain", "ibmGestureTest"):
@@ -309,30 +230,12 @@ class DVSGestureDataModule(DVSDataModule):
                         if f.endswith(".npy") and not (f[:-4].isdigit() and int(f[:-4]) < self.num_classes):
                             raise CorruptDataError(os.path.join(full, f), "file name must be the label 0..10")
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
+    def load_splits(self) -> Splits:
         self._check()
-        parts = {}
+        framed = {}
         for split, train in (("train", True), ("test", False)):
             src = CheckedEvents(DVSGesture(save_to=self.root, train=train), self.sensor_size)
-            rel = [os.path.relpath(p, self.data_dir) for p in src.files]
-            parts[split] = (src, self._framed(src, split, short_hash(rel)))
             self.event_sources[split] = src
-        labels = parts["train"][0].targets
-        tr, va = seeded_split(len(labels), self.val_fraction, self.seed, labels)
-        self.split_indices = {"train": tr, "val": va}
-        self.train_set = Subset(parts["train"][1], tr.tolist())
-        self.test_set = parts["test"][1]
-        self.val_set = Subset(parts["train"][1], va.tolist()) if len(va) else self.test_set
-        self.split_rule = (
-            "official ibmGestureTrain / ibmGestureTest (by user); val = stratified seeded "
-            f"{self.val_fraction:g} of train (numpy default_rng(seed)); files in natural path order"
-        )
-        self._apply_limits()
-
-    def _describe_extra(self) -> dict[str, Any]:
-        d = super()._describe_extra()
-        d["data_dir"] = self.data_dir
-        d["reader"] = "tonic.datasets.DVSGesture (np.load, t ms -> us)"
-        return d
+            framed[split] = self._framed(src, split, src.files_key(self.data_dir))
+        subset = lambda idx, _is_train: Subset(framed["train"], idx.tolist())
+        return self.split_official(self.event_sources["train"].targets, subset, framed["test"])

@@ -17,15 +17,15 @@ Classes are indexed in sorted wnid order.
 from __future__ import annotations
 
 import os
-from typing import Any
 
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from .base import Splits, as_hw
 from .errors import CorruptDataError, DatasetNotFoundError
-from .static import StaticDataModule, seeded_split
+from .static import StaticDataModule
 
 IMAGE_EXTS = (".jpeg", ".jpg", ".png")
 
@@ -106,34 +106,28 @@ class ImageFileDataset(Dataset):
 
 
 class _FolderBase(StaticDataModule):
+    """Shared logic of the image-folder datasets: files + labels -> :class:`ImageFileDataset` splits.
+
+    Split: the official val set is the test set; val = seeded stratified ``val_fraction`` of train.
+    """
+
     in_channels = 3
     random_resized_crop = False
 
-    def _finish_setup(self, train_files, train_labels, test_files, test_labels) -> None:
+    def __init__(self, hflip: bool = True, **kwargs) -> None:
+        super().__init__(hflip=hflip, **kwargs)
+
+    def _file_splits(self, train_files, train_labels, test_files, test_labels) -> Splits:
         train_labels = np.asarray(train_labels, dtype=np.int64)
-        tr, va = seeded_split(len(train_labels), self.val_fraction, self.seed, train_labels)
-        mk = lambda idx, train: ImageFileDataset(
+        subset = lambda idx, is_train: ImageFileDataset(
             [train_files[i] for i in idx],
             train_labels[idx],
             self.image_size,
-            train=train,
+            train=is_train,
             random_resized_crop=self.random_resized_crop,
         )
-        self.train_set = mk(tr, True)
-        self.test_set = ImageFileDataset(test_files, np.asarray(test_labels), self.image_size)
-        self.val_set = mk(va, False) if len(va) else self.test_set
-        self._apply_limits()
-
-    def _describe_extra(self) -> dict[str, Any]:
-        d = super()._describe_extra()
-        d["data_dir"] = self.data_dir
-        d["split_rule"] = (
-            f"official val set used as test; val = stratified seeded {self.val_fraction:g} of "
-            "train (numpy default_rng(seed))"
-            if self.val_fraction > 0
-            else "official val set used as test; full train; val = test set"
-        )
-        return d
+        test = ImageFileDataset(test_files, np.asarray(test_labels), self.image_size)
+        return self.split_official(train_labels, subset, test)
 
 
 class TinyImageNetDataModule(_FolderBase):
@@ -141,6 +135,9 @@ class TinyImageNetDataModule(_FolderBase):
 
     Default train augmentation: pad-4 random crop + horizontal flip at 64x64
     (``auto_augment='trivialaugment'`` for the recipe). Batches: x float32 ``[B, 3, 64, 64]``.
+
+    Args:
+        image_size: batch images' size (the files are 64x64; others are resized).
     """
 
     name = "tiny_imagenet"
@@ -149,47 +146,9 @@ class TinyImageNetDataModule(_FolderBase):
     std = (0.2770, 0.2691, 0.2821)
     folder = "tiny-imagenet-200"
 
-    def __init__(
-        self,
-        root: str = "data",
-        batch_size: int = 64,
-        num_workers: int = 0,
-        time_steps: int = 4,
-        seed: int = 0,
-        val_fraction: float = 0.1,
-        image_size: int | tuple[int, int] = 64,
-        limit_train: int | None = None,
-        limit_val: int | None = None,
-        limit_test: int | None = None,
-        crop_padding: int = 4,
-        hflip: bool = True,
-        auto_augment: str = "none",
-        mixup_alpha: float = 0.0,
-        cutmix_alpha: float = 0.0,
-        pin_memory: bool = False,
-    ) -> None:
-        super().__init__(
-            root=root,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            time_steps=time_steps,
-            seed=seed,
-            val_fraction=val_fraction,
-            limit_train=limit_train,
-            limit_val=limit_val,
-            limit_test=limit_test,
-            crop_padding=crop_padding,
-            hflip=hflip,
-            auto_augment=auto_augment,
-            mixup_alpha=mixup_alpha,
-            cutmix_alpha=cutmix_alpha,
-            pin_memory=pin_memory,
-        )
-        self.image_size = image_size
-
-    @property
-    def data_dir(self) -> str:
-        return os.path.join(self.root, self.folder)
+    def __init__(self, image_size: int | tuple[int, int] = 64, crop_padding: int = 4, **kwargs) -> None:
+        super().__init__(crop_padding=crop_padding, **kwargs)
+        self.image_size = as_hw(image_size)
 
     def _not_found(self, detail: str) -> DatasetNotFoundError:
         layout = (
@@ -207,9 +166,7 @@ class TinyImageNetDataModule(_FolderBase):
             detail=detail,
         )
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
+    def load_splits(self) -> Splits:
         d = self.data_dir
         wnids_path = os.path.join(d, "wnids.txt")
         ann_path = os.path.join(d, "val", "val_annotations.txt")
@@ -245,7 +202,7 @@ class TinyImageNetDataModule(_FolderBase):
                 test_files.append(path)
                 test_labels.append(index[parts[1]])
         self.class_names = wnids
-        self._finish_setup(train_files, train_labels, test_files, test_labels)
+        return self._file_splits(train_files, train_labels, test_files, test_labels)
 
 
 class ImageNetDataModule(_FolderBase):
@@ -255,6 +212,10 @@ class ImageNetDataModule(_FolderBase):
     Train: random-resized crop to ``image_size`` (default 224) + flip; val/test: resize
     shorter side to image_size/0.875 + center crop. ``num_classes`` = number of train class
     folders (1000 for the full set; read at construction when the folder exists).
+
+    Args:
+        image_size: batch images' size (train: random-resized crop to it; val/test: resize + center crop).
+        subdir: the ImageNet folder below ``root`` (``""``: ``root`` itself).
     """
 
     name = "imagenet"
@@ -262,44 +223,9 @@ class ImageNetDataModule(_FolderBase):
     std = (0.229, 0.224, 0.225)
     random_resized_crop = True
 
-    def __init__(
-        self,
-        root: str = "data",
-        batch_size: int = 64,
-        num_workers: int = 0,
-        time_steps: int = 4,
-        seed: int = 0,
-        val_fraction: float = 0.1,
-        image_size: int | tuple[int, int] = 224,
-        subdir: str = "imagenet",
-        limit_train: int | None = None,
-        limit_val: int | None = None,
-        limit_test: int | None = None,
-        crop_padding: int = 0,
-        hflip: bool = True,
-        auto_augment: str = "none",
-        mixup_alpha: float = 0.0,
-        cutmix_alpha: float = 0.0,
-        pin_memory: bool = False,
-    ) -> None:
-        super().__init__(
-            root=root,
-            batch_size=batch_size,
-            num_workers=num_workers,
-            time_steps=time_steps,
-            seed=seed,
-            val_fraction=val_fraction,
-            limit_train=limit_train,
-            limit_val=limit_val,
-            limit_test=limit_test,
-            crop_padding=crop_padding,
-            hflip=hflip,
-            auto_augment=auto_augment,
-            mixup_alpha=mixup_alpha,
-            cutmix_alpha=cutmix_alpha,
-            pin_memory=pin_memory,
-        )
-        self.image_size = image_size
+    def __init__(self, image_size: int | tuple[int, int] = 224, subdir: str = "imagenet", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.image_size = as_hw(image_size)
         self.subdir = subdir
         train = os.path.join(self.data_dir, "train")
         self.num_classes = len(self._classes(train)) if os.path.isdir(train) else 1000
@@ -312,9 +238,7 @@ class ImageNetDataModule(_FolderBase):
     def _classes(folder: str) -> list[str]:
         return sorted(e.name for e in os.scandir(folder) if e.is_dir())
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
+    def load_splits(self) -> Splits:
         split_files: dict[str, tuple[list[str], list[int]]] = {}
         classes: list[str] | None = None
         for split in ("train", "val"):
@@ -345,4 +269,4 @@ class ImageNetDataModule(_FolderBase):
             split_files[split] = (files, labels)
         self.num_classes = len(classes)
         self.class_names = classes
-        self._finish_setup(*split_files["train"], *split_files["val"])
+        return self._file_splits(*split_files["train"], *split_files["val"])

@@ -1,6 +1,6 @@
 """Events -> frames (through tonic.transforms.ToFrame) and the on-disk frame cache.
 
-Framing rule (one rule for every DVS dataset, logged by ``describe()`` as ``framing_rule``):
+Framing rule (one rule for every DVS dataset, named by :data:`FRAMING_RULE` in the cache path):
 ``tonic.transforms.ToFrame(sensor_size, n_time_bins=T)`` on the events at full sensor
 resolution. tonic cuts T equal windows of ``floor((t_last - t_first) / T)`` microseconds
 starting at the first event; events at ``t >= t_first + T * window`` (always including the
@@ -26,11 +26,6 @@ import torch
 from tonic.transforms import ToFrame
 
 FRAMING_RULE = "tonic-ToFrame-n_time_bins-droptail"
-FRAMING_RULE_TEXT = (
-    "tonic.transforms.ToFrame(n_time_bins=T) at sensor resolution: T equal windows of "
-    "floor((t_last-t_first)/T) us from the first event; events at t >= t_first+T*window "
-    "(incl. the last event) dropped; counts per pixel"
-)
 RESIZE_RULE = "area-exact"
 
 

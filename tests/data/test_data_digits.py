@@ -6,9 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from lit_snn.data import DigitsDataModule, create_datamodule
-from lit_snn.data.augment import mixup_cutmix, random_crop_flip
-from lit_snn.data.static import seeded_split
+from lit_snn.data import DigitsDataModule, create_datamodule, seeded_split
+from lit_snn.data.augment import AugmentConfig, mixup_cutmix, random_crop_flip, seeded_global_rng
 
 
 def _labels(ds):
@@ -46,7 +45,6 @@ def test_split_sizes_deterministic_disjoint_and_stratified():
     c = DigitsDataModule(seed=1)
     c.setup()
     assert not np.array_equal(a.split_indices["test"], c.split_indices["test"])
-    assert a.describe()["n_test"] == sizes[2]
 
 
 def test_seeded_split_gives_small_sets_a_val_set():
@@ -89,26 +87,80 @@ def test_augmentation_off_by_default_and_only_on_train():
     _, y_tr = next(iter(dm.train_dataloader()))
     assert y_tr.shape == (len(dm.train_set), 10) and y_tr.dtype == torch.float32
     assert torch.allclose(y_tr.sum(1), torch.ones(len(y_tr)))
-    plain = DigitsDataModule()
-    assert plain.augment.describe() == "crop_pad=0,hflip=0,auto=none,mixup=0.0,cutmix=0.0"
+    assert DigitsDataModule().augment == AugmentConfig()  # all off
 
 
-def test_crop_flip_and_cutmix_functions():
-    g = torch.Generator().manual_seed(0)
+def test_crop_flip_functions():
     x = torch.arange(2 * 1 * 4 * 4, dtype=torch.float32).view(2, 1, 4, 4) + 1
-    y = random_crop_flip(x, padding=0, flip=True, gen=g)
+    with seeded_global_rng(torch.Generator().manual_seed(0)):
+        y = random_crop_flip(x, padding=0, flip=True)
     for i in range(2):  # each sample either unchanged or mirrored
         assert torch.equal(y[i], x[i]) or torch.equal(y[i], x[i].flip(-1))
-    y = random_crop_flip(x, padding=1, flip=False, gen=torch.Generator().manual_seed(1))
+    with seeded_global_rng(torch.Generator().manual_seed(1)):
+        y = random_crop_flip(x, padding=1, flip=False)
     assert y.shape == x.shape
     for i in range(2):  # a crop of the zero-padded image: values come from x or are 0
         vals = set(y[i].flatten().tolist())
         assert vals <= set(x[i].flatten().tolist()) | {0.0}
-    labels = torch.tensor([0, 1])
-    xm, ym = mixup_cutmix(x, labels, 3, 0.0, 1.0, torch.Generator().manual_seed(2))
-    lam = ym[0, 0].item()  # share of sample 0 kept in mixed sample 0
-    kept = (xm[0] == x[0]).float().mean().item()
-    assert abs(kept - lam) < 1e-6 and torch.allclose(ym.sum(1), torch.ones(2))
+
+
+def _mixed(mixup_alpha, cutmix_alpha, seed, b=6):
+    """A batch whose sample i has class i, mixed: soft label row i = the shares of each sample in it."""
+    x = torch.rand(b, 1, 8, 8, generator=torch.Generator().manual_seed(99))
+    with seeded_global_rng(torch.Generator().manual_seed(seed)):
+        xm, ym = mixup_cutmix(x, torch.arange(b), b, mixup_alpha, cutmix_alpha)
+    assert ym.shape == (b, b) and ym.dtype == torch.float32 and torch.allclose(ym.sum(1), torch.ones(b))
+    return x, xm, ym
+
+
+def test_cutmix_soft_labels_are_the_pasted_shares():
+    for seed in range(5):
+        x, xm, ym = _mixed(0.0, 1.0, seed)
+        for i in range(len(x)):
+            kept = (xm[i] == x[i]).float().mean().item()  # one box from the partner, the rest own
+            assert abs(kept - ym[i, i].item()) < 1e-6
+            if kept < 1:  # the pasted pixels are the partner's, the class holding the rest of the label
+                others = ym[i].clone()
+                others[i] = -1
+                pasted = xm[i] != x[i]
+                assert torch.equal(xm[i][pasted], x[int(others.argmax())][pasted])
+
+
+def test_mixup_soft_labels_weigh_the_images():
+    for seed in range(5):
+        x, xm, ym = _mixed(0.4, 0.0, seed)
+        assert torch.allclose(xm, torch.einsum("ik,kchw->ichw", ym, x), atol=1e-6)
+    # one lambda ~ Beta(alpha, alpha) per batch: every mixed sample keeps the same share of itself
+    own = ym.diagonal()[ym.diagonal() < 1]  # self-paired samples stay whole
+    assert torch.allclose(own, own[0].expand_as(own))
+
+
+def test_mixup_or_cutmix_50_50_and_reproducible():
+    kinds = []
+    for seed in range(40):
+        x, xm, ym = _mixed(0.2, 1.0, seed)
+        cut = set(xm.flatten().tolist()) <= set(x.flatten().tolist())  # cutmix only moves pixels
+        kinds.append(cut)
+        again = _mixed(0.2, 1.0, seed)
+        assert torch.equal(again[1], xm) and torch.equal(again[2], ym)
+    assert 10 <= sum(kinds) <= 30
+
+
+def test_train_batches_reproducible_under_a_seed_and_global_rng_untouched():
+    kw = dict(batch_size=64, image_size=16, crop_padding=2, hflip=True, auto_augment="randaugment",
+              random_erasing=0.5, mixup_alpha=0.2, cutmix_alpha=1.0)
+
+    def first_batch(seed):
+        dm = DigitsDataModule(seed=seed, **kw)
+        dm.setup()
+        return next(iter(dm.train_dataloader()))
+
+    state = torch.get_rng_state()
+    (xa, ya), (xb, yb) = first_batch(0), first_batch(0)
+    assert torch.equal(torch.get_rng_state(), state)
+    assert torch.equal(xa, xb) and torch.equal(ya, yb)
+    xc, _ = first_batch(1)
+    assert not torch.equal(xa, xc)
 
 
 def test_randaugment_and_trivialaugment_batches():

@@ -69,8 +69,6 @@ def test_cifar10_dvs_batches_labels_and_split(fixture_root, tmp_path):
         t = events["t"].astype(np.int64)
         window = (t[-1] - t[0]) // 5  # framing rule: the tail after T whole windows is dropped
         assert frames.sum() == np.sum(t < t[0] + 5 * window) < 200
-    d = dm.describe()
-    assert "first 100 files = test" in d["split_rule"] and d["n_test"] == 10
 
 
 def test_cifar10_dvs_default_48x48_and_cache_paths(fixture_root, tmp_path):
@@ -83,12 +81,12 @@ def test_cifar10_dvs_default_48x48_and_cache_paths(fixture_root, tmp_path):
     full.setup()
     x128 = torch.stack([full.test_set[i][0] for i in range(3)])
     assert torch.allclose(x.sum(dim=(1, 2, 3, 4)), x128.sum(dim=(1, 2, 3, 4)), atol=1e-3)  # counts kept
-    p4 = dm.describe()["cache_path_all"]
+    p4 = dm.cache_paths["all"]
     assert p4.startswith(str(tmp_path / "cifar10_dvs")) and "T4" in p4 and "img48x48" in p4
     assert any(f.endswith(".hdf5") for f in os.listdir(p4))
     dm8 = CIFAR10DVSDataModule(root=str(fixture_root), cache_dir=str(tmp_path), time_steps=8)
     dm8.setup()
-    assert dm8.describe()["cache_path_all"] != p4
+    assert dm8.cache_paths["all"] != p4
     assert dm8.test_set[0][0].shape == (8, 2, 48, 48)
 
 
@@ -136,8 +134,8 @@ def test_dvs_gesture_batches_labels_and_downsampling(fixture_root, tmp_path):
     small.setup()
     f32 = small.test_set[0][0]
     assert f32.shape == (3, 2, 32, 32) and torch.isclose(f32.sum(), xt[0].sum())
-    assert small.describe()["cache_path_test"] != dm.describe()["cache_path_test"]
-    assert small.describe()["resize_rule"] == RESIZE_RULE
+    assert small.cache_paths["test"] != dm.cache_paths["test"]
+    assert "img32x32" in small.cache_paths["test"] and RESIZE_RULE in small.cache_paths["test"]
 
 
 def test_dvs_gesture_corrupt_npy_and_bad_layout(tmp_path):

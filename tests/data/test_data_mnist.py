@@ -19,7 +19,6 @@ from lit_snn.data import FashionMNISTDataModule, MNISTDataModule, StaticDataModu
 from lit_snn.data.errors import CorruptDataError, DatasetNotFoundError
 from lit_snn.data.idx import IMAGES_MAGIC, LABELS_MAGIC, encode_idx, parse_idx, read_idx
 from lit_snn.data.mnist import DEBIAN_FASHION_MNIST_DIR
-from lit_snn.data.static import TensorImageDataset, seeded_split
 from lit_snn.train import run_training
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,8 +95,7 @@ def test_mnist_torchvision_layout_split_and_exact_pixels(tmp_path):
     assert yt.tolist() == y_raw.tolist()
     pixels = (xt * dm.std[0] + dm.mean[0]) * 255
     assert torch.allclose(pixels[:, 0], torch.from_numpy(x_raw).float(), atol=1e-3)
-    d = dm.describe()
-    assert d["data_dir"] == raw and d["n_train"] == 90 and "stratified" in d["split_rule"]
+    assert dm.data_dir == raw
     same = MNISTDataModule(root=str(tmp_path))
     same.setup()
     assert torch.equal(same.train_set.labels, dm.train_set.labels)  # seeded split
@@ -110,7 +108,7 @@ def test_fashion_mnist_plain_files_and_system_dir(tmp_path):
     system = F.write_mnist(tmp_path / "usr_share", n_train=30, n_test=10, gz=False)  # as a package might ship
     dm = FashionMNISTDataModule(root=str(tmp_path / "nothing"), system_dirs=[system])
     dm.setup()
-    assert dm.data_dir == system and len(dm.test_set) == 10 and dm.describe()["dataset"] == "fashion_mnist"
+    assert dm.data_dir == system and len(dm.test_set) == 10 and dm.name == "fashion_mnist"
     assert FashionMNISTDataModule().system_dirs == (DEBIAN_FASHION_MNIST_DIR,)
     # <root>/FashionMNIST/raw wins over the system folder
     F.write_mnist(tmp_path / "FashionMNIST" / "raw", n_train=40, n_test=20)
@@ -177,31 +175,26 @@ def test_lif_learns_real_fashion_mnist(tmp_path):
 
 
 class BlobsDataModule(StaticDataModule):
-    """The README's recipe: one's own data as a DataModule (here 16x16 noise, class = bright square)."""
+    """The README's recipe: one's own data as a DataModule that declares only what differs from
+    StaticDataModule (here 16x16 noise, class = bright square)."""
 
     name = "blobs"
     num_classes = 4
     in_channels = 1
+    image_size = (16, 16)
     mean, std = (0.5,), (0.3,)
 
-    def __init__(self, root: str = "data", n: int = 400, **kwargs) -> None:
-        super().__init__(root=root, **kwargs)  # batch_size, seed, val_fraction, limit_*, augmentation
+    def __init__(self, n: int = 400, **kwargs) -> None:
+        super().__init__(**kwargs)  # root, batch_size, seed, val_fraction, limit_*, augmentation
         self.n = n
-        self.image_size = (16, 16)
 
-    def setup(self, stage: str | None = None) -> None:
-        if self.train_set is not None:
-            return
-        rng = np.random.default_rng(self.seed)  # stands in for reading files under self.root
+    def read_split(self, split: str) -> tuple[torch.Tensor, np.ndarray]:
+        rng = np.random.default_rng([self.seed, split == "test"])  # stands in for reading files under self.root
         y = np.arange(self.n) % self.num_classes
         x = rng.integers(0, 96, (self.n, 1, 16, 16), dtype=np.uint8)
         for i, c in enumerate(y):
             x[i, 0, 8 * (c // 2):8 * (c // 2) + 8, 8 * (c % 2):8 * (c % 2) + 8] += 150
-        tr, va = seeded_split(self.n, self.val_fraction, self.seed, y)
-        test = torch.from_numpy(x[va]), y[va]
-        self.train_set = TensorImageDataset(torch.from_numpy(x[tr]), y[tr])  # uint8 [N, C, H, W], labels
-        self.val_set = self.test_set = TensorImageDataset(*test)
-        self._apply_limits()
+        return torch.from_numpy(x), y  # uint8 [N, C, H, W], int labels [N]
 
 
 def test_readme_recipe_own_datamodule_trains(tmp_path):

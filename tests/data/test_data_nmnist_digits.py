@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from lit_snn.data import NMNISTDigitsDataModule, create_datamodule
+from lit_snn.data.digits import load_digits_arrays
 from lit_snn.data.dvs_emulator import EVENT_DTYPE, EmulatorConfig, emulate_dvs
 from lit_snn.data.framing import EventFramer
-from lit_snn.data.static import load_digits_arrays
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +77,7 @@ def test_framing_rule_drops_only_the_tail(some_digits):
     assert empty.shape == (3, 2, 32, 32) and empty.sum() == 0
 
 
-def test_datamodule_batches_cache_and_describe(tmp_path):
+def test_datamodule_batches_and_cache(tmp_path):
     dm = create_datamodule("nmnist_digits", root=str(tmp_path), batch_size=16, time_steps=4)
     dm.setup()
     x, y = next(iter(dm.train_dataloader()))
@@ -85,12 +85,10 @@ def test_datamodule_batches_cache_and_describe(tmp_path):
     assert y.shape == (16,) and y.dtype == torch.int64
     assert (x >= 0).all() and x.sum() > 0
     assert (len(dm.train_set), len(dm.val_set), len(dm.test_set)) == (1294, 144, 359)
-    d = dm.describe()
-    path = d["cache_path_all"]
+    path = dm.cache_paths["all"]
     assert path.startswith(str(tmp_path / ".cache" / "nmnist_digits"))
     assert "T4" in path and "droptail" in path and "img32x32" in path
     assert len([f for f in os.listdir(path) if f.endswith(".hdf5")]) >= 16  # framed samples cached
-    assert "ToFrame(n_time_bins=T)" in d["framing_rule"] and "dropped" in d["framing_rule"]
     # same labels as the static digits split (same seed, same rule)
     from lit_snn.data import DigitsDataModule
 
@@ -103,14 +101,14 @@ def test_datamodule_batches_cache_and_describe(tmp_path):
     dm8.setup()
     x8, _ = next(iter(dm8.test_dataloader()))
     assert x8.shape == (4, 8, 2, 16, 16)
-    assert dm8.describe()["cache_path_all"] != path  # T / size are part of the cache path
+    assert dm8.cache_paths["all"] != path  # T / size are part of the cache path
     # the cached file and a fresh framing agree
     xa, ya = dm8.test_set[0]
     fresh = NMNISTDigitsDataModule(root=str(tmp_path), time_steps=8, image_size=16, cache=False)
     fresh.setup()
     xb, yb = fresh.test_set[0]
     assert torch.equal(xa, xb) and ya == yb
-    assert fresh.describe()["cache"] == 0 and "cache_path_all" not in fresh.describe()
+    assert fresh.cache is False and "all" not in fresh.cache_paths
 
 
 def test_changing_emulator_changes_cache_key(tmp_path):
