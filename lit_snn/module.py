@@ -55,7 +55,6 @@ class LitSNN(L.LightningModule):
         weight_decay: float = 5e-4,
         weight_decay_1d: bool = False,
         warmup_epochs: int = 0,
-        energy_batches: int = 4,
     ) -> None:
         super().__init__()
         if loss not in LOSSES:
@@ -94,6 +93,15 @@ class LitSNN(L.LightningModule):
         self.val_acc_best.persistent(True)  # kept in checkpoints, so a resumed fit keeps its best
         self.activity = None  # ActivityMonitor during val/test (firing rates, SOPs)
         self.code_histograms: dict = {}  # integer neurons: layer -> counts per code, last val/test epoch
+
+    def metric_names(self) -> set[str]:
+        """Every metric this module logs in ``fit`` and ``test`` (the names a study may optimise)."""
+        from .monitoring import ActivityMonitor
+
+        names = {f"{stage}/{name}" for stage in ("train", "val", "test") for name in ("loss", "acc", "acc_top5")}
+        names |= {"train/lr", "val/acc_best"}
+        names |= {f"val/{k}" for k in ActivityMonitor.metric_names(self.net, count_energy=False)}
+        return names | {f"test/{k}" for k in ActivityMonitor.metric_names(self.net, count_energy=True)}
 
     # ------------------------------------------------------------------ forward
     def encode(self, x: Tensor) -> Tensor:

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from .energy import FiringRateMonitor, SynOpsCounter
+from .energy import FiringRateMonitor, SynOpsCounter, spiking_neurons
+
+ENERGY_KEYS = ("sops", "macs", "energy_mj", "ann_energy_mj", "energy_ratio")  # per sample, test only
 
 
 class ActivityMonitor:
@@ -31,8 +33,17 @@ class ActivityMonitor:
             out["high_code_fraction"] = sum(high.values()) / len(high)
         if self.ops is not None and self.ops.samples:
             report = self.ops.report()
-            out.update({k: report[k] for k in ("sops", "macs", "energy_mj", "ann_energy_mj", "energy_ratio")})
+            out.update({k: report[k] for k in ENERGY_KEYS})
         return out
+
+    @staticmethod
+    def metric_names(net: nn.Module, count_energy: bool) -> set[str]:
+        """The keys ``summary()`` gives for ``net`` once every neuron layer has run."""
+        neurons = spiking_neurons(net)
+        names = {"firing_rate", *(f"firing_rate/{name}" for name, _ in neurons)}
+        if any(m.config.spike == "integer" for _, m in neurons):
+            names.add("high_code_fraction")
+        return names | set(ENERGY_KEYS) if count_energy else names
 
     def code_histograms(self) -> dict[str, Tensor]:
         """Integer neuron layers: counts of each used code (for the level histogram)."""

@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from lit_snn.module import LitSNN
-from lit_snn.orchestrate.spec import _metric
 
 
 def test_accuracy_is_plain_accuracy_and_top5_is_separate():
@@ -29,21 +28,21 @@ def test_best_validation_accuracy_is_kept_in_checkpoints():
     assert clone.val_acc_best.compute().item() == pytest.approx(0.8)
 
 
+def test_metric_names_are_what_fit_and_test_log():
+    """The names a study may optimise (the orchestrator checks a study's metric against them)."""
+    names = LitSNN(num_classes=10, in_channels=1, neuron="i_lif").metric_names()
+    assert {"train/loss", "val/acc", "val/acc_best", "test/acc", "test/acc_top5", "test/energy_mj",
+            "test/firing_rate", "test/firing_rate/features.2", "val/high_code_fraction"} <= names
+    assert "val/energy_mj" not in names  # energy is counted at test time only
+    assert "test/high_code_fraction" not in LitSNN(num_classes=10, in_channels=1).metric_names()  # binary spikes
+
+
 def test_dvs_batch_must_match_time_steps():
     model = LitSNN(num_classes=10, in_channels=2, time_steps=4)
     assert model(torch.rand(3, 4, 2, 8, 8)).shape == (4, 3, 10)  # [B, T, P, H, W] -> [T, B, K]
     assert model(torch.rand(3, 2, 8, 8)).shape == (4, 3, 10)  # static: direct encoding over T
     with pytest.raises(ValueError, match="5 frames per sample but model.time_steps is 4"):
         model(torch.rand(3, 5, 2, 8, 8))
-
-
-@pytest.mark.parametrize("metric,direction", [
-    ("test/acc", "maximize"), ("val/acc_best", "maximize"), ("test/energy_ratio", "maximize"),
-    ("test/high_code_fraction", "maximize"), ("test/loss", "minimize"), ("test/energy_mj", "minimize"),
-    ("test/sops", "minimize"), ("test/macs", "minimize"), ("test/firing_rate", "minimize"),
-])
-def test_study_direction_defaults(metric, direction):
-    assert _metric({"metric": metric}, "file.yaml", "test/acc") == (metric, direction)
 
 
 def test_nan_input_stops_training_with_a_clear_error():

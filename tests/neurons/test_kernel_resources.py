@@ -41,11 +41,14 @@ def check_table(out, presets, dtypes):
     assert sorted(table) == sorted((p, d, k) for p in presets for d in dtypes for k in ("fwd", "bwd"))
     for key, configs in table.items():
         assert len(configs) >= 4, (key, configs)
-        for block, num_warps, registers, local, warps, load, store in configs:
+        for block, num_warps, *_, load, store in configs:
             if key[1] == "fp32" and int(block) // (32 * int(num_warps)) >= 4:  # 4+ neurons per thread
                 assert (load, store) == ("16", "16"), f"{key} {block}/{num_warps}w: not 128-bit vector access"
-            if registers == "None":  # no cuobjdump in this Triton wheel: compiling is all we can check
-                continue
+    if any(cell[2] == "None" for configs in table.values() for cell in configs):
+        pytest.skip("every variant compiled with 128-bit access, but this Triton wheel has no cuobjdump: "
+                    "register and spill counts cannot be read")
+    for key, configs in table.items():
+        for _, _, registers, local, warps, _, _ in configs:
             assert local == "0", f"{key}: register spills ({local} bytes of local memory per thread)"
             assert int(registers) <= 255 and int(warps) >= 8, (key, configs)
     return table
@@ -59,8 +62,7 @@ def test_every_preset_compiles_for_sm90_without_spills():
     table = check_table(out, list_neurons(), ["fp32"])
     # the backward's 2-neurons-per-thread configurations keep AR-LIF's occupancy up
     ar_bwd = table[("ar_lif", "fp32", "bwd")]
-    if ar_bwd[0][2] != "None":
-        assert max(int(cell[4]) for cell in ar_bwd) >= 24, ar_bwd
+    assert max(int(cell[4]) for cell in ar_bwd) >= 24, ar_bwd
 
 
 def test_other_variants_compile_for_sm80():
