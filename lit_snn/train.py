@@ -10,25 +10,38 @@ A run config is Lightning-CLI YAML::
 
 ``model.time_steps`` is the single source of T (linked into the DataModule, which frames DVS
 data with it); ``num_classes`` and ``in_channels`` come from the DataModule.
+``--ckpt_path FILE`` (or ``ckpt_path:`` in a run config) resumes a fit from a Lightning checkpoint.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
+import errno
+import os
+import re
+import signal
+import sys
+import threading
 import time
 import warnings
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple, Optional
 
 import lightning as L
 import yaml
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from .data import SNNDataModule
+from .errors import DISK_FULL, ExpectedError
 from .module import LitSNN
 
 DEFAULT_DATA = {"class_path": "lit_snn.data.DigitsDataModule"}
+_CLASS_PATH = re.compile(r"[A-Za-z_][\w.]*")
+FIT_METRICS = ("train_seconds", "epochs")  # what fit_and_test adds to the module's own metrics
 
 
 class LitSNNCLI(LightningCLI):
@@ -39,6 +52,9 @@ class LitSNNCLI(LightningCLI):
         parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.link_arguments("data.in_channels", "model.in_channels", apply_on="instantiate")
         parser.set_defaults({"data": DEFAULT_DATA})
+        parser.add_argument("--ckpt_path", type=Optional[str], default=None,
+                            help="Resume the fit from this Lightning checkpoint (epoch, weights, optimizer, "
+                                 "scheduler, callbacks)")
 
 
 def _trainer_defaults(callbacks: list | None = None, loggers: list | None = None,
@@ -60,7 +76,12 @@ def _trainer_defaults(callbacks: list | None = None, loggers: list | None = None
 
 def build_cli(args, *, callbacks: list | None = None, loggers: list | None = None,
               default_root_dir: str | None = None, save_config: bool = True) -> LitSNNCLI:
-    """Parse ``args`` (argv list or config dict) and instantiate trainer, model and data."""
+    """Parse ``args`` (argv list or config dict) and instantiate trainer, model and data.
+
+    Parse errors raise ``argparse.ArgumentError`` (``--help`` and ``--print_config`` still exit).
+    """
+    if isinstance(args, list):
+        args = _data_from_its_defaults(args)
     with warnings.catch_warnings():  # a config dict beside pytest's/the orchestrator's own argv is intended
         warnings.filterwarnings("ignore", message="LightningCLI's args parameter")
         return _build_cli(args, callbacks, loggers, default_root_dir, save_config)
@@ -77,8 +98,42 @@ def _build_cli(args, callbacks, loggers, default_root_dir, save_config) -> LitSN
         save_config_callback=SaveConfigCallback if save_config else None,
         save_config_kwargs={"overwrite": True},
         auto_configure_optimizers=False,
-        parser_kwargs={"prog": "lit-snn train", **({} if isinstance(args, list) else {"exit_on_error": False})},
+        parser_kwargs={"prog": "lit-snn train", "exit_on_error": False},
     )
+
+
+def _config_data_class(value: str) -> str | None:
+    """The data class_path of a ``--config`` value (a file or inline YAML), when it names one."""
+    try:
+        text = Path(value).read_text() if os.path.isfile(value) else value
+        data = (yaml.safe_load(text) or {}).get("data")
+    except (OSError, yaml.YAMLError, AttributeError):
+        return None  # the parser reports it
+    return data.get("class_path") if isinstance(data, dict) else data if isinstance(data, str) else None
+
+
+def _data_from_its_defaults(argv: list[str]) -> list[str]:
+    """A ``--data CLASS`` that names another class than the config's starts from that class's defaults.
+
+    jsonargparse carries over every init arg of the previous class that the new one accepts (the
+    digits' ``image_size: 8`` and ``crop_padding: 0`` into Tiny-ImageNet); a ``--data null`` put
+    before it drops them, so only the ``--data.*`` arguments given after it are kept.
+    """
+    out, current = [], DEFAULT_DATA["class_path"]
+    for i, arg in enumerate(argv):
+        key, sep, value = arg.partition("=")
+        if not sep:
+            value = argv[i + 1] if i + 1 < len(argv) else ""
+        if key in ("--config", "-c"):
+            current = _config_data_class(value) or current
+        elif key in ("--data", "--data.class_path") and _CLASS_PATH.fullmatch(value) and not os.path.exists(value):
+            if value.lower() in ("null", "none"):
+                value = None
+            elif current is not None and value.rsplit(".", 1)[-1] != current.rsplit(".", 1)[-1]:
+                out.append("--data=null")
+            current = value
+        out.append(arg)
+    return out
 
 
 def _build_from_dict(config: dict, **kwargs) -> LitSNNCLI:
@@ -91,8 +146,20 @@ def _build_from_dict(config: dict, **kwargs) -> LitSNNCLI:
         raise ValueError(f"invalid run config: {exc}") from exc
 
 
+class ResolvedRun(NamedTuple):
+    """A run config with every default filled in, and the names of the metrics its training logs."""
+
+    config: dict
+    metrics: frozenset[str]
+
+
 def resolve_config(config: dict) -> dict:
-    """Validate a run config and return it with every default filled in.
+    """Validate a run config and return it with every default filled in (see ``resolve_run``)."""
+    return resolve_run(config).config
+
+
+def resolve_run(config: dict) -> ResolvedRun:
+    """Validate a run config: the config with every default filled in, and the metrics it will log.
 
     Builds the model and DataModule (so an unknown preset, field or dataset path fails here,
     before any training). Raises ``ValueError`` with the parser's or constructor's message.
@@ -100,11 +167,12 @@ def resolve_config(config: dict) -> dict:
     cli = _build_from_dict(copy.deepcopy(config), loggers=[])
     out = yaml.safe_load(cli.parser.dump(cli.config, format="yaml", skip_none=False))
     out.pop("config", None)
+    out.pop("ckpt_path", None)  # a command-line action (resume), not a setting of the run
     # linked values are dropped from the dump: put them back so a run's record is complete
     out["data"].setdefault("init_args", {})["time_steps"] = cli.datamodule.time_steps
     out["model"]["num_classes"] = cli.model.hparams.num_classes
     out["model"]["in_channels"] = cli.model.hparams.in_channels
-    return out
+    return ResolvedRun(out, frozenset(cli.model.metric_names() | set(FIT_METRICS)))
 
 
 def run_training(config: dict, *, callbacks: list | None = None, loggers: list | None = None,
@@ -114,26 +182,54 @@ def run_training(config: dict, *, callbacks: list | None = None, loggers: list |
     if loggers is not None:  # the loggers handed in win over a `trainer.logger` in the (resolved) config
         config.get("trainer", {}).pop("logger", None)
     cli = _build_from_dict(config, callbacks=callbacks, loggers=loggers, default_root_dir=default_root_dir)
-    return fit_and_test(cli.trainer, cli.model, cli.datamodule, verbose=verbose)
+    return fit_and_test(cli.trainer, cli.model, cli.datamodule, verbose=verbose, ckpt_path=cli.config.get("ckpt_path"))
 
 
-def fit_and_test(trainer: L.Trainer, model: LitSNN, datamodule, verbose: bool = True) -> dict[str, float]:
+@contextlib.contextmanager
+def _ctrl_c_as_keyboard_interrupt():
+    """Lightning answers Ctrl-C with a graceful shutdown, ``SIGINT`` ignored and ``sys.exit(1)``: give
+    the caller the ``KeyboardInterrupt`` back (and its own ``SIGINT`` handler)."""
+    handler = signal.getsignal(signal.SIGINT)
+    try:
+        yield
+    except SystemExit as exc:
+        if not isinstance(exc.__context__, KeyboardInterrupt):
+            raise
+        if threading.current_thread() is threading.main_thread() and handler is not None:
+            signal.signal(signal.SIGINT, handler)
+        raise exc.__context__ from None
+
+
+def fit_and_test(trainer: L.Trainer, model: LitSNN, datamodule, verbose: bool = True,
+                 ckpt_path: str | None = None) -> dict[str, float]:
+    """Fit (resuming from the Lightning checkpoint ``ckpt_path`` when given), then test the best
+    checkpoint; returns the final metrics plus ``train_seconds`` and ``epochs``."""
+    if ckpt_path and "://" not in ckpt_path and not os.path.isfile(ckpt_path):
+        raise FileNotFoundError(errno.ENOENT, "checkpoint not found", ckpt_path)
     start = time.perf_counter()
-    trainer.fit(model, datamodule=datamodule)
+    with _ctrl_c_as_keyboard_interrupt():
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     seconds = time.perf_counter() - start
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/"))}
-    ckpt = "best" if trainer.checkpoint_callback is not None and trainer.checkpoint_callback.best_model_path \
-        else None
-    (results,) = trainer.test(model if ckpt is None else None, datamodule=datamodule, ckpt_path=ckpt,
-                              verbose=verbose)
+    ckpt = "best" if best_checkpoint(trainer) else None
+    with _ctrl_c_as_keyboard_interrupt():
+        (results,) = trainer.test(model if ckpt is None else None, datamodule=datamodule, ckpt_path=ckpt,
+                                  verbose=verbose)
     metrics.update({k: float(v) for k, v in results.items()})
     metrics["train_seconds"] = seconds
     metrics["epochs"] = float(trainer.current_epoch)
     return metrics
 
 
-def summary_line(metrics: dict[str, float]) -> str:
-    """One line: test accuracy, firing rate and energy against the ANN of the same backbone."""
+def best_checkpoint(trainer: L.Trainer) -> str | None:
+    """The path of the best checkpoint the trainer's ``ModelCheckpoint`` saved, if there is one."""
+    path = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback is not None else ""
+    return path or None
+
+
+def summary_line(metrics: dict[str, float], ckpt_path: str | None = None) -> str:
+    """One line: test accuracy, firing rate and energy against the ANN of the same backbone, and
+    where the best checkpoint went (``ckpt_path``, when there is one)."""
     parts = [f"test acc {100 * metrics.get('test/acc', float('nan')):.2f}%"]
     if "test/firing_rate" in metrics:
         parts.append(f"firing rate {metrics['test/firing_rate']:.4f}")
@@ -144,13 +240,28 @@ def summary_line(metrics: dict[str, float]) -> str:
                       f"{metrics['test/ann_energy_mj'] / max(metrics['test/energy_mj'], 1e-30):.2f}x)"
         parts.append(energy)
     parts.append(f"trained {metrics.get('train_seconds', 0):.0f} s")
+    if ckpt_path:
+        parts.append(f"best checkpoint {ckpt_path}")
     return "lit-snn: " + " | ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> dict[str, float] | None:
-    """``lit-snn train --config FILE [--model.neuron ar_lif ...]``: fit, test, print a summary line."""
-    cli = build_cli(list(argv) if argv is not None else None)
-    metrics = fit_and_test(cli.trainer, cli.model, cli.datamodule)
+    """``lit-snn train --config FILE [--model.neuron ar_lif ...] [--ckpt_path FILE]``: fit (or resume),
+    test, print a summary line. A bad config raises ``ExpectedError`` with the parser's or
+    constructor's message; a failure during the fit says which checkpoint was kept."""
+    try:
+        cli = build_cli(list(sys.argv[1:] if argv is None else argv))
+    except (ValueError, KeyError, argparse.ArgumentError, MisconfigurationException) as exc:
+        raise ExpectedError(str(exc)) from exc
+    try:
+        metrics = fit_and_test(cli.trainer, cli.model, cli.datamodule, ckpt_path=cli.config.get("ckpt_path"))
+    except BaseException as exc:  # say what was kept and how to go on
+        kept, ckpt_dir = best_checkpoint(cli.trainer), getattr(cli.trainer.checkpoint_callback, "dirpath", None)
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL and not exc.filename and ckpt_dir:
+            exc.add_note(f"writing checkpoints to {ckpt_dir}")
+        if kept and os.path.isfile(kept):
+            exc.add_note(f"best checkpoint so far kept: {kept} (resume: --ckpt_path {kept})")
+        raise
     if cli.trainer.is_global_zero:
-        print(summary_line(metrics), flush=True)
+        print(summary_line(metrics, best_checkpoint(cli.trainer)), flush=True)
     return metrics

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import argparse
 import re
+import signal
 import sys
 import time
+from collections.abc import Callable
 
 from .spec import StudySpec, detect_kind, load_spec
 from .storage import default_paths
+from .tracking import is_server
 from .training import quiet
 from .yamlio import SpecError
 
@@ -30,7 +33,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value for every trial, e.g. --set data.init_args.limit_train=256")
     parser.add_argument("--results-dir", default="results",
-                        help="where compare writes CSV, markdown and PNG (default: results/<experiment>/)")
+                        help="where compare writes CSV, markdown and PNG (default: results/<experiment>/<study>/)")
+    parser.add_argument("--verbose", action="store_true", help="full tracebacks of expected failures too")
 
 
 def _run_parser(prog: str, what: str) -> argparse.ArgumentParser:
@@ -42,7 +46,10 @@ def _run_parser(prog: str, what: str) -> argparse.ArgumentParser:
                         help="Optuna RDB storage URL (default: sqlite:///<store-dir>/optuna.db; "
                              "e.g. postgresql://user:pass@127.0.0.1:5432/db)")
     parser.add_argument("--artifact-root", default=None,
-                        help="artifact folder for new MLflow experiments (default: <store-dir>/mlartifacts)")
+                        help="artifact folder for new MLflow experiments (default: <store-dir>/mlartifacts; with a "
+                             "tracking server, where the server keeps artifacts)")
+    parser.add_argument("--no-log-checkpoints", action="store_true",
+                        help="do not upload each trial's best checkpoint to MLflow (uploaded by default)")
     parser.add_argument("--heartbeat", type=int, default=10,
                         help="seconds between trial heartbeats; a trial of another host is stale after 6 missed")
     parser.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
@@ -66,6 +73,26 @@ def _error(prog: str, exc: BaseException) -> int:
     return 2
 
 
+def _interrupt(signum, _frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def _guarded(prog: str, verbose: bool, run: Callable[[], int], resume: str) -> int:
+    """``run()`` with its expected failures as one line and an exit code (``errors.run_command``);
+    an interrupt (Ctrl-C, SIGTERM) also says what was kept and how to continue."""
+    from lit_snn.errors import run_command
+
+    def body() -> int:
+        try:
+            return run()
+        except KeyboardInterrupt as exc:
+            exc.add_note(resume)
+            raise
+
+    signal.signal(signal.SIGTERM, _interrupt)
+    return run_command(prog, body, verbose)
+
+
 def _run(argv: list[str] | None, kind: str) -> int:
     prog = "lit-snn ablate" if kind == "ablation" else "lit-snn sweep"
     parser = _run_parser(prog, "ablation grid" if kind == "ablation" else "hyper-parameter search")
@@ -74,8 +101,9 @@ def _run(argv: list[str] | None, kind: str) -> int:
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be >= 1")
+    resume = "finished trials are kept in the study's storage: run the same command again to resume"
     with quiet():
-        return _run_parsed(args, kind, prog)
+        return _guarded(prog, args.verbose, lambda: _run_parsed(args, kind, prog), resume)
 
 
 def _run_parsed(args: argparse.Namespace, kind: str, prog: str) -> int:
@@ -102,14 +130,17 @@ def _run_parsed(args: argparse.Namespace, kind: str, prog: str) -> int:
                       + ", ".join(f"{m} ({d})" for m, d in spec.objectives) + f"; sampler {spec.sampler['type']}")
             return 0
         paths = default_paths(args.store_dir)
+        tracking_uri = args.tracking_uri or paths["tracking_uri"]
         options = StudyOptions(
             storage=args.storage or paths["storage"],
-            tracking_uri=args.tracking_uri or paths["tracking_uri"],
+            tracking_uri=tracking_uri,
             study_name=args.study_name or spec.default_study_name,
-            artifact_root=args.artifact_root or paths["artifact_root"],
+            artifact_root=args.artifact_root or (None if is_server(tracking_uri) else paths["artifact_root"]),
             work_dir=paths["work_dir"],
             workers=args.workers,
             heartbeat_s=args.heartbeat,
+            log_checkpoints=not args.no_log_checkpoints,
+            verbose=args.verbose,
         )
         outcome = run_study(spec, options)
     except SpecError as exc:
@@ -117,8 +148,11 @@ def _run_parsed(args: argparse.Namespace, kind: str, prog: str) -> int:
     c = outcome.counts
     print(f"{prog}: study {outcome.study_name}: {c['COMPLETE']} complete, {c['PRUNED']} pruned, {c['FAIL']} failed "
           f"trial(s) in {outcome.wall_s:.0f} s; MLflow experiment {outcome.experiment!r}")
-    if outcome.pending and not outcome.failed_keys:
-        print(f"{prog}: {outcome.pending} trial(s) still to run: run the same command again to continue")
+    elsewhere = c["RUNNING"]
+    if elsewhere:
+        print(f"{prog}: {elsewhere} trial(s) still running in another process (it closes the study's parent run)")
+    if outcome.pending > elsewhere and not outcome.failed_keys:
+        print(f"{prog}: {outcome.pending - elsewhere} trial(s) still to run: run the same command again to continue")
     if not args.no_compare:
         from .compare import compare
 
@@ -153,7 +187,7 @@ def compare_main(argv: list[str] | None = None) -> int:
                              "either the front is computed from the MLflow runs)")
     args = parser.parse_args(argv)
     with quiet():
-        return _compare_parsed(args)
+        return _guarded("lit-snn compare", args.verbose, lambda: _compare_parsed(args), "nothing was changed")
 
 
 def _compare_parsed(args: argparse.Namespace) -> int:

@@ -497,7 +497,7 @@ def compare(spec: StudySpec, tracking_uri: str, *, study_name: str | None = None
     metrics = list(dict.fromkeys([*spec.metrics, *BASE_METRICS]))
     runs = load_runs(tracker.tracking_uri, experiment_id, parent_run_id, metrics)
     result = CompareResult(name, parent_run_id, runs, metrics)
-    out_dir = Path(results_dir) / spec.experiment
+    out_dir = Path(results_dir) / spec.experiment / name  # per study: another study of the file never overwrites it
     out_dir.mkdir(parents=True, exist_ok=True)
     result.out_dir = out_dir
     done = runs[runs["state"] == "COMPLETE"] if not runs.empty else runs

@@ -17,7 +17,7 @@ import optuna
 
 from .dotted import deep_merge, flatten, get_path, has_path, set_path
 from .spec import StudySpec
-from .training import resolve_config
+from .training import resolve_config, resolve_run
 from .yamlio import SpecError
 
 # Resolved-config mappings whose keys are free-form kwargs: a new key under them is checked by
@@ -35,6 +35,7 @@ class GridPoint:
     key: str
     config: dict  # resolved (logged as params and config.yaml)
     raw: dict  # as written (base + overrides + point): what run_training gets
+    metrics: frozenset[str]  # what its training logs
 
     @property
     def params(self) -> dict[str, Any]:
@@ -61,6 +62,17 @@ def point_key(values: dict[str, Any], seed: int) -> str:
     """The unique, stable name of a grid point, e.g. ``model.neuron=lif,seed=0``."""
     parts = [f"{path}={json.dumps(v, sort_keys=True) if not isinstance(v, str) else v}" for path, v in values.items()]
     return ",".join(parts + [f"seed={seed}"])
+
+
+def run_name(values: dict[str, Any], seed: int | None = None) -> str:
+    """A readable MLflow run name from axis or search values, e.g. ``neuron=ar_lif time_steps=4 seed=1``:
+    the last part of each path (the whole path where two share it), floats to 4 digits."""
+    leaves = [path.rsplit(".", 1)[-1] for path in values]
+    parts = []
+    for (path, value), leaf in zip(values.items(), leaves):
+        shown = value if isinstance(value, str) else f"{value:.4g}" if isinstance(value, float) else json.dumps(value)
+        parts.append(f"{leaf if leaves.count(leaf) == 1 else path}={shown}")
+    return " ".join(parts + ([f"seed={seed}"] if seed is not None else []))
 
 
 # ---------------------------------------------------------------------- path checks
@@ -98,9 +110,9 @@ def check_config_path(resolved_base: dict, path: str, what: str) -> None:
     raise SpecError(f"{what} {path!r} is not a setting of the resolved base config{hint}")
 
 
-def _resolve(config: dict, where: str) -> dict:
+def _resolve(config: dict, where: str):
     try:
-        return resolve_config(config)
+        return resolve_run(config)
     except Exception as exc:  # noqa: BLE001 - whatever the training code rejects, report it up front
         message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
         raise SpecError(f"{where}: {message}") from None
@@ -126,7 +138,7 @@ def expand_grid(spec: StudySpec) -> list[GridPoint]:
     resolved here, before anything runs.
     """
     where = _where(spec)
-    resolved_base = _resolve(spec.base, f"{where}: base config")
+    resolved_base = _resolve(spec.base, f"{where}: base config").config
     for path in spec.axes:
         check_config_path(resolved_base, path, "axis")
     if "model.neuron" in spec.axes:
@@ -144,27 +156,46 @@ def expand_grid(spec: StudySpec) -> list[GridPoint]:
                 set_path(config, path, value)
             set_path(config, "seed_everything", seed)
             key = point_key(values, seed)
-            points.append(GridPoint(values, seed, key, _resolve(config, f"{where}: grid point {key}"), config))
+            resolved = _resolve(config, f"{where}: grid point {key}")
+            points.append(GridPoint(values, seed, key, resolved.config, config, resolved.metrics))
     if not points:
         raise SpecError(f"{where}: the exclude list removes every grid point")
+    check_metrics(spec, [p.metrics for p in points])
     return points
+
+
+def check_metrics(spec: StudySpec, logged: list[frozenset[str]]) -> None:
+    """Every objective must be a metric that every trial's training logs: a typo stops the study
+    here, not after the first trial has trained to its end."""
+    everywhere = frozenset.intersection(*logged)
+    for metric in spec.metrics:
+        if metric in everywhere:
+            continue
+        close = difflib.get_close_matches(metric, sorted(everywhere), n=3, cutoff=0.6)
+        hint = f"did you mean {' or '.join(close)}? " if close else ""
+        some = " (only some trials log it)" if any(metric in names for names in logged) else ""
+        raise SpecError(f"{_where(spec)}: metric {metric!r} is not logged by the training{some}; {hint}"
+                        f"it logs {', '.join(sorted(m for m in everywhere if '/firing_rate/' not in m))} "
+                        "and test/firing_rate/<layer>")
 
 
 # ---------------------------------------------------------------------- sweep ranges
 def check_sweep(spec: StudySpec) -> dict:
     """Resolve the base and each range end / choice of a sweep; returns the resolved base."""
     where = _where(spec)
-    resolved_base = _resolve(spec.base, f"{where}: base config")
+    base = _resolve(spec.base, f"{where}: base config")
+    logged = [base.metrics]
     for path, p in spec.params.items():
-        check_config_path(resolved_base, path, "search parameter")
+        check_config_path(base.config, path, "search parameter")
         probes = p["choices"] if p["type"] == "categorical" else [p["low"], p["high"]]
         if path == "model.neuron":
             _check_presets(probes, f"{where}: params.model.neuron")
         for value in probes:
             config = deep_merge(spec.base, {})
             set_path(config, path, value)
-            _resolve(config, f"{where}: params.{path}={value!r}")
-    return resolved_base
+            logged.append(_resolve(config, f"{where}: params.{path}={value!r}").metrics)
+    check_metrics(spec, logged)
+    return base.config
 
 
 def suggest(trial: optuna.trial.BaseTrial, spec: StudySpec) -> dict[str, Any]:

@@ -10,12 +10,16 @@ makes the other processes wait for it rather than fail.
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
-from sqlalchemy import event
+from filelock import FileLock
+from sqlalchemy import event, text
 
 SQLITE_TIMEOUT_S = 120
 
@@ -58,6 +62,29 @@ def _serialize_sqlite(engine) -> None:
     engine.dispose()  # drop connections opened before the listeners existed
 
 
+def sqlite_path(url: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URL (Optuna's or MLflow's), else None."""
+    url = absolute_sqlite_url(url)
+    if not url.startswith("sqlite:///") or ":memory:" in url:
+        return None
+    return Path(url[len("sqlite:///"):].split("?")[0])
+
+
+def creation_lock(url: str):
+    """A lock held while a SQLite store is created or migrated by its library.
+
+    Neither Optuna nor MLflow guards the first creation of a SQLite database against another
+    process doing the same (two fresh ``lit-snn ablate`` race in MLflow's schema migration and
+    fail with "duplicate column name"); a file lock beside the database serialises it. Other
+    URLs: no lock (their servers create schemas once, before any client).
+    """
+    path = sqlite_path(url)
+    if path is None:
+        return contextlib.nullcontext()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path) + ".lock")
+
+
 def make_storage(url: str, heartbeat_interval: int | None = 10, grace_period: int | None = None,
                  on_stale=None) -> optuna.storages.RDBStorage:
     """An ``RDBStorage`` for ``url`` with heartbeats (stale trials of dead workers become FAIL).
@@ -78,12 +105,37 @@ def make_storage(url: str, heartbeat_interval: int | None = 10, grace_period: in
                   "grace_period": grace_period or 6 * heartbeat_interval}
         if on_stale is not None:
             kwargs["heartbeat_stale_trial_callback"] = on_stale
-    with warnings.catch_warnings():  # the heartbeat arguments are "experimental"; they are what we want
+    with warnings.catch_warnings(), creation_lock(url):  # heartbeat arguments are "experimental"; we want them
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
     if url.startswith("sqlite"):
         _serialize_sqlite(storage.engine)
     return storage
+
+
+def study_attr_once(storage: optuna.storages.RDBStorage, study_id: int, key: str,
+                    make: Callable[[], str], valid: Callable[[str], bool] = lambda _: True) -> str:
+    """The study user attribute ``key``, set to ``make()`` by exactly one process.
+
+    Optuna has no compare-and-set for study attributes, so this runs one transaction that holds
+    the storage's write lock while it reads the attribute and, when it is missing (or not
+    ``valid``), calls ``make()`` and writes the result: every process that races here gets the
+    same value. SQLite: the transaction is ``BEGIN IMMEDIATE`` (``_serialize_sqlite``);
+    PostgreSQL and the others: the study's row is locked with ``SELECT ... FOR UPDATE``.
+    """
+    with storage.engine.connect() as conn, conn.begin():
+        if conn.dialect.name != "sqlite":
+            conn.execute(text("SELECT study_id FROM studies WHERE study_id = :id FOR UPDATE"), {"id": study_id})
+        row = conn.execute(text("SELECT value_json FROM study_user_attributes WHERE study_id = :id AND key = :key"),
+                           {"id": study_id, "key": key}).first()
+        if row is not None and valid(value := json.loads(row[0])):
+            return value
+        value = make()
+        statement = ("UPDATE study_user_attributes SET value_json = :value WHERE study_id = :id AND key = :key"
+                     if row is not None else
+                     "INSERT INTO study_user_attributes (study_id, key, value_json) VALUES (:id, :key, :value)")
+        conn.execute(text(statement), {"id": study_id, "key": key, "value": json.dumps(value)})
+    return value
 
 
 def default_paths(store_dir: str | os.PathLike | None) -> dict[str, str]:

@@ -2,17 +2,18 @@
 
 Ablation: every grid point x seed is enqueued exactly once (``study.enqueue_trial`` with the point
 as fixed params and its key as the user attr ``key``); workers only *pop* queued trials, so
-nothing is sampled and no point runs twice, whatever the number of workers.
-Sweep: workers ``study.ask()`` (seeded TPE, NSGA-II or random) until ``n_trials`` trials are finished
-or running. A sweep with several ``objectives`` is an Optuna multi-objective study (one direction per
-objective; ``study.tell(trial, [v1, v2, ...])``; no pruning, which Optuna does not support there).
+nothing is sampled and no point runs twice, whatever the number of workers or machines.
+Sweep: workers run ``study.optimize`` (seeded TPE, NSGA-II or random) until ``n_trials`` trials are
+finished or running (``MaxTrialsCallback``). A sweep with several ``objectives`` is an Optuna
+multi-objective study (one direction per objective; no pruning, which Optuna does not support there).
 
-Resume = run the same command again. Finished trials are kept. A trial left RUNNING by a killed
+Resume = run the same command again. Finished trials are kept. A trial left RUNNING by a dead
 worker is found stale (its process is gone on this host, or its heartbeat is older than the grace
-period), marked FAIL, and its point queued again; failed points are queued again on the next
-invocation. Before running a popped trial a worker checks that no other trial of the same key is
-finished or running with a lower number, which keeps "each point completed once" even when two
-orchestrators race on one study.
+period) and marked FAIL: an ablation queues its grid point again (``enqueue_missing``), a sweep
+re-queues its sampled point with Optuna's ``RetryHeartbeatStaleTrialCallback``. Before running a
+popped trial a worker checks that no other trial of the same key is finished or running with a
+lower number, which keeps "each point completed once" even when two orchestrators race on one
+study. One MLflow parent run per study is claimed atomically in the study storage.
 """
 
 from __future__ import annotations
@@ -30,10 +31,11 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from .dotted import flatten
-from .pruning import MetricRecorder, OptunaPruning, make_pruner
+from .pruning import make_pruner
 from .space import (
     SEED_PARAM,
     GridPoint,
@@ -41,23 +43,33 @@ from .space import (
     decode_value,
     encode_value,
     expand_grid,
+    run_name,
     suggest,
     sweep_config,
 )
 from .spec import StudySpec, sampler_class
-from .storage import make_storage
-from .tracking import AXIS_TAG_PREFIX, PARENT_RUN_ATTR, TAG_KEY, TAG_TRIAL, Tracker, safe_url
-from .training import quiet_libraries, reproducibility_info, run_training
-from .workers import HOST, Heartbeat, identity, is_dead_local
+from .storage import make_storage, study_attr_once
+from .tracking import (
+    AXIS_TAG_PREFIX,
+    PARENT_RUN_ATTR,
+    TAG_KEY,
+    TAG_TRIAL,
+    Tracker,
+    check_reachable,
+    is_server,
+    safe_url,
+)
+from .training import quiet_libraries, reproducibility_info, result_settings, run_training
+from .workers import HOST, Heartbeat, die_with_parent, identity, is_dead_local
 from .yamlio import SpecError, dump_yaml
 
 KEY_ATTR = "key"  # user attr: the grid point of an ablation trial
 RUN_ATTR = "mlflow_run_id"  # user attr: the trial's nested MLflow run
-RETRY_ATTR = "retry_of"  # user attr: number of the stale/failed trial this one re-runs
 WORKER_ATTR = "lit_snn:worker"  # system attr: host/pid of the process running the trial
-STALE_ATTR = "lit_snn:stale"  # system attr: set before a dead worker's trial is failed
+DUPLICATE_ATTR = "lit_snn:duplicate_of"  # system attr: the trial that already had this point
 FINGERPRINT_ATTR = "lit_snn:fingerprint"  # study user attr
 LIVE = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 @dataclass
@@ -73,6 +85,8 @@ class StudyOptions:
     heartbeat_s: int = 10
     grace_s: int | None = None  # default: 6 heartbeats
     max_failures: int | None = None  # sweeps: stop asking after this many failed trials (default n_trials)
+    log_checkpoints: bool = True  # each trial's best checkpoint as an MLflow artifact
+    verbose: bool = False  # tracebacks of expected trial failures too
 
 
 @dataclass
@@ -84,7 +98,7 @@ class StudyOutcome:
     experiment_id: str
     parent_run_id: str
     counts: dict[str, int] = field(default_factory=dict)
-    pending: int = 0  # ablation points not finished (queued, running elsewhere or failed)
+    pending: int = 0  # trials not finished (queued, running elsewhere or failed)
     failed_keys: list[str] = field(default_factory=list)
     wall_s: float = 0.0
 
@@ -102,6 +116,11 @@ class _WorkerContext:
     index: int
     deadline: float | None
     threads: int | None
+    parent_pid: int
+
+
+class TrialFailed(Exception):
+    """A sweep trial failed (already reported in its MLflow run and our log line)."""
 
 
 def _make_sampler(spec: StudySpec, index: int, workers: int) -> optuna.samplers.BaseSampler:
@@ -116,12 +135,19 @@ def _make_sampler(spec: StudySpec, index: int, workers: int) -> optuna.samplers.
     return sampler_class(spec.sampler["type"])(seed=seed, **options)
 
 
+def _expected(exc: BaseException) -> str | None:
+    from lit_snn.errors import describe_expected
+
+    return describe_expected(exc)
+
+
 class StudyHandle:
     """One process's view of the study: claim, run and report trials; find stale ones; queue points."""
 
     def __init__(self, spec: StudySpec, options: StudyOptions, index: int = 0, *, create: bool = False,
                  points: list[GridPoint] | None = None, log: Callable[[str], None] = print) -> None:
         self.spec, self.options, self.index, self.log = spec, options, index, log
+        self._retry = RetryHeartbeatStaleTrialCallback() if spec.kind == "sweep" else None
         self.storage = make_storage(options.storage, options.heartbeat_s, options.grace_s, on_stale=self._on_stale)
         sampler = _make_sampler(spec, index, options.workers)
         max_epochs = spec.base.get("trainer", {}).get("max_epochs")
@@ -156,10 +182,15 @@ class StudyHandle:
             out[trial.state.name] += 1
         return out
 
-    def _live_keys(self, exclude_number: int | None = None) -> set[str]:
-        return {t.user_attrs.get(KEY_ATTR) for t in self.trials(LIVE) if t.number != exclude_number}
+    def _live_keys(self) -> set[str]:
+        return {t.user_attrs.get(KEY_ATTR) for t in self.trials(LIVE)}
 
-    # ------------------------------------------------------------------ queue
+    def unretried_failures(self) -> list[optuna.trial.FrozenTrial]:
+        """Sweep trials that failed and were not queued again (stale ones are retried)."""
+        retried = {n for t in self.trials() for n in RetryHeartbeatStaleTrialCallback.retry_history(t)}
+        return [t for t in self.trials((TrialState.FAIL,)) if t.number not in retried]
+
+    # ------------------------------------------------------------------ queue and stale trials
     def enqueue_missing(self) -> int:
         """Queue each grid point that has no waiting, running or finished (COMPLETE/PRUNED) trial."""
         live = self._live_keys()
@@ -170,35 +201,27 @@ class StudyHandle:
                 added += 1
         return added
 
-    def _requeue(self, frozen: optuna.trial.FrozenTrial) -> None:
-        params = frozen.system_attrs.get("fixed_params") or frozen.params
-        user_attrs = {RETRY_ATTR: frozen.number}
-        if self.spec.kind == "ablation":
-            key = frozen.user_attrs.get(KEY_ATTR)
-            if key is None or key in self._live_keys(exclude_number=frozen.number):
-                return
-            point = self.points.get(key)
-            params = point.params if point is not None else params
-            user_attrs[KEY_ATTR] = key
-        elif not params:
-            return  # died before sampling: the sweep simply asks for another trial
-        self.study.enqueue_trial(params, user_attrs=user_attrs)
-
     def _on_stale(self, study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
-        """A stale trial was just marked FAIL: close its MLflow run and queue its point again."""
+        """A stale trial was just marked FAIL: close its MLflow run and queue its point again (a
+        sweep's with Optuna's retry callback, an ablation's grid point unless another trial has it)."""
         self.log(f"[w{self.index}] trial {frozen.number} was left running by a dead worker: re-queued")
         run_id = frozen.user_attrs.get(RUN_ATTR)
         if run_id and self.tracker is not None:
-            try:
-                self.tracker.finish(run_id, "FAIL", {"lit_snn.stale": "true",
-                                                     "lit_snn.error": "worker died; the point was re-queued"},
-                                    status="KILLED")
-            except Exception as exc:  # noqa: BLE001 - the run may be gone; the study state is what matters
-                self.log(f"[w{self.index}] could not close MLflow run {run_id} of trial {frozen.number}: {exc}")
-        self._requeue(frozen)
+            self._close_run(run_id, "FAIL", {"lit_snn.stale": "true",
+                                             "lit_snn.error": "worker died; the point was re-queued"}, "KILLED")
+        if self._retry is not None:
+            self._retry(study, frozen)
+        elif frozen.user_attrs.get(KEY_ATTR) in self.points and frozen.user_attrs[KEY_ATTR] not in self._live_keys():
+            point = self.points[frozen.user_attrs[KEY_ATTR]]
+            self.study.enqueue_trial(point.params, user_attrs={KEY_ATTR: point.key})
 
     def reap(self) -> None:
-        """Fail and re-queue trials left RUNNING by dead workers (local pid check, then heartbeats)."""
+        """Fail trials left RUNNING by dead workers (``_on_stale`` queues their points again).
+
+        Optuna's ``fail_stale_trials`` judges by heartbeat only; two cases it cannot see are
+        handled first: a worker on this host whose process is gone (found at once, not after the
+        grace period) and a trial claimed by a worker that died before its first heartbeat.
+        """
         grace = self.options.grace_s or 6 * self.options.heartbeat_s
         for frozen in self.trials((TrialState.RUNNING,)):
             worker = frozen.system_attrs.get(WORKER_ATTR)
@@ -211,7 +234,6 @@ class StudyHandle:
                 continue
             trial_id = self._trial_id(frozen.number)
             try:
-                self.storage.set_trial_system_attr(trial_id, STALE_ATTR, True)
                 if not self.storage.set_trial_state_values(trial_id, TrialState.FAIL):
                     continue
             except optuna.exceptions.UpdateFinishedTrialError:
@@ -221,7 +243,7 @@ class StudyHandle:
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(self.study)  # other hosts: heartbeat older than the grace
 
-    # ------------------------------------------------------------------ claim
+    # ------------------------------------------------------------------ ablation: claim and run
     def _pop_waiting(self) -> int | None:
         for frozen in self.trials((TrialState.WAITING,)):
             trial_id = self._trial_id(frozen.number)
@@ -235,33 +257,18 @@ class StudyHandle:
                 continue
         return None
 
-    def _sweep_has_room(self) -> bool:
-        counts = self.counts()
-        taken = counts["COMPLETE"] + counts["PRUNED"] + counts["RUNNING"]
-        retried = {t.user_attrs.get(RETRY_ATTR) for t in self.trials()}
-        failures = sum(1 for t in self.trials((TrialState.FAIL,)) if t.number not in retried)
-        max_failures = self.options.max_failures or self.spec.n_trials
-        if failures >= max_failures:
-            self.log(f"[w{self.index}] {failures} failed trials (limit {max_failures}): not asking for more")
-            return False
-        return taken < self.spec.n_trials
-
     def claim(self) -> tuple[optuna.trial.Trial, int] | None:
-        """The next trial for this worker (a queued one, or for a sweep a new one while budget remains)."""
+        """The next queued ablation trial for this worker, or None when the queue is empty."""
         trial_id = self._pop_waiting()
         if trial_id is None:
-            if self.spec.kind != "sweep" or not self._sweep_has_room():
-                return None
-            with warnings.catch_warnings():  # ask() warns that heartbeats are meant for optimize(); we beat ourselves
-                warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
-                trial = self.study.ask()
-            trial_id = self._trial_id(trial.number)
+            return None
         self.storage.set_trial_system_attr(trial_id, WORKER_ATTR, identity())
         return optuna.trial.Trial(self.study, trial_id), trial_id
 
-    # ------------------------------------------------------------------ run
     def work(self, deadline: float | None = None) -> None:
-        """Claim and run trials until none is left (or ``deadline``, a ``time.time()``, has passed)."""
+        """Run trials until none is left (or ``deadline``, a ``time.time()``, has passed)."""
+        if self.spec.kind == "sweep":
+            return self._optimize(deadline)
         while deadline is None or time.time() < deadline:
             self.reap()
             claimed = self.claim()
@@ -277,16 +284,73 @@ class StudyHandle:
                 return other.number
         return None
 
-    def _trial_setup(self, trial: optuna.trial.Trial) -> tuple[str, dict, dict, dict[str, Any]]:
-        """``(key, resolved config, raw config, axis values)`` of a claimed trial (registers its Optuna params).
+    def run_trial(self, trial: optuna.trial.Trial, trial_id: int) -> str:
+        """Run one claimed ablation trial end to end and report it to Optuna and MLflow; returns its state."""
+        with Heartbeat(self.storage, trial_id, self.options.heartbeat_s):
+            duplicate = self._duplicate_of(trial.number, trial.user_attrs.get(KEY_ATTR))
+            if duplicate is not None:
+                self.storage.set_trial_system_attr(trial_id, DUPLICATE_ATTR, duplicate)
+                self.study.tell(trial, state=TrialState.FAIL)
+                self.log(f"[w{self.index}] trial {trial.number}: point already taken by trial {duplicate}, skipped")
+                return "SKIPPED"
+            try:
+                state, values = self._execute(trial)
+            except KeyboardInterrupt:
+                self.study.tell(trial, state=TrialState.FAIL)
+                raise
+            if state == "COMPLETE":
+                self.study.tell(trial, values)
+            else:
+                self.study.tell(trial, state=TrialState.PRUNED if state == "PRUNED" else TrialState.FAIL)
+        return state
 
-        The raw config (as written) is what ``run_training`` gets: the resolved one carries
-        ``trainer.logger: false`` from validation, which would override the MLflow logger.
+    # ------------------------------------------------------------------ sweep: Optuna's loop
+    def _sweep_room(self) -> bool:
+        failures = len(self.unretried_failures())
+        limit = self.options.max_failures or self.spec.n_trials
+        if failures >= limit:
+            self.log(f"[w{self.index}] {failures} failed trials (limit {limit}): not asking for more")
+            return False
+        counts = self.counts()
+        return counts["COMPLETE"] + counts["PRUNED"] + counts["RUNNING"] < self.spec.n_trials
+
+    def _optimize(self, deadline: float | None) -> None:
+        """``study.optimize`` until ``n_trials`` are finished or running (Optuna runs the heartbeat,
+        fails stale trials, pops re-queued ones); stops early after ``max_failures`` failures."""
+        self.reap()
+        if not self._sweep_room():
+            return
+
+        def objective(trial: optuna.trial.Trial):
+            self.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, identity())
+            state, values = self._execute(trial)
+            if state == "PRUNED":
+                raise optuna.TrialPruned()
+            if state != "COMPLETE":
+                raise TrialFailed(state)
+            return values if self.spec.multi_objective else values[0]
+
+        def stop_when_full(study: optuna.Study, _trial) -> None:
+            if not self._sweep_room():
+                study.stop()
+
+        timeout = None if deadline is None else max(deadline - time.time(), 1e-3)
+        self.study.optimize(objective, timeout=timeout, catch=(TrialFailed,), gc_after_trial=False,
+                            callbacks=[optuna.study.MaxTrialsCallback(self.spec.n_trials, states=DONE),
+                                       stop_when_full])
+        if deadline is not None and time.time() >= deadline and self._sweep_room():
+            self.log(f"[w{self.index}] time limit reached: not starting more trials (re-run to continue)")
+
+    # ------------------------------------------------------------------ one trial, either kind
+    def _trial_setup(self, trial: optuna.trial.Trial) -> tuple[str, str, dict, dict, dict[str, Any]]:
+        """``(key, run name, resolved config, raw config, axis values)`` of a claimed trial (registers
+        its Optuna params). The raw config (as written) is what ``run_training`` gets: the resolved
+        one carries ``trainer.logger: false`` from validation, which would override the MLflow logger.
         """
         if self.spec.kind == "sweep":
             values = suggest(trial, self.spec)
             key = ",".join(f"{p}={v:.4g}" if isinstance(v, float) else f"{p}={v}" for p, v in values.items())
-            return (key, *sweep_config(self.spec, values), values)
+            return (key, f"trial {trial.number}: {run_name(values)}", *sweep_config(self.spec, values), values)
         key = trial.user_attrs.get(KEY_ATTR)
         point = self.points.get(key)
         if point is None:
@@ -296,28 +360,7 @@ class StudyHandle:
             if got != point.values[path]:
                 raise RuntimeError(f"trial {trial.number}: param {path}={got!r} does not match its key {key!r}")
         trial.suggest_categorical(SEED_PARAM, self.spec.seeds)
-        return key, point.config, point.raw, point.values
-
-    def run_trial(self, trial: optuna.trial.Trial, trial_id: int) -> str:
-        """Run one claimed trial end to end and report it to Optuna and MLflow; returns its state."""
-        started = time.time()
-        with Heartbeat(self.storage, trial_id, self.options.heartbeat_s):
-            if self.spec.kind == "ablation":
-                duplicate = self._duplicate_of(trial.number, trial.user_attrs.get(KEY_ATTR))
-                if duplicate is not None:
-                    self.storage.set_trial_system_attr(trial_id, "lit_snn:duplicate_of", duplicate)
-                    self.study.tell(trial, state=TrialState.FAIL)
-                    self.log(f"[w{self.index}] trial {trial.number}: point already taken by trial {duplicate}, skipped")
-                    return "SKIPPED"
-            state, values, key, error = self._execute(trial, trial_id)
-            if state == "COMPLETE":
-                self.study.tell(trial, values if self.spec.multi_objective else values[0])
-            else:
-                self.study.tell(trial, state=TrialState.PRUNED if state == "PRUNED" else TrialState.FAIL)
-        fmt = ".4g" if self.spec.multi_objective else ".4f"
-        shown = ", ".join(f"{m}={v:{fmt}}" for m, v in zip(self.spec.metrics, values)) if values else (error or "")
-        self.log(f"[w{self.index}] trial {trial.number} {state} {key} {shown} ({time.time() - started:.1f} s)")
-        return state
+        return key, run_name(point.values, point.seed), point.config, point.raw, point.values
 
     def _close_run(self, run_id: str | None, state: str, tags: dict | None = None, status: str | None = None) -> None:
         """Close a trial's MLflow run after a failure without letting a tracking error hide the first one."""
@@ -329,72 +372,78 @@ class StudyHandle:
             self.log(f"[w{self.index}] could not close MLflow run {run_id}: {exc}")
 
     def _objective_values(self, metrics: dict[str, float]) -> list[float]:
-        """The trial's objective values (file order) from ``run_training``'s result; a missing or NaN one raises."""
+        """The trial's objective values (file order) from ``run_training``'s result; a NaN one raises."""
         values = []
-        for i, metric in enumerate(self.spec.metrics):
-            which = f"objective {i + 1} of {len(self.spec.metrics)}, " if self.spec.multi_objective else ""
-            if metric not in metrics:
-                raise KeyError(f"run_training returned no {metric!r} ({which}got {sorted(metrics)})")
+        for metric in self.spec.metrics:
+            if metric not in metrics:  # checked against the module's metric names before the study
+                raise KeyError(f"run_training returned no {metric!r} (got {sorted(metrics)})")
             value = float(metrics[metric])
             if math.isnan(value):
-                raise ValueError(f"{metric} is NaN" + (f" ({which[:-2]})" if which else ""))
+                raise ValueError(f"{metric} is NaN")
             values.append(value)
         return values
 
-    def _execute(self, trial: optuna.trial.Trial, trial_id: int) -> tuple[str, list[float] | None, str, str | None]:
+    def _execute(self, trial: optuna.trial.Trial) -> tuple[str, list[float] | None]:
+        """Train and test one trial inside its own MLflow run; ``(COMPLETE | PRUNED | FAIL, values)``.
+
+        A failing trial does not stop the study: an expected failure (bad data, disk full) is one
+        log line, anything else its traceback. An interrupt closes the run as KILLED and goes up.
+        """
+        from optuna_integration import PyTorchLightningPruningCallback
+
         assert self.tracker is not None
-        tracker, key, run_id = self.tracker, "?", None
-        pruning: OptunaPruning | None = None
+        tracker, key, run_id, started = self.tracker, "?", None, time.time()
         try:
-            key, config, raw, values = self._trial_setup(trial)
+            key, name, config, raw, values = self._trial_setup(trial)
             tags = {TAG_KEY: key, TAG_TRIAL: trial.number, "optuna.study": self.options.study_name,
                     "lit_snn.worker": f"{HOST}:{os.getpid()}",
                     **{f"{AXIS_TAG_PREFIX}{path}": value for path, value in values.items()}}
-            if trial.user_attrs.get(RETRY_ATTR) is not None:
-                tags["lit_snn.retry_of"] = trial.user_attrs[RETRY_ATTR]
+            retry_of = RetryHeartbeatStaleTrialCallback.retried_trial_number(self.storage.get_trial(trial._trial_id))
+            if retry_of is not None:
+                tags["lit_snn.retry_of"] = retry_of
             run_id = tracker.start_trial_run(self.experiment_id, self.parent_run_id, self.options.study_name,
-                                             f"{trial.number:04d} {key}"[:250], tags)
+                                             name[:250], tags)
             trial.set_user_attr(RUN_ATTR, run_id)
             # the trainer's logger/callbacks are the orchestrator's (MLflow, pruning), not part of the config
             logged = {**config, "trainer": {k: v for k, v in config.get("trainer", {}).items()
                                             if k not in ("logger", "callbacks", "default_root_dir")}}
-            tracker.log_params(run_id, flatten(logged))
+            tracker.log_params(run_id, [*flatten(logged), *result_settings().items()])
             tracker.set_tags(run_id, {f"repro.{k}": v for k, v in reproducibility_info(config).items()})
-            tracker.log_text(run_id, dump_yaml(logged), "config.yaml")
-            recorder = MetricRecorder()
-            callbacks: list = [recorder]
-            if self.spec.kind == "sweep" and self.spec.pruner.get("type") != "none":  # never multi-objective (spec.py)
-                pruning = OptunaPruning(trial, self.spec.pruner.get("monitor", "val/acc"))
-                callbacks.append(pruning)
+            tracker.log_text(run_id, dump_yaml(raw), "config.yaml")
+            callbacks: list = []
+            pruning = self.spec.kind == "sweep" and self.spec.pruner.get("type") != "none"  # never multi-objective
+            if pruning:
+                callbacks.append(PyTorchLightningPruningCallback(trial, self.spec.pruner.get("monitor", "val/acc")))
             root = Path(self.options.work_dir) / self.options.study_name.replace("/", "_") / f"trial-{trial.number:04d}"
-            metrics = run_training(raw, callbacks=callbacks, loggers=[tracker.lightning_logger(run_id)],
-                                   default_root_dir=str(root))
-            metrics = {**recorder.metrics(), **metrics}
-            # per-epoch train/val curves are already in the run (Lightning's MLFlowLogger); add the rest
-            tracker.log_metrics(run_id, {k: v for k, v in metrics.items()
-                                         if not k.startswith(("train/", "val/")) or k == "val/acc_best"})
-            values = self._objective_values(metrics)
+            metrics = run_training(raw, callbacks=callbacks, default_root_dir=str(root),
+                                   loggers=[tracker.lightning_logger(run_id, self.options.log_checkpoints)])
+            # per-epoch curves and test metrics are in the run already (Lightning's logger); add the rest
+            tracker.log_metrics(run_id, metrics, new_only=True)
+            objective = self._objective_values(metrics)
             tracker.finish(run_id, "COMPLETE")
-            return "COMPLETE", values, key, None
+            shown = ", ".join(f"{m}={v:{'.4g' if self.spec.multi_objective else '.4f'}}"
+                              for m, v in zip(self.spec.metrics, objective))
+            self.log(f"[w{self.index}] trial {trial.number} COMPLETE {key} {shown} ({time.time() - started:.1f} s)")
+            return "COMPLETE", objective
         except optuna.TrialPruned as exc:
             self._close_run(run_id, "PRUNED", {"lit_snn.pruned": str(exc)})
-            return "PRUNED", None, key, str(exc)
-        except KeyboardInterrupt:
+            self.log(f"[w{self.index}] trial {trial.number} PRUNED {key} {exc} ({time.time() - started:.1f} s)")
+            return "PRUNED", None
+        except (KeyboardInterrupt, SystemExit) as exc:  # Lightning turns Ctrl-C/SIGTERM into exit(1)
             self._close_run(run_id, "FAIL", {"lit_snn.error": "interrupted"}, status="KILLED")
-            self.study.tell(trial, state=TrialState.FAIL)
-            raise
+            raise KeyboardInterrupt from exc
         except Exception as exc:  # noqa: BLE001 - one failing trial must not stop the study
-            if pruning is not None and pruning.pruned:  # TrialPruned wrapped on its way out of fit
-                self._close_run(run_id, "PRUNED")
-                return "PRUNED", None, key, "pruned"
-            error = f"{type(exc).__name__}: {exc}"
-            self.log(f"[w{self.index}] trial {trial.number} failed:\n{traceback.format_exc()}")
+            expected = _expected(exc)
+            error = expected or f"{type(exc).__name__}: {exc}"
+            detail = "" if expected and not self.options.verbose else f"\n{traceback.format_exc()}"
+            self.log(f"[w{self.index}] trial {trial.number} FAIL {key} {error} ({time.time() - started:.1f} s){detail}")
             self._close_run(run_id, "FAIL", {"lit_snn.error": error})
-            return "FAIL", None, key, error
+            return "FAIL", None
 
 
 # ---------------------------------------------------------------------- processes
 def _worker_entry(ctx: _WorkerContext) -> None:
+    die_with_parent(ctx.parent_pid)
     quiet_libraries()
     if ctx.threads:
         import torch
@@ -417,20 +466,43 @@ def _cpu_count() -> int:
 
 
 def validate(spec: StudySpec) -> list[GridPoint] | None:
-    """Resolve every trial config up front (``SpecError`` on anything wrong); the grid for ablations."""
+    """Resolve every trial config up front and check the objectives against the metrics the
+    training logs (``SpecError`` on anything wrong); the grid for ablations."""
     if spec.kind == "ablation":
         return expand_grid(spec)
     check_sweep(spec)
     return None
 
 
+def _parent_run(handle: StudyHandle, tracker: Tracker, spec: StudySpec, experiment_id: str, total: int) -> str:
+    """The study's one MLflow parent run, created by whichever process gets there first."""
+    options = handle.options
+    tags = {"lit_snn.kind": spec.kind, "lit_snn.fingerprint": spec.fingerprint, "lit_snn.spec_file": spec.source or "",
+            "optuna.storage": safe_url(options.storage), "lit_snn.metric": ",".join(spec.metrics),
+            "lit_snn.direction": ",".join(spec.directions),
+            "lit_snn.axes" if spec.kind == "ablation" else "lit_snn.params": ",".join(spec.axes or spec.params)}
+    if spec.description:
+        tags["mlflow.note.content"] = spec.description
+    params = [("metric", ",".join(spec.metrics)), ("direction", ",".join(spec.directions)),
+              *(("axis." + p, v) for p, v in spec.axes.items()), *(("search." + p, v) for p, v in spec.params.items()),
+              ("seeds", spec.seeds), ("n_trials", total)]
+    return study_attr_once(
+        handle.storage, handle.study_id, PARENT_RUN_ATTR,
+        make=lambda: tracker.create_parent_run(experiment_id, options.study_name, tags, params,
+                                               {"study.yaml": dump_yaml(spec.describe())}),
+        valid=lambda run_id: tracker.is_parent_run(run_id, experiment_id))
+
+
 def run_study(spec: StudySpec, options: StudyOptions, log: Callable[[str], None] = print) -> StudyOutcome:
     """Validate, open (or resume) the study and its MLflow parent run, and run it with ``options.workers``.
 
-    Nothing is created in Optuna or MLflow unless every trial config resolves.
+    Nothing is created in Optuna or MLflow unless every trial config resolves, every objective is
+    a metric the training logs and the tracking server answers.
     """
     started = time.time()
     points = validate(spec)
+    check_reachable(options.tracking_uri)
+    tracker = Tracker(options.tracking_uri, options.artifact_root)  # creates the MLflow store once, here
     handle = StudyHandle(spec, options, 0, create=True, points=points, log=log)
     stored = handle.study.user_attrs.get(FINGERPRINT_ATTR)
     if stored is not None and stored != spec.fingerprint:
@@ -439,61 +511,55 @@ def run_study(spec: StudySpec, options: StudyOptions, log: Callable[[str], None]
             f"{spec.kind} (fingerprint {stored}, this file gives {spec.fingerprint}); drop --study-name to use "
             f"the default name {spec.default_study_name!r}, or pick a new one"
         )
-    tracker = Tracker(options.tracking_uri, options.artifact_root)
-    experiment_id = tracker.experiment_id(spec.experiment)
-    parent_tags = {"lit_snn.kind": spec.kind, "lit_snn.fingerprint": spec.fingerprint,
-                   "lit_snn.spec_file": spec.source or "", "optuna.storage": safe_url(options.storage),
-                   "lit_snn.metric": ",".join(spec.metrics), "lit_snn.direction": ",".join(spec.directions)}
-    if spec.kind == "ablation":
-        parent_tags["lit_snn.axes"] = ",".join(spec.axes)
-    else:
-        parent_tags["lit_snn.params"] = ",".join(spec.params)
-    parent_run_id = tracker.parent_run(experiment_id, options.study_name, parent_tags,
-                                       handle.study.user_attrs.get(PARENT_RUN_ATTR))
     if stored is None:
         handle.study.set_user_attr(FINGERPRINT_ATTR, spec.fingerprint)
-        tracker.log_text(parent_run_id, dump_yaml(spec.describe()), "study.yaml")
-        tracker.log_params(parent_run_id, [("metric", ",".join(spec.metrics)), ("direction", ",".join(spec.directions)),
-                                           *(("axis." + p, v) for p, v in spec.axes.items()),
-                                           *(("search." + p, v) for p, v in spec.params.items()),
-                                           ("seeds", spec.seeds), ("n_trials", spec.n_trials)])
-    handle.study.set_user_attr(PARENT_RUN_ATTR, parent_run_id)
+    experiment_id = tracker.experiment_id(spec.experiment, description=spec.description)
+    total = len(points) if points is not None else spec.n_trials
+    parent_run_id = _parent_run(handle, tracker, spec, experiment_id, total)
+    tracker.client.update_run(parent_run_id, status="RUNNING")  # also repairs a run left by a killed parent
     handle.tracker, handle.experiment_id, handle.parent_run_id = tracker, experiment_id, parent_run_id
 
     handle.reap()
-    added = handle.enqueue_missing() if spec.kind == "ablation" else 0
+    added = handle.enqueue_missing() if spec.kind == "ablation" else 0  # new, and failed last time
     counts = handle.counts()
-    total = len(points) if points is not None else spec.n_trials
     log(f"study {options.study_name} ({spec.kind}, {total} trials) in {safe_url(options.storage)}; "
         f"MLflow experiment {spec.experiment!r} run {parent_run_id} at {tracker.tracking_uri}")
     log(f"  finished {counts['COMPLETE'] + counts['PRUNED']}, queued {counts['WAITING']} (new {added}), "
         f"running elsewhere {counts['RUNNING']}; {options.workers} worker(s)")
+    if is_server(tracker.tracking_uri):
+        log(f"  MLflow UI: {tracker.tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{parent_run_id}")
 
     deadline = started + spec.time_limit_s if spec.time_limit_s else None
-    status = "FINISHED"
+    interrupted = False
     try:
         if options.workers <= 1:
             handle.work(deadline)
         else:
             _run_processes(spec, options, experiment_id, parent_run_id, deadline, log)
     except KeyboardInterrupt:
-        status = "KILLED"
+        interrupted = True
         raise
     finally:
         outcome = _summarize(handle, spec, options, experiment_id, parent_run_id, started)
-        if status == "FINISHED" and (outcome.failed_keys or outcome.pending):
-            status = "FAILED" if outcome.failed_keys else "KILLED"
-        tracker.log_metrics(parent_run_id, {f"trials_{k.lower()}": v for k, v in outcome.counts.items()})
-        if spec.multi_objective:  # no single best: the size of the Pareto front (compare lists it)
-            tracker.log_metrics(parent_run_id, {"pareto_trials": len(handle.study.best_trials)})
-        else:
-            try:
-                best = handle.study.best_value
-                tracker.log_metrics(parent_run_id, {f"best/{spec.metric}": best})
-            except ValueError:
-                pass
-        tracker.client.set_terminated(parent_run_id, status)
+        _close_parent(handle, tracker, spec, outcome, interrupted)
     return outcome
+
+
+def _close_parent(handle: StudyHandle, tracker: Tracker, spec: StudySpec, outcome: StudyOutcome,
+                  interrupted: bool) -> None:
+    """Record the study's counts on the parent run and close it, unless another process still runs
+    trials of it (that one closes it; a dead one's run is reopened by the next invocation)."""
+    run_id = outcome.parent_run_id
+    tracker.log_metrics(run_id, {f"trials_{k.lower()}": v for k, v in outcome.counts.items()})
+    if spec.multi_objective:  # no single best: the size of the Pareto front (compare lists it)
+        tracker.log_metrics(run_id, {"pareto_trials": len(handle.study.best_trials)})
+    elif outcome.counts["COMPLETE"]:
+        tracker.log_metrics(run_id, {f"best/{spec.metric}": handle.study.best_value})
+    if outcome.counts["RUNNING"] and not interrupted:
+        return
+    status = "KILLED" if interrupted or (outcome.pending and not outcome.failed_keys) else \
+        "FAILED" if outcome.failed_keys else "FINISHED"
+    tracker.client.set_terminated(run_id, status)
 
 
 def _run_processes(spec: StudySpec, options: StudyOptions, experiment_id: str, parent_run_id: str,
@@ -501,14 +567,17 @@ def _run_processes(spec: StudySpec, options: StudyOptions, experiment_id: str, p
     ctx = multiprocessing.get_context("spawn")  # fresh interpreters: no forked torch/sqlite state
     threads = max(1, _cpu_count() // options.workers)
     procs = [ctx.Process(target=_worker_entry, name=f"lit-snn-worker-{i}",
-                         args=(_WorkerContext(spec, options, experiment_id, parent_run_id, i, deadline, threads),))
+                         args=(_WorkerContext(spec, options, experiment_id, parent_run_id, i, deadline, threads,
+                                              os.getpid()),))
              for i in range(options.workers)]
     for proc in procs:
         proc.start()
     try:
         for proc in procs:
             proc.join()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C reached the whole process group; a SIGTERM only this process
+        for proc in procs:
+            proc.terminate()  # the workers close their runs as KILLED and stop
         for proc in procs:
             proc.join(timeout=30)
         raise
@@ -524,13 +593,12 @@ def _summarize(handle: StudyHandle, spec: StudySpec, options: StudyOptions, expe
     outcome = StudyOutcome(options.study_name, spec.experiment, experiment_id, parent_run_id, counts,
                            wall_s=time.time() - started)
     if spec.kind == "ablation":
-        done = {t.user_attrs.get(KEY_ATTR) for t in handle.trials((TrialState.COMPLETE, TrialState.PRUNED))}
+        done = {t.user_attrs.get(KEY_ATTR) for t in handle.trials(DONE)}
         failed = {t.user_attrs.get(KEY_ATTR) for t in handle.trials((TrialState.FAIL,))
-                  if t.system_attrs.get("lit_snn:duplicate_of") is None}  # trial 0 can be the original
+                  if t.system_attrs.get(DUPLICATE_ATTR) is None}  # trial 0 can be the original
         outcome.failed_keys = sorted(k for k in failed - done if k is not None)
         outcome.pending = sum(1 for key in handle.points if key not in done)
     else:
-        retried = {t.user_attrs.get(RETRY_ATTR) for t in handle.trials()}
-        outcome.failed_keys = [str(t.number) for t in handle.trials((TrialState.FAIL,)) if t.number not in retried]
+        outcome.failed_keys = [str(t.number) for t in handle.unretried_failures()]
         outcome.pending = max(0, spec.n_trials - counts["COMPLETE"] - counts["PRUNED"])
     return outcome

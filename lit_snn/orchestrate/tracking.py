@@ -2,32 +2,39 @@
 
 Only MLflow's own client API is used (no Optuna MLflowCallback). The tracking URI is always
 explicit: MLflow 3.13+ refuses the old ``./mlruns`` file store, which is where Lightning's
-``MLFlowLogger`` would otherwise fall back to.
+``MLFlowLogger`` would otherwise fall back to. With a tracking *server* (``http(s)://``) the
+experiment gets no artifact location from us: the server chooses it (``mlflow-artifacts:/`` when
+it proxies its ``--artifacts-destination``), so artifacts logged on any machine land there.
 """
 
 from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import mlflow
+import requests
+from lightning.pytorch.loggers import MLFlowLogger
+from lightning.pytorch.utilities import rank_zero_only
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
+from mlflow.exceptions import MlflowException
 
-from .storage import absolute_sqlite_url
+from .storage import absolute_sqlite_url, creation_lock
+from .yamlio import SpecError
 
 MAX_VALUE_CHARS = 500  # MLflow's param limit before 2.x raised it; stay portable to older servers
 MAX_TAG_CHARS = 5000
-BATCH = 100  # MLflow accepts at most 100 params/tags per log_batch
+REACH_TIMEOUT_S = 5.0
 PARENT_RUN_ATTR = "mlflow_parent_run_id"
 TAG_STUDY = "lit_snn.study"
 TAG_ROLE = "lit_snn.role"
 TAG_STATE = "lit_snn.state"
 TAG_KEY = "lit_snn.key"
 TAG_TRIAL = "optuna.trial_number"
+TAG_NOTE = "mlflow.note.content"  # the description the MLflow UI shows on an experiment or run
 AXIS_TAG_PREFIX = "axis."
 
 
@@ -51,6 +58,46 @@ def safe_url(url: str) -> str:
         return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
+def is_server(tracking_uri: str) -> bool:
+    return tracking_uri.startswith(("http://", "https://"))
+
+
+def check_reachable(tracking_uri: str, timeout: float = REACH_TIMEOUT_S) -> None:
+    """A tracking server must answer its ``/health`` within ``timeout`` seconds (``SpecError`` if not).
+
+    MLflow's own client would retry a dead server for minutes (7 retries with backoff) before
+    failing with a long traceback; this check runs once, before anything is created.
+    """
+    if not is_server(tracking_uri):
+        return
+    try:
+        response = requests.get(f"{tracking_uri.rstrip('/')}/health", timeout=timeout)
+        response.raise_for_status()
+    except requests.RequestException as exc:
+        reason = type(exc).__name__ if not str(exc) else str(exc).split(":")[-1].strip(" )'\"") or type(exc).__name__
+        raise SpecError(f"MLflow tracking server {tracking_uri} is not reachable ({reason}); nothing was started: "
+                        "start the server or pass another --tracking-uri") from None
+
+
+class TrialLogger(MLFlowLogger):
+    """Lightning's ``MLFlowLogger`` for a trial run the orchestrator opened and will close.
+
+    Hyper-parameters are not logged (the orchestrator logs the whole resolved config once, as
+    dotted params; Lightning would add a second, partial copy such as ``lr`` beside ``model.lr``),
+    and ``finalize`` only uploads the checkpoints (``log_model``), leaving the run open: the
+    orchestrator ends it once, with the trial's outcome.
+    """
+
+    @rank_zero_only
+    def log_hyperparams(self, params: Any) -> None:
+        return None
+
+    @rank_zero_only
+    def finalize(self, status: str = "success") -> None:
+        if self._initialized and self._checkpoint_callback:
+            self._scan_and_log_checkpoints(self._checkpoint_callback)
+
+
 class Tracker:
     """Thin wrapper over ``MlflowClient`` bound to one tracking URI and artifact root."""
 
@@ -58,22 +105,31 @@ class Tracker:
         self.tracking_uri = absolute_sqlite_url(tracking_uri)
         self.artifact_root = Path(artifact_root).resolve() if artifact_root else None
         mlflow.set_tracking_uri(self.tracking_uri)
-        self.client = MlflowClient(tracking_uri=self.tracking_uri)
+        with creation_lock(self.tracking_uri):  # the client's store creates (or migrates) a SQLite database
+            self.client = MlflowClient(tracking_uri=self.tracking_uri)
 
     # ------------------------------------------------------------------ experiments and runs
-    def experiment_id(self, name: str, create: bool = True) -> str | None:
-        """The id of experiment ``name`` (created, with an explicit artifact location, if missing)."""
+    def experiment_id(self, name: str, create: bool = True, description: str = "") -> str | None:
+        """The id of experiment ``name`` (created if missing: with an explicit artifact location
+        under ``artifact_root`` when there is one, else where the server puts artifacts)."""
         experiment = self.client.get_experiment_by_name(name)
-        if experiment is not None:
-            if experiment.lifecycle_stage == "deleted":
-                self.client.restore_experiment(experiment.experiment_id)
-            return experiment.experiment_id
-        if not create:
+        if experiment is None and create:
+            location = None
+            if self.artifact_root is not None:
+                location = (self.artifact_root / re.sub(r"[^A-Za-z0-9_.-]+", "_", name)).as_uri()
+            try:
+                self.client.create_experiment(name, artifact_location=location)
+            except MlflowException as exc:  # another process created it first
+                if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            experiment = self.client.get_experiment_by_name(name)
+        if experiment is None:
             return None
-        location = None
-        if self.artifact_root is not None:
-            location = (self.artifact_root / re.sub(r"[^A-Za-z0-9_.-]+", "_", name)).as_uri()
-        return self.client.create_experiment(name, artifact_location=location)
+        if experiment.lifecycle_stage == "deleted":
+            self.client.restore_experiment(experiment.experiment_id)
+        if description and experiment.tags.get(TAG_NOTE) != description:
+            self.client.set_experiment_tag(experiment.experiment_id, TAG_NOTE, description)
+        return experiment.experiment_id
 
     def find_parent_run(self, experiment_id: str, study_name: str) -> str | None:
         runs = self.client.search_runs(
@@ -92,27 +148,24 @@ class Tracker:
         )
         return (runs[0].info.run_id, runs[0].data.tags.get(TAG_STUDY, "")) if runs else None
 
-    def parent_run(self, experiment_id: str, study_name: str, tags: dict[str, Any], known_id: str | None) -> str:
-        """Reuse the study's parent run (by id, else by tag) or create it; it is (re)marked RUNNING."""
-        run_id = None
-        if known_id:
-            try:
-                run = self.client.get_run(known_id)
-                if run.info.experiment_id == experiment_id and run.info.lifecycle_stage != "deleted":
-                    run_id = known_id
-            except mlflow.exceptions.MlflowException:
-                run_id = None
-        run_id = run_id or self.find_parent_run(experiment_id, study_name)
-        if run_id is None:
-            run = self.client.create_run(
-                experiment_id, run_name=study_name,
-                tags={TAG_STUDY: study_name, TAG_ROLE: "study",
-                      **{k: _text(v, MAX_TAG_CHARS) for k, v in tags.items()}},
-            )
-            return run.info.run_id
-        self.client.update_run(run_id, status="RUNNING")
-        self.set_tags(run_id, tags)
-        return run_id
+    def is_parent_run(self, run_id: str, experiment_id: str) -> bool:
+        """``run_id`` exists, is not deleted and belongs to ``experiment_id``."""
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException:
+            return False
+        return run.info.experiment_id == experiment_id and run.info.lifecycle_stage != "deleted"
+
+    def create_parent_run(self, experiment_id: str, study_name: str, tags: dict[str, Any],
+                          params: list[tuple[str, Any]], files: dict[str, str]) -> str:
+        """A new study run with its tags, params and text files (e.g. ``study.yaml``)."""
+        run = self.client.create_run(experiment_id, run_name=study_name,
+                                     tags={TAG_STUDY: study_name, TAG_ROLE: "study",
+                                           **{k: _text(v, MAX_TAG_CHARS) for k, v in tags.items()}})
+        self.log_params(run.info.run_id, params)
+        for name, text in files.items():
+            self.client.log_text(run.info.run_id, text, name)
+        return run.info.run_id
 
     def start_trial_run(self, experiment_id: str, parent_run_id: str, study_name: str, name: str,
                         tags: dict[str, Any]) -> str:
@@ -121,27 +174,26 @@ class Tracker:
         all_tags.update({k: _text(v, MAX_TAG_CHARS) for k, v in tags.items()})
         return self.client.create_run(experiment_id, run_name=name, tags=all_tags).info.run_id
 
-    # ------------------------------------------------------------------ logging
-    def log_params(self, run_id: str, params: Iterable[tuple[str, Any]]) -> None:
-        items = [Param(key, _text(value)) for key, value in params]
-        for i in range(0, len(items), BATCH):
-            self.client.log_batch(run_id, params=items[i: i + BATCH])
+    # ------------------------------------------------------------------ logging (MLflow splits large batches)
+    def log_params(self, run_id: str, params: list[tuple[str, Any]]) -> None:
+        self.client.log_batch(run_id, params=[Param(key, _text(value)) for key, value in params])
 
     def set_tags(self, run_id: str, tags: dict[str, Any]) -> None:
-        items = [RunTag(key, _text(value, MAX_TAG_CHARS)) for key, value in tags.items()]
-        for i in range(0, len(items), BATCH):
-            self.client.log_batch(run_id, tags=items[i: i + BATCH])
+        self.client.log_batch(run_id, tags=[RunTag(key, _text(value, MAX_TAG_CHARS)) for key, value in tags.items()])
 
-    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+    def log_metrics(self, run_id: str, metrics: dict[str, float], step: int = 0, new_only: bool = False) -> None:
+        """Log ``metrics``; with ``new_only`` those the run does not have yet (Lightning logged the others)."""
+        have = set(self.client.get_run(run_id).data.metrics) if new_only else set()
         now = int(time.time() * 1000)
         items = []
         for key, value in metrics.items():
             try:
-                items.append(Metric(_metric_key(key), float(value), now, step))
+                metric = Metric(_metric_key(key), float(value), now, step)
             except (TypeError, ValueError):
                 continue
-        for i in range(0, len(items), BATCH):
-            self.client.log_batch(run_id, metrics=items[i: i + BATCH])
+            if metric.key not in have:
+                items.append(metric)
+        self.client.log_batch(run_id, metrics=items)
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         self.client.log_text(run_id, text, artifact_file)
@@ -154,8 +206,7 @@ class Tracker:
         status = status or {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}.get(state, "KILLED")
         self.client.set_terminated(run_id, status)
 
-    def lightning_logger(self, run_id: str):
-        """A Lightning ``MLFlowLogger`` writing into the existing run ``run_id``."""
-        from lightning.pytorch.loggers import MLFlowLogger
-
-        return MLFlowLogger(tracking_uri=self.tracking_uri, run_id=run_id)
+    def lightning_logger(self, run_id: str, log_checkpoints: bool = True) -> TrialLogger:
+        """The trial's Lightning logger, writing into the existing run ``run_id``; with
+        ``log_checkpoints`` the best checkpoint is uploaded as an artifact at the end of fit."""
+        return TrialLogger(tracking_uri=self.tracking_uri, run_id=run_id, log_model=log_checkpoints)

@@ -1,9 +1,7 @@
-"""The training contract the orchestrator calls, and the reproducibility record of a trial.
+"""What the orchestrator needs from the training code, and the reproducibility record of a trial.
 
-The entry points come from ``lit_snn.train`` (``resolve_config``, ``run_training``). The
-environment variable ``LIT_SNN_TRAIN_MODULE`` names another module with the same two functions;
-the tests use it to swap in a fast stand-in, and it reaches worker processes because they
-inherit the environment.
+The training entry points are ``lit_snn.train``'s (imported when first used: the command line
+parses and validates files without loading Lightning).
 """
 
 from __future__ import annotations
@@ -20,41 +18,36 @@ import sys
 import warnings
 from importlib import metadata
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from .dotted import flatten, get_path
-
-TRAIN_MODULE_ENV = "LIT_SNN_TRAIN_MODULE"
+from .dotted import get_path
 
 
-def train_module() -> ModuleType:
-    """The module providing ``resolve_config(config)`` and ``run_training(config, ...)``."""
-    name = os.environ.get(TRAIN_MODULE_ENV, "lit_snn.train")
-    try:
-        module = importlib.import_module(name)
-    except ImportError as exc:
-        raise RuntimeError(f"cannot import the training module {name!r} ({TRAIN_MODULE_ENV}): {exc}") from exc
-    for attr in ("resolve_config", "run_training"):
-        if not callable(getattr(module, attr, None)):
-            raise TypeError(f"training module {name!r} has no function {attr}()")
-    return module
+def resolve_run(config: dict):
+    """``lit_snn.train.resolve_run``: the resolved config and the metrics its training logs."""
+    from lit_snn.train import resolve_run as resolve
+
+    return resolve(config)
 
 
 def resolve_config(config: dict) -> dict:
     """Validate ``config`` and fill in defaults (``ValueError`` on anything wrong)."""
-    return train_module().resolve_config(config)
+    return resolve_run(config).config
 
 
 def run_training(config: dict, **kwargs: Any) -> dict[str, float]:
-    """Fit and test one resolved config; returns the final metrics."""
-    return train_module().run_training(config, **kwargs)
+    """Fit and test one run config; returns the final metrics."""
+    from lit_snn.train import run_training as run
+
+    return run(config, **kwargs)
 
 
 def quiet_libraries() -> None:
     """Silence per-trial chatter of Lightning, Optuna and jsonargparse (our own lines say what ran)."""
     import optuna
 
+    # MLflow prints "View run ... at: <url>" each time a run on a server ends; the study prints its link once
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -124,11 +117,7 @@ def _dataset_description(config: dict) -> str:
 
 
 def reproducibility_info(config: dict) -> dict[str, str]:
-    """Flat ``{name: text}`` record of what one trial ran on: seed, backend, data, versions, commit.
-
-    ``lit_snn.train.reproducibility_info(config)`` is merged in when it exists (it knows the
-    dataset split and the DVS framing rule); everything here is collected independently of it.
-    """
+    """Flat ``{name: text}`` record of what one trial ran on: seed, backend, data, versions, commit."""
     import torch
 
     info: dict[str, Any] = {
@@ -136,7 +125,6 @@ def reproducibility_info(config: dict) -> dict[str, str]:
         "accelerator": get_path(config, "trainer.accelerator", "auto"),
         "neuron_backend": get_path(config, "model.neuron_overrides.backend", "auto"),
         "cuda_available": torch.cuda.is_available(),
-        "torch_threads": torch.get_num_threads(),
         "dataset": _dataset_description(config),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
@@ -147,10 +135,12 @@ def reproducibility_info(config: dict) -> dict[str, str]:
     for package in _PACKAGES:
         info[f"version.{package}"] = _version(package) or "not installed"
     info.update({f"git.{k}": v for k, v in git_commit().items()})
-    extra = getattr(train_module(), "reproducibility_info", None)
-    if callable(extra):
-        try:
-            info.update(dict(flatten(extra(config) or {})))
-        except Exception as exc:  # noqa: BLE001 - never fail a trial over its record
-            info["train_reproducibility_info_error"] = repr(exc)
     return {key: str(value) for key, value in info.items()}
+
+
+def result_settings() -> dict[str, Any]:
+    """Settings outside the config that change a trial's numbers (logged as params, not only tags):
+    the CPU thread count changes the summation order of every reduction."""
+    import torch
+
+    return {"repro.torch_threads": torch.get_num_threads()}

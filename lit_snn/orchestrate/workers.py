@@ -1,10 +1,15 @@
-"""Who runs a trial: worker identity, liveness of local workers, and the heartbeat thread."""
+"""Who runs a trial: worker identity, liveness of local workers, the heartbeat thread, and the
+tie that ends a worker process when its parent dies."""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import os
+import signal
 import socket
+import sys
 import threading
 from pathlib import Path
 
@@ -79,3 +84,34 @@ class Heartbeat:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _stop(signum, _frame) -> None:
+    signal.signal(signum, signal.SIG_IGN)  # once: a second signal must not interrupt the clean-up
+    raise KeyboardInterrupt(f"signal {signum}")  # unwinds the trial: its runs are closed as KILLED
+
+
+def die_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
+    """End this worker (SIGTERM, handled as an interrupt) as soon as process ``parent_pid`` dies.
+
+    Linux: the kernel sends the signal (``prctl(PR_SET_PDEATHSIG)``) the moment the parent exits,
+    even by SIGKILL. Elsewhere a daemon thread polls ``os.getppid()`` every ``poll_s`` seconds.
+    Without this, workers of a killed ``lit-snn ablate`` are re-parented to PID 1 and go on
+    running every remaining trial.
+    """
+    signal.signal(signal.SIGTERM, _stop)
+    libc_name = ctypes.util.find_library("c") if sys.platform.startswith("linux") else None
+    if libc_name and ctypes.CDLL(libc_name, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM) == 0:
+        if os.getppid() != parent_pid:  # the parent died before the signal was armed
+            os.kill(os.getpid(), signal.SIGTERM)
+        return
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            threading.Event().wait(poll_s)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, daemon=True, name="parent-watchdog").start()

@@ -1,8 +1,7 @@
 """Shared helpers for the orchestrator tests: tiny study files and store paths in ``tmp_path``.
 
-The trials run the real ``lit_snn.train.run_training`` on a few batches of the embedded digits.
-``LIT_SNN_TRAIN_MODULE=fake_train`` (this folder is put on PYTHONPATH) swaps in a fast stand-in
-for quick iteration on the orchestration logic.
+The trials run the real ``lit_snn.train.run_training`` on a few batches of the embedded digits
+(the statistics tests monkeypatch ``orchestrate_helpers.planted_training`` in its place).
 """
 
 from __future__ import annotations

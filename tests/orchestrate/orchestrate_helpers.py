@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import random
 import sqlite3
 from pathlib import Path
 
 import yaml
+
+from lit_snn.orchestrate import load_spec
 
 
 def tiny_base(data_root: Path) -> dict:
@@ -41,3 +44,28 @@ def optuna_trials(db: Path) -> list[tuple]:
     finally:
         con.close()
     return [(n, s, v, yaml.safe_load(k) if k else None) for n, s, v, k in rows]
+
+
+def results_dir(tmp_path: Path, study_file: Path, kind: str = "ablation") -> Path:
+    """Where compare writes the files of the default study of ``study_file`` (per study)."""
+    spec = load_spec(study_file, kind)
+    return tmp_path / "results" / spec.experiment / spec.default_study_name
+
+
+def planted_training(effects: dict[str, float], noise: float = 0.01):
+    """A stand-in for ``run_training`` (monkeypatched into the study module; one worker, in process):
+    test accuracy ``0.7 + effects[neuron] + noise * z`` with ``z`` a standard normal drawn from
+    (seed, neuron), i.e. a planted effect plus seed noise; ``val/acc`` per epoch rises to it as
+    ``score * (1 + epoch) / (1 + max_epochs)``, logged through the trial's MLflow logger."""
+
+    def run_training(config: dict, *, callbacks=None, loggers=None, default_root_dir=None) -> dict[str, float]:
+        neuron, seed, epochs = config["model"]["neuron"], config["seed_everything"], config["trainer"]["max_epochs"]
+        score = 0.7 + effects.get(neuron, 0.0) + noise * random.Random(f"{seed}|{neuron}").gauss(0.0, 1.0)
+        for logger in loggers or []:
+            for epoch in range(epochs):
+                logger.log_metrics({"val/acc": score * (1 + epoch) / (1 + epochs)}, step=epoch)
+        energy = 0.0025 * config["model"]["time_steps"] * (1.5 - score)
+        return {"test/acc": score, "test/acc_top5": 1.0, "test/loss": 1 - score, "test/firing_rate": score / 10,
+                "test/sops": 1e5 * score, "test/energy_mj": energy, "test/ann_energy_mj": 0.05, "val/acc_best": score}
+
+    return run_training

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 from mlflow import MlflowClient
-from orchestrate_helpers import optuna_trials, store_args
+from orchestrate_helpers import optuna_trials, results_dir, store_args
 
 from lit_snn.orchestrate import ablate_main, compare, compare_main, load_spec
 
@@ -72,7 +72,7 @@ def test_small_grid_end_to_end(tmp_path, write_study):
         for metric in ("test/acc", "test/firing_rate", "test/energy_mj"):
             assert row[f"{metric}_mean"] == pytest.approx(sum(m[metric] for m in runs) / 2)
     assert len(result.grid) == 2
-    out = tmp_path / "results" / "ablation" / "grid"
+    out = results_dir(tmp_path, path)
     for name in ("report.md", "runs.csv", "grid.csv", "axis_model.neuron.csv", "axis_model.neuron.png",
                  "acc_vs_energy.png", "stats.csv", "learning_curves.png"):
         assert (out / name).is_file() and (out / name).stat().st_size > 0, name

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 from mlflow import MlflowClient
-from orchestrate_helpers import store_args, tiny_base
+from orchestrate_helpers import results_dir, store_args, tiny_base
 
 from lit_snn.orchestrate import SpecError, compare, load_spec, sweep_main
 from lit_snn.orchestrate.compare import pareto_arms
@@ -173,7 +173,7 @@ def test_multi_objective_sweep_end_to_end(tmp_path, write_study):
     assert best  # (the real tiny trainings leave some trials dominated; whatever they do, compare must agree)
     assert best == list(np.flatnonzero(non_dominated([t.values for t in study.trials], ["maximize", "minimize"])))
 
-    out = tmp_path / "results" / "sweep" / "front"
+    out = results_dir(tmp_path, path, "sweep")
     pareto = pd.read_csv(out / "pareto.csv")
     assert list(pareto.columns) == ["trial", "run_id", "val/acc_best", "test/energy_mj", "model.neuron",
                                     "model.neuron_overrides.v_threshold"]
@@ -211,20 +211,16 @@ def test_multi_objective_sweep_end_to_end(tmp_path, write_study):
     assert result.pareto["model.neuron_overrides.v_threshold"].tolist() == pytest.approx(
         pareto["model.neuron_overrides.v_threshold"].tolist())
     assert not (tmp_path / "store" / "optuna.db").exists()  # compare did not create an empty store
-    again = tmp_path / "mlflow_only" / "sweep" / "front"
+    again = result.out_dir
+    assert again == tmp_path / "mlflow_only" / "sweep" / "front" / spec.default_study_name
     assert (again / "pareto_front.png").stat().st_size > 0
     assert "from the MLflow runs (non-dominated filter" in (again / "report.md").read_text()
 
 
-def test_missing_objective_fails_the_trial_with_its_name(tmp_path, write_study):
+def test_an_objective_the_training_does_not_log_stops_before_any_trial(tmp_path, write_study, capsys):
     path = write_study("missing", params={"model.lr": {"type": "float", "low": 0.01, "high": 0.1}}, n_trials=1,
-                       objectives=[ACC_ENERGY[0], {"metric": "test/no_such_metric", "direction": "minimize"}])
-    assert sweep_main([str(path), *store_args(tmp_path), "--no-compare"]) == 1
-    storage = f"sqlite:///{tmp_path / 'store' / 'optuna.db'}"
-    (name,) = optuna.get_all_study_names(storage)
-    assert [t.state.name for t in optuna.load_study(study_name=name, storage=storage).trials] == ["FAIL"]
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'store' / 'mlruns.db'}")
-    (run,) = [r for r in client.search_runs([client.get_experiment_by_name("sweep/missing").experiment_id])
-              if r.data.tags.get("lit_snn.role") == "trial"]
-    assert run.data.tags["lit_snn.state"] == "FAIL"
-    assert "run_training returned no 'test/no_such_metric' (objective 2 of 2" in run.data.tags["lit_snn.error"]
+                       objectives=[ACC_ENERGY[0], {"metric": "test/energy_mJ", "direction": "minimize"}])
+    assert sweep_main([str(path), *store_args(tmp_path), "--no-compare"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "metric 'test/energy_mJ' is not logged by the training; did you mean test/energy_mj" in line
+    assert not (tmp_path / "store").exists()  # nothing was created

@@ -10,7 +10,7 @@ from orchestrate_helpers import store_args, tiny_base
 
 from lit_snn.orchestrate import SpecError, ablate_main, load_spec, sweep_main
 from lit_snn.orchestrate.space import check_sweep, expand_grid
-from lit_snn.orchestrate.spec import spec_from_dict
+from lit_snn.orchestrate.spec import _metric, spec_from_dict
 from lit_snn.orchestrate.yamlio import parse_yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -153,3 +153,12 @@ def test_shipped_study_files_are_valid(path, monkeypatch):
         assert expand_grid(spec)
     else:
         check_sweep(spec)
+
+
+@pytest.mark.parametrize("metric,direction", [
+    ("test/acc", "maximize"), ("val/acc_best", "maximize"), ("test/energy_ratio", "maximize"),
+    ("test/high_code_fraction", "maximize"), ("test/loss", "minimize"), ("test/energy_mj", "minimize"),
+    ("test/sops", "minimize"), ("test/macs", "minimize"), ("test/firing_rate", "minimize"),
+])
+def test_study_direction_defaults(metric, direction):
+    assert _metric({"metric": metric}, "file.yaml", "test/acc") == (metric, direction)

@@ -11,7 +11,7 @@ from orchestrate_helpers import optuna_trials, store_args, tiny_base
 
 from lit_snn.orchestrate import ablate_main
 from lit_snn.orchestrate.spec import spec_from_dict
-from lit_snn.orchestrate.study import KEY_ATTR, RETRY_ATTR, WORKER_ATTR, StudyHandle, StudyOptions
+from lit_snn.orchestrate.study import KEY_ATTR, WORKER_ATTR, StudyHandle, StudyOptions
 
 
 def _handle(tmp_path, heartbeat_s=1, grace_s=2) -> StudyHandle:
@@ -40,8 +40,7 @@ def test_dead_local_worker_is_stale_at_once_live_one_is_not(tmp_path):
     handle.reap()
     (first, second, retry) = handle.trials()
     assert first.state == TrialState.FAIL and second.state == TrialState.WAITING
-    assert retry.state == TrialState.WAITING and retry.user_attrs == {KEY_ATTR: first.user_attrs[KEY_ATTR],
-                                                                      RETRY_ATTR: 0}
+    assert retry.state == TrialState.WAITING and retry.user_attrs == {KEY_ATTR: first.user_attrs[KEY_ATTR]}
     assert retry.system_attrs["fixed_params"] == {"model.neuron": "lif", "seed": 0}
     assert handle.enqueue_missing() == 0  # the point is queued once
 

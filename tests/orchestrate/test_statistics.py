@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import csv
-import json
 import math
 import re
 
 import numpy as np
 import pandas as pd
 import pytest
-from orchestrate_helpers import store_args, tiny_base
+from orchestrate_helpers import planted_training, results_dir, store_args, tiny_base
 from scipy import stats as st
 
 from lit_snn.orchestrate import SpecError, ablate_main, compare, load_spec
@@ -163,12 +162,11 @@ def test_baseline_and_alpha_in_the_spec(tmp_path):
 
 def test_planted_difference_is_significant_null_is_not(tmp_path, write_study, monkeypatch, capsys):
     """ar_lif is planted 10 points above lif (seed noise 1 point); i_lif equals lif up to the noise."""
-    monkeypatch.setenv("LIT_SNN_TRAIN_MODULE", "fake_train")
-    monkeypatch.setenv("FAKE_TRAIN_EFFECT", json.dumps({"ar_lif": 0.10}))
+    monkeypatch.setattr("lit_snn.orchestrate.study.run_training", planted_training({"ar_lif": 0.10}))
     path = write_study("planted", axes={"model.neuron": ["lif", "ar_lif", "i_lif"]}, seeds=[0, 1, 2],
                        budget={"max_epochs": 3})
     assert ablate_main([str(path), *store_args(tmp_path)]) == 0
-    out_dir = tmp_path / "results" / "ablation" / "planted"
+    out_dir = results_dir(tmp_path, path)
     with open(out_dir / "stats.csv", newline="") as f:
         reader = csv.DictReader(f)
         assert reader.fieldnames == COLUMNS
@@ -207,8 +205,7 @@ def test_planted_difference_is_significant_null_is_not(tmp_path, write_study, mo
 
 
 def test_learning_curves_from_the_metric_history(tmp_path, write_study, monkeypatch):
-    monkeypatch.setenv("LIT_SNN_TRAIN_MODULE", "fake_train")
-    monkeypatch.setenv("FAKE_TRAIN_EFFECT", json.dumps({"ar_lif": 0.10}))
+    monkeypatch.setattr("lit_snn.orchestrate.study.run_training", planted_training({"ar_lif": 0.10}))
     path = write_study("curves", axes={"model.neuron": ["lif", "ar_lif"]}, seeds=[0, 1], budget={"max_epochs": 3})
     assert ablate_main([str(path), *store_args(tmp_path), "--no-compare"]) == 0
     from lit_snn.orchestrate.compare import learning_curves, load_histories
@@ -227,16 +224,15 @@ def test_learning_curves_from_the_metric_history(tmp_path, write_study, monkeypa
     final = done[done["axis.model.neuron"] == "ar_lif"]["test/acc"].mean()
     assert list(ar["mean"]) == pytest.approx([final * e / 4 for e in (1, 2, 3)])
     assert (ar["ci_low"] <= ar["mean"]).all() and (ar["mean"] <= ar["ci_high"]).all()
-    assert (tmp_path / "results" / "ablation" / "curves" / "learning_curves.png").is_file()
+    assert (results_dir(tmp_path, path) / "learning_curves.png").is_file()
 
 
 def test_two_axes_grid_rows_and_plots(tmp_path, write_study, monkeypatch):
-    monkeypatch.setenv("LIT_SNN_TRAIN_MODULE", "fake_train")
-    monkeypatch.setenv("FAKE_TRAIN_EFFECT", json.dumps({"ar_lif": 0.05}))
+    monkeypatch.setattr("lit_snn.orchestrate.study.run_training", planted_training({"ar_lif": 0.05}))
     path = write_study("two", axes={"model.neuron": ["lif", "ar_lif"], "model.time_steps": [1, 2]}, seeds=[0, 1],
                        exclude=[{"model.neuron": "ar_lif", "model.time_steps": 1}], baseline={"model.time_steps": 2})
     assert ablate_main([str(path), *store_args(tmp_path)]) == 0
-    out_dir = tmp_path / "results" / "ablation" / "two"
+    out_dir = results_dir(tmp_path, path)
     table = pd.read_csv(out_dir / "stats.csv", keep_default_na=False)
     acc = table[table["metric"] == "test/acc"]
     assert list(acc["axis"]) == ["model.neuron"] * 2 + ["model.time_steps"] * 2 + ["grid"] * 3

@@ -1,0 +1,131 @@
+"""Expected failures end in one line: ``lit-snn <command>: error: <what happened>`` and an exit code.
+
+An *expected* failure is one the user can act on (Ctrl-C, a full disk, missing or corrupt data, a
+bad config value, an unknown MLflow run); its traceback is printed only with ``--verbose``.
+Anything else is a bug and keeps its traceback. Light to import (no torch, no Lightning): the
+data package's error classes are checked only when that package is loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import sys
+import traceback
+from collections.abc import Callable
+
+DISK_FULL = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})  # no space, quota exceeded
+
+
+class ExpectedError(Exception):
+    """A failure whose message is written for the user (a bad config, a run id that does not exist)."""
+
+    exit_code = 2
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """``exc`` and its explicit causes (``raise ... from cause``), outermost first."""
+    out = [exc]
+    while out[-1].__cause__ is not None and len(out) < 20:
+        out.append(out[-1].__cause__)
+    return out
+
+
+def _origin(exc: BaseException) -> str:
+    """The module whose code raised ``exc`` (the innermost frame of its traceback)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_globals.get("__name__", "") if tb is not None else ""
+
+
+def _ours(exc: BaseException) -> bool:
+    return _origin(exc).split(".")[0] == "lit_snn"
+
+
+_NOISE = ("Subtypes:", "Given value type:")  # jsonargparse's Union report: the types tried, the value's type
+
+
+def _one_line(text) -> str:
+    lines = (line.strip() for line in str(text).splitlines())
+    return " ".join(" ".join(line.split()) for line in lines if line and not line.startswith(_NOISE))
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0].strip() if lines else type(exc).__name__
+
+
+def _config_message(exc: BaseException) -> str:
+    """The most specific message: the innermost cause our own code raised (a constructor's check,
+    not jsonargparse's "Does not validate against any of the Union subtypes" around it)."""
+    chain = _chain(exc)
+    ours = [e for e in chain if _ours(e) and not isinstance(e, ExpectedError)]
+    picked = ours[-1] if ours else chain[0]
+    return _first_line(picked) if isinstance(picked, _data_errors()) else _one_line(picked)
+
+
+def _data_errors() -> tuple[type, ...]:
+    module = sys.modules.get("lit_snn.data.errors")  # not loaded: no exception can be one of its
+    return (module.DatasetNotFoundError, module.CorruptDataError) if module else ()
+
+
+def _out_of_memory(exc: BaseException) -> bool:  # torch.OutOfMemoryError (CUDA) is a RuntimeError
+    return isinstance(exc, MemoryError) or (type(exc).__name__ == "OutOfMemoryError"
+                                            and type(exc).__module__.startswith("torch"))
+
+
+def describe_expected(exc: BaseException) -> str | None:
+    """One line saying what happened, for an expected failure; ``None`` for a bug.
+
+    Notes added to the exception (``exc.add_note``: what was kept, how to resume) follow the message.
+    """
+    msg: str | None = None
+    if isinstance(exc, KeyboardInterrupt):
+        msg = "interrupted"
+    elif isinstance(exc, ExpectedError):
+        msg = _config_message(exc)
+    elif isinstance(exc, OSError) and exc.errno in DISK_FULL:
+        msg = f"disk full: {exc.filename}" if exc.filename else f"disk full ({exc.strerror or exc})"
+    elif _out_of_memory(exc):
+        msg = "out of memory" + (f": {_first_line(exc)}" if str(exc) else "")
+    elif isinstance(exc, _data_errors()):  # their first line names the file or folder
+        msg = _first_line(exc)
+        if isinstance(exc, FileNotFoundError) and "\n" in str(exc).strip():
+            msg += " (--verbose shows the expected layout and where to get the files)"
+    elif isinstance(exc, FileNotFoundError):
+        msg = f"{exc.strerror or 'file not found'}: {exc.filename}" if exc.filename else _first_line(exc)
+    elif isinstance(exc, argparse.ArgumentError):  # jsonargparse's and argparse's parse errors
+        msg = _one_line(exc)
+    elif isinstance(exc, ValueError) and any(_ours(e) for e in _chain(exc)):  # a check of ours said no
+        msg = _config_message(exc)
+    if msg is None:
+        return None
+    notes = [_one_line(n) for n in getattr(exc, "__notes__", ())]
+    return "; ".join([msg, *notes])
+
+
+def exit_code(exc: BaseException) -> int:
+    """130 for Ctrl-C, 1 for a full disk or memory, 2 for bad input (config, data, run id)."""
+    if isinstance(exc, KeyboardInterrupt):
+        return 130
+    if isinstance(exc, ExpectedError):
+        return exc.exit_code
+    if _out_of_memory(exc) or (isinstance(exc, OSError) and exc.errno in DISK_FULL):
+        return 1
+    return 2
+
+
+def run_command(prog: str, fn: Callable[[], int | None], verbose: bool = False) -> int:
+    """Run ``fn``; an expected failure prints ``{prog}: error: {message}`` to stderr (after its
+    traceback with ``verbose``) and returns its exit code; a bug is re-raised with its traceback."""
+    try:
+        return int(fn() or 0)
+    except BaseException as exc:  # SystemExit passes below: describe_expected gives it no message
+        message = None if isinstance(exc, SystemExit) else describe_expected(exc)
+        if message is None:
+            raise
+        if verbose:
+            traceback.print_exception(exc)
+        print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
+        return exit_code(exc)
