@@ -1,9 +1,15 @@
 """``lit-snn``: one entry point with sub-commands.
 
     lit-snn train   --config configs/digits_lif.yaml [--model.neuron ar_lif] [--print_config]
+                    [--ckpt_path FILE]    # resume a training from its Lightning checkpoint
+                    [--verbose]           # tracebacks of expected failures too
     lit-snn ablate  ablations/default.yaml [--workers 2]
     lit-snn sweep   sweeps/lif_digits.yaml [--workers 2]
     lit-snn compare ablations/default.yaml
+    lit-snn reproduce RUN_ID [--store-dir DIR | --tracking-uri URI] [--atol 0]   # re-train an MLflow run
+    lit-snn evaluate  RUN_ID [--ckpt PATH_IN_ARTIFACTS]     # test an MLflow run's logged checkpoint
+    lit-snn export  RUN_ID_OR_CKPT --nir FILE [--input-shape C,H,W] [--dt S]   # NIR graph (exact presets only)
+    lit-snn neurobench RUN_ID_OR_CKPT [--limit N]          # NeuroBench's metrics, by the neurobench package
     lit-snn bench   [--quick]
     lit-snn neurons                       # list the neuron presets
 """
@@ -12,7 +18,7 @@ from __future__ import annotations
 
 import sys
 
-COMMANDS = ("train", "ablate", "sweep", "compare", "bench", "neurons")
+COMMANDS = ("train", "ablate", "sweep", "compare", "reproduce", "evaluate", "export", "neurobench", "bench", "neurons")
 
 
 def _neurons(argv: list[str]) -> None:
@@ -22,6 +28,12 @@ def _neurons(argv: list[str]) -> None:
         print(f"{name:12s} {doc}")
 
 
+def _train(argv: list[str]) -> None:
+    from .train import main as train_main  # inside run_command: Ctrl-C during the imports is one line too
+
+    train_main(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -29,17 +41,26 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command == "train":
-        from .train import main as train_main
+        from .errors import run_command
 
-        try:
-            train_main(rest)
-        except (ValueError, FileNotFoundError) as exc:  # bad config or missing data: one clear line
-            print(f"lit-snn train: error: {exc}", file=sys.stderr)
-            return 2
+        verbose = "--verbose" in rest  # ours, not LightningCLI's
+        return run_command("lit-snn train", lambda: _train([arg for arg in rest if arg != "--verbose"]), verbose)
+    elif command in ("reproduce", "evaluate"):
+        from . import runs
+
+        return int(getattr(runs, f"{command}_main")(rest) or 0)
     elif command in ("ablate", "sweep", "compare"):
         from .orchestrate import cli as orchestrate_cli
 
         return int(getattr(orchestrate_cli, f"{command}_main")(rest) or 0)
+    elif command == "export":
+        from .export.cli import export_main
+
+        return int(export_main(rest) or 0)
+    elif command == "neurobench":
+        from .neurobench import neurobench_main
+
+        return int(neurobench_main(rest) or 0)
     elif command == "bench":
         from .bench import main as bench_main
 

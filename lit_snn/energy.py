@@ -13,13 +13,19 @@ Units and conventions
   by forward hooks; anything else, e.g. the network input, a residual sum of membranes or a
   copy made by ``torch.cat`` / ``.contiguous()``, counts as *analog*). Analog-input layers
   count MACs; spiking-input layers count accumulates (ACs) = MACs x activity of the input.
-- Activity of a spiking input = its mean value x ``ratio``, where ``ratio`` converts values into
+- ACs count real connections: each input element feeds the outputs its kernel taps reach, so a
+  padded convolution's border inputs feed fewer outputs than the dense ``MACs x mean input`` says
+  (``connections``; NeuroBench counts the same way). Zero padding never spikes, so no AC for it.
+  ``macs`` (analog layers) and ``ann_macs`` stay dense, the literature's (and torchvision's)
+  convention; ``connection_macs`` gives the analog layers' MACs over real connections.
+- Activity of a spiking input = its value x ``ratio``, where ``ratio`` converts values into
   binary spikes: 1 for binary neurons; for integer neurons (``integer_ops="binary"``, default)
   the number of binary spikes of the inference conversion of ``lit_snn.neurons.conversion``:
   unary for ``N = 1`` (I-LIF: ``s`` spikes for the integer ``s``, so the ratio is 1) and bit-serial
   for ``N > 1`` (IB-RA-LIF: ``popcount(q)`` spikes over the K = ceil(log2(N D + 1)) virtual steps,
   i.e. K x the bit firing rate -- the spec's "times K virtual steps"). ``integer_ops="value"``
-  uses ratio 1 (ACs = MACs x mean integer value). Pooling is linear, so the mean of pooled
+  uses ratio 1 (ACs weighted by the integer value); ``integer_ops="nonzero"`` counts one AC per
+  nonzero input (NeuroBench's convention: it binarises every input). Pooling is linear, so the mean of pooled
   spikes keeps the mean of the spikes and the source neuron's ratio still applies.
 - Totals run over all T steps of every call; per-sample numbers divide by the number of samples
   (dim 1 of the time-first input ``[T, B, ...]`` of the root model). ``sops`` = ACs per sample,
@@ -38,13 +44,14 @@ import math
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .neurons import SpikingNeuron
 
 E_MAC_PJ = 4.6  # pJ per multiply-accumulate (32-bit float, 45 nm)
 E_AC_PJ = 0.9  # pJ per accumulate
-INTEGER_OPS = ("binary", "value")
+INTEGER_OPS = ("binary", "value", "nonzero")
 
 # layers whose output carries the spikes of their input (pooling is linear; the others copy or view)
 _PASS_THROUGH = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d,
@@ -55,6 +62,33 @@ _PASS_THROUGH = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d, nn.AdaptiveAvgPool1d,
 def spiking_neurons(model: nn.Module) -> list[tuple[str, SpikingNeuron]]:
     """``(qualified name, module)`` of every ``SpikingNeuron`` in ``model``."""
     return [(name, m) for name, m in model.named_modules() if isinstance(m, SpikingNeuron)]
+
+
+def conv_fanout(conv: nn.Conv2d, height: int, width: int, device: torch.device | None = None) -> Tensor:
+    """``[H, W]`` float64: how many output positions each input position feeds (per output channel)
+    under the layer's stride, dilation and padding; zero padding is no input, so border positions
+    feed fewer outputs. The gradient of the sum of a ones-kernel convolution of ones."""
+    with torch.inference_mode(False), torch.enable_grad():  # also under Lightning's test-time inference mode
+        ones = torch.ones(1, 1, height, width, dtype=torch.float64, device=device, requires_grad=True)
+        padded, padding = ones, conv.padding
+        if conv.padding_mode != "zeros":  # reflect / replicate / circular: padded taps read real inputs
+            padded, padding = F.pad(ones, conv._reversed_padding_repeated_twice, mode=conv.padding_mode), 0
+        kernel = torch.ones(1, 1, *conv.kernel_size, dtype=torch.float64, device=device)
+        out = F.conv2d(padded, kernel, stride=conv.stride, padding=padding, dilation=conv.dilation)
+        (fanout,) = torch.autograd.grad(out.sum(), ones)
+    return fanout[0, 0]
+
+
+def connections(module: nn.Module, activity: Tensor, fanout: Tensor | None = None) -> Tensor:
+    """Sum over input elements of ``activity`` x the number of outputs each element feeds: the
+    synaptic operations of a Linear (``[..., F]``) or Conv2d (``[..., C, H, W]``) input, over real
+    connections. ``fanout``: the conv's ``conv_fanout`` for this input size (computed if omitted)."""
+    if isinstance(module, nn.Linear):
+        return activity.sum(dtype=torch.float64) * module.out_features
+    if fanout is None:
+        fanout = conv_fanout(module, *activity.shape[-2:], device=activity.device)
+    per_position = activity.sum(dim=tuple(range(activity.dim() - 2)), dtype=torch.float64)  # [H, W]
+    return (per_position * fanout).sum() * (module.out_channels // module.groups)
 
 
 def integer_top(neuron: SpikingNeuron) -> int:
@@ -128,6 +162,7 @@ class FiringRateMonitor(_Hooks):
     def reset(self) -> None:
         """Forget everything accumulated so far."""
         self._sums: dict[str, Tensor] = {}
+        self._nonzeros: dict[str, Tensor] = {}
         self._counts: dict[str, int] = {}
         self._codes: dict[str, Tensor] = {}
 
@@ -135,7 +170,9 @@ class FiringRateMonitor(_Hooks):
         def hook(module: SpikingNeuron, inputs: tuple, out: Tensor) -> None:
             with torch.no_grad():
                 total = out.detach().sum(dtype=torch.float64)
+                nonzero = torch.count_nonzero(out.detach())
                 self._sums[name] = self._sums[name] + total if name in self._sums else total
+                self._nonzeros[name] = self._nonzeros[name] + nonzero if name in self._nonzeros else nonzero
                 self._counts[name] = self._counts.get(name, 0) + out.numel()
                 if self.histogram and module.config.spike == "integer":
                     hist = torch.bincount(integer_codes(module, out).flatten(),
@@ -152,6 +189,12 @@ class FiringRateMonitor(_Hooks):
         """Firing rate over all neuron elements of all layers (element-weighted); 0 if nothing ran."""
         count = sum(self._counts.values())
         return float(sum(float(s) for s in self._sums.values())) / count if count else 0.0
+
+    def activation_sparsity(self) -> float:
+        """Share of zero outputs over all neuron elements, layers and steps (NeuroBench's activation
+        sparsity): ``1 - mean_rate()`` for binary neurons; integer neurons count nonzeros, not values."""
+        count = sum(self._counts.values())
+        return 1.0 - float(sum(float(z) for z in self._nonzeros.values())) / count if count else 0.0
 
     def spike_counts(self) -> dict[str, float]:
         """Layer name -> total output sum (spikes, or integer values S)."""
@@ -190,6 +233,7 @@ class SynOpsCounter(_Hooks):
         # event (ACs = MACs x mean count) instead of multiplying densely
         self.event_input = event_input
         self.reset()
+        self._fanouts: dict[tuple, Tensor] = {}  # (layer, H, W, device) -> conv_fanout
         # storage pointer -> (spike tensor, kept alive until the call ends; its binary-spike ratio)
         self._marks: dict[int, tuple[Tensor, float | Tensor]] = {}
         self._handles.append(model.register_forward_pre_hook(self._root_pre))
@@ -252,48 +296,63 @@ class SynOpsCounter(_Hooks):
                 macs = out.numel() * (module.in_channels // module.groups) * kh * kw
             else:
                 macs = out.numel() * module.in_features
-            stats = self._layers.setdefault(name, {"macs": 0, "acs": 0.0, "analog_macs": 0,
+            stats = self._layers.setdefault(name, {"macs": 0, "acs": 0.0, "analog_macs": 0, "connection_macs": 0.0,
                                                    "input_sum": 0.0, "input_numel": 0, "spiking": True})
             stats["macs"] += macs
+            fanout = self._fanout(module, x)
             mark = self._marks.get(self._key(x))
-            if mark is None:  # analog input: dense MACs
-                stats["analog_macs"] += macs
-                stats["spiking"] = False
-            else:  # spiking input: ACs = MACs x mean input x ratio (device tensors, read at report time)
-                with torch.no_grad():
-                    total = x.detach().sum(dtype=torch.float64)
-                stats["input_sum"] = stats["input_sum"] + total
-                stats["input_numel"] += x.numel()
-                stats["acs"] = stats["acs"] + total * (macs / x.numel()) * mark[1]
+            with torch.no_grad():
+                x = x.detach()
+                if mark is None:  # analog input: dense MACs
+                    stats["analog_macs"] += macs
+                    stats["connection_macs"] = stats["connection_macs"] + connections(
+                        module, x.new_ones(()).expand_as(x), fanout)
+                    stats["spiking"] = False
+                else:  # spiking input: ACs over real connections x ratio (device tensors, read at report time)
+                    stats["input_sum"] = stats["input_sum"] + x.sum(dtype=torch.float64)
+                    stats["input_numel"] += x.numel()
+                    activity = (x != 0) if self.integer_ops == "nonzero" else x
+                    stats["acs"] = stats["acs"] + connections(module, activity, fanout) * mark[1]
 
         return hook
+
+    def _fanout(self, module: nn.Module, x: Tensor) -> Tensor | None:
+        if not isinstance(module, nn.Conv2d):
+            return None
+        key = (id(module), *x.shape[-2:], x.device)
+        if key not in self._fanouts:
+            self._fanouts[key] = conv_fanout(module, *x.shape[-2:], device=x.device)
+        return self._fanouts[key]
 
     def _totals(self) -> dict[str, dict[str, Any]]:
         return {name: {k: float(v) if isinstance(v, Tensor) else v for k, v in s.items()}
                 for name, s in self._layers.items()}
 
     def layers(self) -> dict[str, dict[str, float]]:
-        """Layer name -> per-sample ``macs`` (dense, all T steps), ``acs``, ``analog_macs``, the
-        layer's ``input_rate`` (mean input value, spiking inputs) and ``spiking`` (every call)."""
+        """Layer name -> per-sample ``macs`` (dense, all T steps), ``acs``, ``analog_macs``,
+        ``connection_macs`` (analog MACs over real connections), the layer's ``input_rate`` (mean input
+        value, spiking inputs) and ``spiking`` (every call)."""
         n = max(self.samples, 1)
         out = {}
         for name, s in self._totals().items():
             rate = s["input_sum"] / s["input_numel"] if s["input_numel"] else float("nan")
             out[name] = {"macs": s["macs"] / n, "acs": s["acs"] / n, "analog_macs": s["analog_macs"] / n,
-                         "input_rate": rate, "spiking": bool(s["spiking"])}
+                         "connection_macs": s["connection_macs"] / n, "input_rate": rate, "spiking": bool(s["spiking"])}
         return out
 
     def report(self, e_mac_pj: float = E_MAC_PJ, e_ac_pj: float = E_AC_PJ) -> dict[str, float]:
-        """Per-sample ``sops`` (ACs), ``macs`` (analog layers), ``energy_mj``, ``ann_macs``,
-        ``ann_energy_mj``, ``energy_ratio`` (ANN / SNN), ``samples`` and ``time_steps``."""
+        """Per-sample ``sops`` (ACs), ``macs`` (analog layers, dense), ``connection_macs`` (the same
+        over real connections), ``energy_mj``, ``ann_macs``, ``ann_energy_mj``, ``energy_ratio``
+        (ANN / SNN), ``samples`` and ``time_steps``."""
         n, totals = max(self.samples, 1), self._totals().values()
         sops = sum(s["acs"] for s in totals) / n
         macs = sum(s["analog_macs"] for s in totals) / n
+        connection_macs = sum(s["connection_macs"] for s in totals) / n
         ann_macs = sum(s["macs"] for s in totals) / max(self.frames, 1)
         energy_mj = (e_mac_pj * macs + e_ac_pj * sops) * 1e-9
         ann_energy_mj = e_mac_pj * ann_macs * 1e-9
         return {
-            "sops": sops, "macs": macs, "energy_mj": energy_mj,
+            "sops": sops, "macs": macs, "connection_macs": connection_macs, "energy_mj": energy_mj,
             "ann_macs": ann_macs, "ann_energy_mj": ann_energy_mj,
             "energy_ratio": ann_energy_mj / energy_mj if energy_mj > 0 else float("inf"),
             "samples": float(self.samples), "time_steps": self.frames / n,

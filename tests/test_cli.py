@@ -15,9 +15,12 @@ def test_neurons_lists_every_preset(capsys):
 
 def test_help_and_unknown_command(capsys):
     assert main(["--help"]) == 0
-    assert "lit-snn train" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "lit-snn train" in out and "lit-snn reproduce RUN_ID" in out and "lit-snn evaluate  RUN_ID" in out
+    assert "lit-snn export  RUN_ID_OR_CKPT --nir FILE" in out and "lit-snn neurobench RUN_ID_OR_CKPT" in out
     assert main(["trian"]) == 2
-    assert "unknown command 'trian'; valid commands: train, ablate" in capsys.readouterr().err
+    assert "unknown command 'trian'; valid commands: train, ablate, sweep, compare, reproduce, evaluate, export, " \
+        "neurobench, bench" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without a GPU")

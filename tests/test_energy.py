@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from lit_snn.backbones import AvgPool2d, Conv2d
-from lit_snn.energy import E_AC_PJ, E_MAC_PJ, FiringRateMonitor, SynOpsCounter, energy_report
+from lit_snn.energy import E_AC_PJ, E_MAC_PJ, FiringRateMonitor, SynOpsCounter, conv_fanout, energy_report
 from lit_snn.neurons import create_neuron
 
 PJ_TO_MJ = 1e-9
@@ -57,7 +57,7 @@ def test_synops_and_energy_exact():
     assert r["ann_energy_mj"] == pytest.approx(55.2 * PJ_TO_MJ, rel=1e-12)
     assert r["energy_ratio"] == pytest.approx(55.2 / 60.6, rel=1e-12)
     layers = ops.layers()
-    assert layers["0"] == {"macs": 12, "acs": 0, "analog_macs": 12, "spiking": False,
+    assert layers["0"] == {"macs": 12, "acs": 0, "analog_macs": 12, "connection_macs": 12, "spiking": False,
                            "input_rate": pytest.approx(float("nan"), nan_ok=True)}
     assert layers["2"]["acs"] == 6 and layers["2"]["input_rate"] == 0.5 and layers["2"]["spiking"]
     assert E_MAC_PJ == 4.6 and E_AC_PJ == 0.9
@@ -170,17 +170,52 @@ def test_unknown_integer_ops():
         SynOpsCounter(nn.Linear(1, 1), integer_ops="nope")
 
 
+# outputs fed by each position of a 4x4 input under a 3x3 kernel, stride 1, zero padding 1
+FANOUT_4X4_PAD1 = torch.tensor([[4, 6, 6, 4], [6, 9, 9, 6], [6, 9, 9, 6], [4, 6, 6, 4]], dtype=torch.float64)
+
+
 def test_dvs_event_frames_count_accumulates_not_macs():
-    """Event-count input: the first layer does one AC per event (MACs x mean count), no MACs."""
+    """Event-count input: the first layer does one AC per event and real connection, no MACs."""
     torch.manual_seed(0)
     net = nn.Sequential(Conv2d(2, 3, 3, padding=1, bias=False))  # time-folded conv, [T, B, 2, 4, 4]
     frames = torch.randint(0, 3, (2, 5, 2, 4, 4)).float()  # event counts
     macs_per_sample = 2 * (3 * 4 * 4) * 2 * 9  # T x out elements x in channels x kernel
     with SynOpsCounter(net) as analog:
         net(frames)
-    assert analog.report()["macs"] == macs_per_sample and analog.report()["sops"] == 0
+    report = analog.report()
+    assert report["macs"] == macs_per_sample and report["sops"] == 0
+    assert report["connection_macs"] == 2 * 2 * 3 * FANOUT_4X4_PAD1.sum()  # T x C_in x C_out x taps on real inputs
+    assert report["connection_macs"] / report["macs"] == pytest.approx(1200 / 1728)  # 31% fewer than dense on 4x4
     with SynOpsCounter(net, event_input=True) as events:
         net(frames)
     report = events.report()
     assert report["macs"] == 0
-    assert report["sops"] == pytest.approx(macs_per_sample * frames.mean().item())
+    expected = (frames.double().sum(dim=(0, 1, 2)) * FANOUT_4X4_PAD1).sum() * 3 / 5  # x C_out, per sample
+    assert report["sops"] == pytest.approx(float(expected), rel=1e-12)
+
+
+def test_padded_conv_counts_real_connections():
+    """One spike in a corner of a 4x4 map feeds 4 outputs per channel of a padded 3x3 conv, one in
+    the middle 9; a stride-2 conv without padding: the fan-out of its kernel windows."""
+    conv = Conv2d(1, 2, 3, padding=1, bias=False)
+    model = nn.Sequential(create_neuron("hard_lif"), conv)
+    x = torch.zeros(1, 1, 1, 4, 4)  # [T, B, C, H, W]
+    x[..., 0, 0] = x[..., 1, 1] = 1.0  # two spikes: corner and interior
+    with SynOpsCounter(model) as ops:
+        model(x)
+    assert ops.report()["sops"] == 2 * (4 + 9)
+    strided = nn.Conv2d(1, 1, 3, stride=2)
+    torch.testing.assert_close(conv_fanout(strided, 5, 5), torch.tensor(
+        [[1, 1, 2, 1, 1]] * 2 + [[2, 2, 4, 2, 2]] + [[1, 1, 2, 1, 1]] * 2, dtype=torch.float64))
+
+
+def test_integer_neurons_nonzero_counts():
+    """i_lif outputs 0, 2, 1: firing rate averages values (1), activation sparsity counts nonzeros
+    (1/3 zero); ``integer_ops="nonzero"`` counts one AC per nonzero input, ``value`` weights by it."""
+    model = nn.Sequential(create_neuron("i_lif"), linear([[1.0, 1.0, 1.0]]))
+    x = torch.tensor([[[0.0, 2.0, 1.0]]])  # [T=1, B=1, 3]
+    with FiringRateMonitor(model) as fr, SynOpsCounter(model, integer_ops="nonzero") as nonzero, \
+            SynOpsCounter(model, integer_ops="value") as value:
+        model(x)
+    assert fr.mean_rate() == 1.0 and fr.activation_sparsity() == pytest.approx(1 / 3)
+    assert (nonzero.report()["sops"], value.report()["sops"]) == (2, 3)
