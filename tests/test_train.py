@@ -220,8 +220,6 @@ def test_resume_continues_at_epoch_1_with_its_state(resumed):
     assert second.lr == full.lr  # the scheduler continues the same cosine
 
 
-@pytest.mark.xfail(strict=True, reason="the DataModule's shuffle generator restarts from its seed in each "
-                   "train_dataloader() call, so a resumed epoch 1 replays epoch 0's order (lit_snn/data/base.py)")
 def test_resume_gives_the_weights_of_an_uninterrupted_fit(resumed):
     full, second = resumed["full"].weights, resumed["second"].weights
     assert all(torch.equal(full[k], second[k]) for k in full)

@@ -9,7 +9,7 @@ from collections.abc import Callable
 import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
 from .splits import seeded_split
 
@@ -21,6 +21,26 @@ def as_hw(size: int | tuple[int, int]) -> tuple[int, int]:
     if isinstance(size, int):
         return (size, size)
     return (int(size[0]), int(size[1]))
+
+
+class EpochShuffle(Sampler[int]):
+    """A permutation per epoch drawn from ``seed + epoch``, so a fit resumed at epoch e sees the
+    order an uninterrupted one would (Lightning calls ``set_epoch`` on the train sampler before
+    every epoch). Written here because torch's ``RandomSampler`` has no epoch and continues one
+    generator stream, which a resumed fit restarts; ``DistributedSampler`` has one but would then
+    be kept as it is (one replica) under DDP, where Lightning wraps any other sampler per rank."""
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        return iter(torch.randperm(self.size, generator=torch.Generator().manual_seed(self.seed + self.epoch)).tolist())
+
+    def __len__(self) -> int:
+        return self.size
 
 
 class SNNDataModule(L.LightningDataModule):
@@ -135,14 +155,13 @@ class SNNDataModule(L.LightningDataModule):
     def _loader(self, ds: Dataset | None, shuffle: bool, stage: str) -> DataLoader:
         if ds is None:
             raise RuntimeError(f"{type(self).__name__}: call setup() before {stage}_dataloader()")
-        gen = torch.Generator().manual_seed(self.seed) if shuffle else None
         return DataLoader(
             ds,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            sampler=EpochShuffle(len(ds), self.seed) if shuffle else None,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
-            generator=gen,
+            generator=torch.Generator().manual_seed(self.seed),  # workers' seeds, not from the global RNG
             persistent_workers=self.num_workers > 0,
             drop_last=False,
             collate_fn=self.collate_fn(stage),
