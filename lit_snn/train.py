@@ -26,6 +26,7 @@ import sys
 import threading
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NamedTuple, Optional
 
@@ -147,10 +148,12 @@ def _build_from_dict(config: dict, **kwargs) -> LitSNNCLI:
 
 
 class ResolvedRun(NamedTuple):
-    """A run config with every default filled in, and the names of the metrics its training logs."""
+    """A run config with every default filled in, the names of the metrics its training logs, and
+    its DataModule's ``check_data`` (raises when the dataset's files are missing; reads nothing)."""
 
     config: dict
     metrics: frozenset[str]
+    check_data: Callable[[], None]
 
 
 def resolve_config(config: dict) -> dict:
@@ -172,7 +175,7 @@ def resolve_run(config: dict) -> ResolvedRun:
     out["data"].setdefault("init_args", {})["time_steps"] = cli.datamodule.time_steps
     out["model"]["num_classes"] = cli.model.hparams.num_classes
     out["model"]["in_channels"] = cli.model.hparams.in_channels
-    return ResolvedRun(out, frozenset(cli.model.metric_names() | set(FIT_METRICS)))
+    return ResolvedRun(out, frozenset(cli.model.metric_names() | set(FIT_METRICS)), cli.datamodule.check_data)
 
 
 def run_training(config: dict, *, callbacks: list | None = None, loggers: list | None = None,

@@ -121,6 +121,10 @@ class SNNDataModule(L.LightningDataModule):
             self.train_set, self.val_set, self.test_set = self.load_splits()
             self._apply_limits()
 
+    def check_data(self) -> None:
+        """Raise ``DatasetNotFoundError`` when files ``setup()`` needs are missing, without reading them
+        (a study checks every trial's data before the first trial). Embedded data: nothing to check."""
+
     def load_splits(self) -> Splits:
         """The ``(train, val, test)`` datasets; DatasetNotFoundError when the files are missing."""
         raise TypeError(f"{type(self).__name__} must define load_splits() or setup()")

@@ -94,7 +94,7 @@ class _CIFARBase(StaticDataModule):
         super().__init__(crop_padding=crop_padding, hflip=hflip, **kwargs)
         self.class_names: list[str] = []
 
-    def _check(self) -> None:
+    def check_data(self) -> None:
         needed = (*self.train_files, *self.test_files)
         missing = [f for f in needed if not os.path.isfile(os.path.join(self.data_dir, f))]
         if missing:
@@ -124,7 +124,7 @@ class _CIFARBase(StaticDataModule):
         return torch.from_numpy(np.ascontiguousarray(x)), y
 
     def load_splits(self) -> Splits:
-        self._check()
+        self.check_data()
         self.class_names = self._read_class_names()
         return super().load_splits()
 

@@ -136,7 +136,7 @@ class CIFAR10DVSDataModule(DVSDataModule):
         super().__init__(image_size=image_size, **kwargs)
         self.test_per_class = int(test_per_class)
 
-    def _check(self) -> None:
+    def check_data(self) -> None:
         missing = []
         for c in CIFAR10DVS.classes:
             d = os.path.join(self.data_dir, c)
@@ -166,7 +166,7 @@ class CIFAR10DVSDataModule(DVSDataModule):
         return np.sort(np.concatenate(test)) if test else np.arange(0, dtype=np.int64)
 
     def load_splits(self) -> Splits:
-        self._check()
+        self.check_data()
         source = CheckedEvents(CIFAR10DVS(save_to=self.root), self.sensor_size)
         self.event_sources = {"all": source}
         labels = source.targets
@@ -197,7 +197,7 @@ class DVSGestureDataModule(DVSDataModule):
     def __init__(self, image_size: int | tuple[int, int] = 128, **kwargs) -> None:
         super().__init__(image_size=image_size, **kwargs)
 
-    def _check(self) -> None:
+    def check_data(self) -> None:
         for sub in ("ibmGestureTrain", "ibmGestureTest"):
             d = os.path.join(self.data_dir, sub)
             entries = sorted(os.listdir(d)) if os.path.isdir(d) else []
@@ -231,7 +231,7 @@ class DVSGestureDataModule(DVSDataModule):
                             raise CorruptDataError(os.path.join(full, f), "file name must be the label 0..10")
 
     def load_splits(self) -> Splits:
-        self._check()
+        self.check_data()
         framed = {}
         for split, train in (("train", True), ("test", False)):
             src = CheckedEvents(DVSGesture(save_to=self.root, train=train), self.sensor_size)

@@ -13,6 +13,7 @@ class DatasetNotFoundError(FileNotFoundError):
     def __init__(self, name: str, path: str, layout: str, source: str, detail: str = "") -> None:
         self.name = name
         self.path = str(path)
+        self.source = source.rstrip()
         msg = (
             f"{name} not found at '{self.path}'"
             + (f" ({detail})" if detail else "")

@@ -166,13 +166,18 @@ class TinyImageNetDataModule(_FolderBase):
             detail=detail,
         )
 
+    def check_data(self) -> None:
+        d = self.data_dir
+        for p in (os.path.join(d, "wnids.txt"), os.path.join(d, "train"), os.path.join(d, "val", "images"),
+                  os.path.join(d, "val", "val_annotations.txt")):
+            if not os.path.exists(p):
+                raise self._not_found(f"missing {p}")
+
     def load_splits(self) -> Splits:
+        self.check_data()
         d = self.data_dir
         wnids_path = os.path.join(d, "wnids.txt")
         ann_path = os.path.join(d, "val", "val_annotations.txt")
-        for p in (wnids_path, os.path.join(d, "train"), os.path.join(d, "val", "images"), ann_path):
-            if not os.path.exists(p):
-                raise self._not_found(f"missing {p}")
         with open(wnids_path) as f:
             wnids = sorted({ln.strip() for ln in f if ln.strip()})
         if len(wnids) != self.num_classes:
@@ -238,22 +243,32 @@ class ImageNetDataModule(_FolderBase):
     def _classes(folder: str) -> list[str]:
         return sorted(e.name for e in os.scandir(folder) if e.is_dir())
 
+    def check_data(self) -> None:
+        for split in ("train", "val"):
+            self._split_classes(split)
+
+    def _split_classes(self, split: str) -> list[str]:
+        """The class folders of ``split`` (``DatasetNotFoundError`` when there are none)."""
+        folder = os.path.join(self.data_dir, split)
+        found = self._classes(folder) if os.path.isdir(folder) else []
+        if not found:
+            raise DatasetNotFoundError(
+                self.name,
+                folder,
+                f"  {self.data_dir}/train/<wnid>/*.JPEG\n  {self.data_dir}/val/<wnid>/*.JPEG\n"
+                "  (val images sorted into wnid folders, e.g. with the common valprep.sh script)",
+                "ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar from https://image-net.org "
+                "(registration required); extract into class folders as above",
+                detail="no class folders" if os.path.isdir(folder) else "folder missing",
+            )
+        return found
+
     def load_splits(self) -> Splits:
         split_files: dict[str, tuple[list[str], list[int]]] = {}
         classes: list[str] | None = None
         for split in ("train", "val"):
             folder = os.path.join(self.data_dir, split)
-            found = self._classes(folder) if os.path.isdir(folder) else []
-            if not found:
-                raise DatasetNotFoundError(
-                    self.name,
-                    folder,
-                    f"  {self.data_dir}/train/<wnid>/*.JPEG\n  {self.data_dir}/val/<wnid>/*.JPEG\n"
-                    "  (val images sorted into wnid folders, e.g. with the common valprep.sh script)",
-                    "ILSVRC2012_img_train.tar and ILSVRC2012_img_val.tar from https://image-net.org "
-                    "(registration required); extract into class folders as above",
-                    detail="no class folders" if os.path.isdir(folder) else "folder missing",
-                )
+            found = self._split_classes(split)
             if classes is None:
                 classes = found
             elif set(found) - set(classes):

@@ -116,6 +116,9 @@ class MNISTDataModule(StaticDataModule):
             raise CorruptDataError(ip, f"{len(x)} images but {os.path.basename(lp)} has {len(y)} labels")
         return torch.from_numpy(x.copy())[:, None], y  # [N, 1, H, W] uint8 (writable copy)
 
+    def check_data(self) -> None:
+        self._locate()
+
     def load_splits(self) -> Splits:
         self.files = self._locate()
         return super().load_splits()

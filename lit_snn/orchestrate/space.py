@@ -10,7 +10,8 @@ import difflib
 import inspect
 import itertools
 import json
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
@@ -36,6 +37,7 @@ class GridPoint:
     config: dict  # resolved (logged as params and config.yaml)
     raw: dict  # as written (base + overrides + point): what run_training gets
     metrics: frozenset[str]  # what its training logs
+    check_data: Callable[[], None] = field(compare=False, repr=False)  # its DataModule's file check
 
     @property
     def params(self) -> dict[str, Any]:
@@ -157,11 +159,28 @@ def expand_grid(spec: StudySpec) -> list[GridPoint]:
             set_path(config, "seed_everything", seed)
             key = point_key(values, seed)
             resolved = _resolve(config, f"{where}: grid point {key}")
-            points.append(GridPoint(values, seed, key, resolved.config, config, resolved.metrics))
+            points.append(GridPoint(values, seed, key, resolved.config, config, resolved.metrics, resolved.check_data))
     if not points:
         raise SpecError(f"{where}: the exclude list removes every grid point")
     check_metrics(spec, [p.metrics for p in points])
     return points
+
+
+def check_data(spec: StudySpec, points: list[GridPoint] | None) -> None:
+    """The files of every distinct dataset the trials read exist (``SpecError`` naming the path and
+    how to get them): a missing dataset stops the study before its first trial, not in it."""
+    from lit_snn.data.errors import DatasetNotFoundError
+
+    if points is None:  # a sweep: the base config's data (search parameters rarely change the dataset)
+        checks = {"base": _resolve(spec.base, f"{_where(spec)}: base config").check_data}
+    else:
+        checks = {json.dumps(p.config.get("data"), sort_keys=True, default=str): p.check_data for p in points}
+    for check in checks.values():
+        try:
+            check()
+        except DatasetNotFoundError as exc:
+            found = str(exc).splitlines()[0].rstrip(".")
+            raise SpecError(f"{_where(spec)}: {found}; where to get it: {exc.source}") from None
 
 
 def check_metrics(spec: StudySpec, logged: list[frozenset[str]]) -> None:

@@ -39,6 +39,7 @@ from .pruning import make_pruner
 from .space import (
     SEED_PARAM,
     GridPoint,
+    check_data,
     check_sweep,
     decode_value,
     encode_value,
@@ -466,12 +467,13 @@ def _cpu_count() -> int:
 
 
 def validate(spec: StudySpec) -> list[GridPoint] | None:
-    """Resolve every trial config up front and check the objectives against the metrics the
-    training logs (``SpecError`` on anything wrong); the grid for ablations."""
-    if spec.kind == "ablation":
-        return expand_grid(spec)
-    check_sweep(spec)
-    return None
+    """Resolve every trial config up front, check the objectives against the metrics the training
+    logs and the datasets' files (``SpecError`` on anything wrong); the grid for ablations."""
+    points = expand_grid(spec) if spec.kind == "ablation" else None
+    if points is None:
+        check_sweep(spec)
+    check_data(spec, points)
+    return points
 
 
 def _parent_run(handle: StudyHandle, tracker: Tracker, spec: StudySpec, experiment_id: str, total: int) -> str:

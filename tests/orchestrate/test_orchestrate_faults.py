@@ -215,3 +215,15 @@ def test_a_trial_reproduces_and_evaluates_from_its_run_id(tmp_path, write_study,
     assert "reproduced exactly" in capsys.readouterr().out
     assert evaluate_main([trial.info.run_id, *store]) == 0  # the uploaded checkpoint, tested again
     assert f"{trial.data.metrics['test/acc']:.4f}" in capsys.readouterr().out
+
+
+def test_missing_data_stops_the_study_before_any_trial(tmp_path, write_study, capsys):
+    path = write_study("nodata", axes={"model.neuron": ["lif"]},
+                       base={"data": {"class_path": "lit_snn.data.CIFAR10DataModule",
+                                      "init_args": {"root": str(tmp_path / "nowhere")}}})
+    for extra in (["--dry-run"], []):
+        assert ablate_main([str(path), *store_args(tmp_path), *extra]) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert f"cifar10 not found at '{tmp_path / 'nowhere' / 'cifar-10-batches-py'}'" in line
+        assert "where to get it: the 'python version' archive from https://www.cs.toronto.edu" in line
+    assert not (tmp_path / "store").exists()
