@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+import lightning as L
 import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
@@ -92,6 +93,26 @@ def flat_metrics(results: dict[str, Any], prefix: str = "neurobench/") -> dict[s
         else:
             out[f"{prefix}{key}"] = float(value)
     return out
+
+
+class NeuroBenchCallback(L.Callback):
+    """After ``trainer.test``: NeuroBench's metrics of the tested model on the same test loader,
+    logged to every logger as ``neurobench/...`` (``results`` keeps the flat values).
+
+    ``lit-snn train ... --trainer.callbacks+=lit_snn.neurobench.NeuroBenchCallback``, or
+    ``lit-snn ablate FILE --neurobench`` for every trial (compare then shows them beside ours).
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.results: dict[str, float] = {}
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        loaders = trainer.test_dataloaders
+        loader = loaders[0] if isinstance(loaders, (list, tuple)) else loaders
+        self.results = flat_metrics(neurobench_metrics(pl_module.net, loader, pl_module.hparams.time_steps))
+        for logger in trainer.loggers:
+            logger.log_metrics(self.results, step=trainer.global_step)
 
 
 def _parser() -> argparse.ArgumentParser:

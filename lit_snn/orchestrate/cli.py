@@ -50,6 +50,8 @@ def _run_parser(prog: str, what: str) -> argparse.ArgumentParser:
                              "tracking server, where the server keeps artifacts)")
     parser.add_argument("--no-log-checkpoints", action="store_true",
                         help="do not upload each trial's best checkpoint to MLflow (uploaded by default)")
+    parser.add_argument("--neurobench", action="store_true",
+                        help="also compute NeuroBench's metrics (the neurobench package) of each trial at test time")
     parser.add_argument("--heartbeat", type=int, default=10,
                         help="seconds between trial heartbeats; a trial of another host is stale after 6 missed")
     parser.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
@@ -140,6 +142,7 @@ def _run_parsed(args: argparse.Namespace, kind: str, prog: str) -> int:
             workers=args.workers,
             heartbeat_s=args.heartbeat,
             log_checkpoints=not args.no_log_checkpoints,
+            neurobench=args.neurobench,
             verbose=args.verbose,
         )
         outcome = run_study(spec, options)

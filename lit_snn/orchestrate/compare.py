@@ -40,9 +40,15 @@ from .tracking import AXIS_TAG_PREFIX, TAG_KEY, TAG_STATE, TAG_TRIAL, Tracker
 CURVE_METRIC = "val/acc"  # the per-epoch history drawn in learning_curves.png
 ACC_ENERGY = [("test/acc", "maximize"), ("test/energy_mj", "minimize")]  # the Pareto ring of acc_vs_energy.png
 RUN_ATTR = "mlflow_run_id"  # the Optuna user attr holding a trial's MLflow run (study.RUN_ATTR)
-BASE_METRICS = ("test/acc", "test/firing_rate", "test/sops", "test/energy_mj")
+# NeuroBench's, when the trials ran with --neurobench (lit_snn.neurobench.NeuroBenchCallback)
+NEUROBENCH_METRICS = ("neurobench/ActivationSparsity", "neurobench/SynapticOperations/Effective_ACs",
+                      "neurobench/SynapticOperations/Effective_MACs")
+BASE_METRICS = ("test/acc", "test/firing_rate", "test/sops", "test/energy_mj", *NEUROBENCH_METRICS)
 LABELS = {"test/acc": "test acc", "test/firing_rate": "firing rate", "test/sops": "SOPs/sample",
-          "test/energy_mj": "energy mJ/sample", "val/acc_best": "best val acc", "val/acc": "val acc"}
+          "test/energy_mj": "energy mJ/sample", "val/acc_best": "best val acc", "val/acc": "val acc",
+          "neurobench/ActivationSparsity": "NeuroBench act. sparsity",
+          "neurobench/SynapticOperations/Effective_ACs": "NeuroBench ACs",
+          "neurobench/SynapticOperations/Effective_MACs": "NeuroBench MACs"}
 
 
 @dataclass

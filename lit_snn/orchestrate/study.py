@@ -87,6 +87,7 @@ class StudyOptions:
     grace_s: int | None = None  # default: 6 heartbeats
     max_failures: int | None = None  # sweeps: stop asking after this many failed trials (default n_trials)
     log_checkpoints: bool = True  # each trial's best checkpoint as an MLflow artifact
+    neurobench: bool = False  # NeuroBench's metrics of each trial at test time (neurobench/...)
     verbose: bool = False  # tracebacks of expected trial failures too
 
 
@@ -412,6 +413,10 @@ class StudyHandle:
             tracker.set_tags(run_id, {f"repro.{k}": v for k, v in reproducibility_info(config).items()})
             tracker.log_text(run_id, dump_yaml(raw), "config.yaml")
             callbacks: list = []
+            if self.options.neurobench:
+                from lit_snn.neurobench import NeuroBenchCallback
+
+                callbacks.append(NeuroBenchCallback())
             pruning = self.spec.kind == "sweep" and self.spec.pruner.get("type") != "none"  # never multi-objective
             if pruning:
                 callbacks.append(PyTorchLightningPruningCallback(trial, self.spec.pruner.get("monitor", "val/acc")))

@@ -130,3 +130,20 @@ def test_failed_trial_is_reported_and_retried_on_rerun(tmp_path, write_study, mo
     second = optuna_trials(tmp_path / "store" / "optuna.db")
     assert second[:2] == first and [t[1] for t in second[2:]] == ["COMPLETE"]
     assert second[2][3] == first[1][3]
+
+
+def test_neurobench_metrics_of_every_trial_reach_mlflow_and_compare(tmp_path, write_study):
+    path = write_study("bench", axes={"model.neuron": ["lif", "i_lif"]}, seeds=[0])
+    assert ablate_main([str(path), *store_args(tmp_path), "--no-compare", "--no-log-checkpoints",
+                        "--neurobench"]) == 0
+    _, _, children = _trial_runs(_mlflow(tmp_path), "ablation/bench")
+    for run in children:
+        metrics = run.data.metrics
+        sparsity = metrics["neurobench/ActivationSparsity"]
+        assert 0 < sparsity < 1 and metrics["neurobench/SynapticOperations/Effective_ACs"] > 0
+        if run.data.tags["axis.model.neuron"] == "lif":  # binary spikes: the definitions coincide
+            assert sparsity == pytest.approx(1 - metrics["test/firing_rate"], abs=1e-9)
+    result = compare(load_spec(path, "ablation"), f"sqlite:///{tmp_path / 'store' / 'mlruns.db'}",
+                     results_dir=tmp_path / "results", log=lambda _: None)
+    assert "neurobench/ActivationSparsity_mean" in result.per_axis["model.neuron"]
+    assert "NeuroBench act. sparsity" in result.markdown
