@@ -6,11 +6,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 SPIKINGJELLY_VERSION ?= 2.0.0
+NEUROBENCH_VERSION ?= 2.3.0
 ABLATION ?= ablations/default.yaml
 WORKERS ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: help venv test test-gpu ablation compare ui train bench lint clean
+.PHONY: help venv test test-gpu ablation compare ui train bench bench-cpu lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -26,6 +27,9 @@ $(STAMP): pyproject.toml
 	# SpikingJelly: the benchmark's competitor and a test oracle for the neuron math. Without its
 	# dependencies on purpose: they pull torchvision/torchaudio (a CUDA torch); its neurons need only loguru.
 	$(BIN)/pip install -q --no-deps "spikingjelly==$(SPIKINGJELLY_VERSION)" "loguru>=0.7,<1"
+	# NeuroBench: the standard metrics (lit-snn neurobench). Without its dependencies on purpose: it
+	# declares torchaudio (a torch of another version); its metrics need snntorch (from .[dev]), tonic and numba.
+	$(BIN)/pip install -q --no-deps "neurobench==$(NEUROBENCH_VERSION)"
 	@touch $(STAMP)
 
 venv: $(STAMP)  ## create the virtual environment (.venv)
@@ -50,6 +54,9 @@ train: $(STAMP)  ## one training of the lif preset on the embedded digits
 
 bench: $(STAMP)  ## neuron kernel benchmark (needs a GPU; says so and exits otherwise)
 	$(BIN)/lit-snn bench
+
+bench-cpu: $(STAMP)  ## CPU neuron benchmark: ours vs eager, torch.compile, SpikingJelly, snnTorch; 1 and 2 threads
+	$(BIN)/lit-snn bench --device cpu
 
 lint: $(STAMP)  ## ruff over the package and tests
 	$(BIN)/ruff check lit_snn tests
