@@ -23,10 +23,12 @@ class ActivityMonitor:
             self.ops.event_input = events
 
     def summary(self) -> dict[str, float]:
-        """``firing_rate`` (all neurons), ``firing_rate/<layer>``, ``high_code_fraction`` (integer
-        neurons: codes above 5), and with energy counting ``sops``, ``macs``, ``energy_mj``,
-        ``ann_energy_mj``, ``energy_ratio`` per sample."""
-        out: dict[str, float] = {"firing_rate": self.rates.mean_rate()}
+        """``firing_rate`` (all neurons), ``firing_rate/<layer>``, ``activation_sparsity`` (share of
+        zero outputs, NeuroBench's definition: 1 - firing rate for binary spikes, nonzero codes for
+        integer ones), ``high_code_fraction`` (integer neurons: codes above 5), and with energy
+        counting ``sops``, ``macs``, ``energy_mj``, ``ann_energy_mj``, ``energy_ratio`` per sample."""
+        out: dict[str, float] = {"firing_rate": self.rates.mean_rate(),
+                                 "activation_sparsity": self.rates.activation_sparsity()}
         out.update({f"firing_rate/{name}": rate for name, rate in self.rates.rates().items()})
         high = self.rates.high_code_fraction()
         if high:
@@ -40,7 +42,7 @@ class ActivityMonitor:
     def metric_names(net: nn.Module, count_energy: bool) -> set[str]:
         """The keys ``summary()`` gives for ``net`` once every neuron layer has run."""
         neurons = spiking_neurons(net)
-        names = {"firing_rate", *(f"firing_rate/{name}" for name, _ in neurons)}
+        names = {"firing_rate", "activation_sparsity", *(f"firing_rate/{name}" for name, _ in neurons)}
         if any(m.config.spike == "integer" for _, m in neurons):
             names.add("high_code_fraction")
         return names | set(ENERGY_KEYS) if count_energy else names

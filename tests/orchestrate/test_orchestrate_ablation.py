@@ -141,8 +141,11 @@ def test_neurobench_metrics_of_every_trial_reach_mlflow_and_compare(tmp_path, wr
         metrics = run.data.metrics
         sparsity = metrics["neurobench/ActivationSparsity"]
         assert 0 < sparsity < 1 and metrics["neurobench/SynapticOperations/Effective_ACs"] > 0
-        if run.data.tags["axis.model.neuron"] == "lif":  # binary spikes: the definitions coincide
+        assert sparsity == pytest.approx(metrics["test/activation_sparsity"], abs=1e-9)  # ours, same definition
+        if run.data.tags["axis.model.neuron"] == "lif":  # binary spikes: it is 1 - the firing rate
             assert sparsity == pytest.approx(1 - metrics["test/firing_rate"], abs=1e-9)
+        else:  # integer spikes: the firing rate averages values, the sparsity counts nonzeros
+            assert sparsity > 1 - metrics["test/firing_rate"]
     result = compare(load_spec(path, "ablation"), f"sqlite:///{tmp_path / 'store' / 'mlruns.db'}",
                      results_dir=tmp_path / "results", log=lambda _: None)
     assert "neurobench/ActivationSparsity_mean" in result.per_axis["model.neuron"]
