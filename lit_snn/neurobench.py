@@ -119,11 +119,11 @@ def _parser() -> argparse.ArgumentParser:
     from .export.checkpoint import DEFAULT_TRACKING_URI
 
     parser = argparse.ArgumentParser(prog="lit-snn neurobench", description=(
-        "NeuroBench's metrics (computed by the neurobench package) of a trained model on the embedded digits' "
-        "test split."))
+        "NeuroBench's metrics (computed by the neurobench package) of a trained model on the test split of its "
+        "run's config (an MLflow trial run), or of the embedded digits (a checkpoint file)."))
     parser.add_argument("source", metavar="RUN_ID_OR_CKPT", help="a Lightning checkpoint file or an MLflow run id")
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--limit", type=int, default=None, help="first N test samples only")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the run's, else 64")
+    parser.add_argument("--limit", type=int, default=None, help="first N test samples only (default: the run's)")
     parser.add_argument("--tracking-uri", default=DEFAULT_TRACKING_URI, help="MLflow tracking URI for a run id")
     parser.add_argument("--verbose", action="store_true", help="tracebacks of expected failures too")
     return parser
@@ -133,8 +133,16 @@ def _run(args: argparse.Namespace) -> int:
     from .data import DigitsDataModule
     from .export.checkpoint import load_model
 
-    model = load_model(args.source, args.tracking_uri)
-    dm = DigitsDataModule(batch_size=args.batch_size, limit_test=args.limit)
+    model, run = load_model(args.source, args.tracking_uri)
+    if run is not None:  # the run's own data, as its trial tested it
+        from .train import _build_from_dict
+
+        given = {k: v for k, v in (("batch_size", args.batch_size), ("limit_test", args.limit)) if v is not None}
+        config = {**run.config, "trainer": {**run.config.get("trainer", {}), "logger": False}}
+        config["data"] = {**config["data"], "init_args": {**config["data"].get("init_args", {}), **given}}
+        dm = _build_from_dict(config, loggers=[]).datamodule
+    else:
+        dm = DigitsDataModule(batch_size=args.batch_size or 64, limit_test=args.limit)
     dm.setup("test")
     results = neurobench_metrics(model.net, dm.test_dataloader(), model.hparams.time_steps)
     for key, value in flat_metrics(results).items():

@@ -29,7 +29,7 @@ def export(source: str, path: str, input_shape: str | None, dt: float | None, tr
 
     from .nir import DEFAULT_DT, to_nir
 
-    model = load_model(source, tracking_uri)
+    model, _ = load_model(source, tracking_uri)
     hp = model.hparams
     shape = tuple(int(s) for s in input_shape.split(",")) if input_shape else (hp.in_channels, 8, 8)
     try:

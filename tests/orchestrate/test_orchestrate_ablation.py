@@ -150,3 +150,19 @@ def test_neurobench_metrics_of_every_trial_reach_mlflow_and_compare(tmp_path, wr
                      results_dir=tmp_path / "results", log=lambda _: None)
     assert "neurobench/ActivationSparsity_mean" in result.per_axis["model.neuron"]
     assert "NeuroBench act. sparsity" in result.markdown
+
+
+def test_neurobench_and_export_commands_read_a_trial_by_its_run_id(tmp_path, write_study, capsys):
+    from lit_snn.cli import main
+
+    path = write_study("byid", axes={"model.neuron": ["plif"]}, seeds=[0])
+    assert ablate_main([str(path), *store_args(tmp_path), "--no-compare"]) == 0
+    _, _, (run,) = _trial_runs(_mlflow(tmp_path), "ablation/byid")
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlruns.db'}"
+    capsys.readouterr()
+    assert main(["neurobench", run.info.run_id, "--tracking-uri", uri]) == 0
+    table = dict(line.rsplit(None, 1) for line in capsys.readouterr().out.strip().splitlines())
+    # the run's own test split (32 samples of limit_test), with the model it logged
+    assert float(table["neurobench/ClassificationAccuracy"]) == pytest.approx(run.data.metrics["test/acc"])
+    assert main(["export", run.info.run_id, "--tracking-uri", uri, "--nir", str(tmp_path / "net.nir")]) == 0
+    assert (tmp_path / "net.nir").stat().st_size > 0
