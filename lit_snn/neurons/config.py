@@ -20,7 +20,7 @@ DECAY_FNS = ("sigmoid", "tanh")
 GRANULARITIES = ("layer", "channel")
 SPIKES = ("binary", "integer")
 SURROGATES = ("rectangle", "triangle", "sigmoid", "atan")
-BACKENDS = ("auto", "torch", "triton")
+BACKENDS = ("auto", "torch", "triton", "cpu")
 
 _CHOICES = {
     "reset": RESETS,
@@ -108,7 +108,7 @@ class NeuronConfig:
     surrogate_width: float = 1.0  # rectangle / triangle width
     surrogate_alpha: float = 4.0  # sigmoid / atan sharpness
     # execution
-    backend: str = "auto"  # auto: Triton on CUDA tensors, PyTorch reference otherwise
+    backend: str = "auto"  # auto: Triton on CUDA tensors, the CPU path (neurons/cpu) on CPU ones; torch: the reference
     validate: bool = True  # check rank/dtype/NaN of every input (one extra read of x)
     extra: dict = field(default_factory=dict, repr=False)  # free-form notes kept with the config
 

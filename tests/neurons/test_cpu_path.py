@@ -1,0 +1,389 @@
+"""The CPU path (``lit_snn.neurons.cpu``) against the PyTorch reference (the spec): outputs, final
+states and every gradient, for every preset and every axis combination the kernel tests cover.
+
+The comparisons run in float64, where no neuron sits within rounding of a threshold, a rounding
+point or a surrogate's edge, so spikes must be equal and everything else equal to 1e-9; a few fp32
+and half-precision checks follow. A gradient check swaps the spike functions for smooth primitives
+(as ``test_gradients.py`` does for the reference) and verifies the hand-written backward by finite
+differences.
+"""
+
+import importlib.util
+import math
+
+import pytest
+import torch
+from test_gradients import PRIMITIVES  # the surrogates' smooth primitives
+
+from lit_snn.neurons import KernelSpec, create_neuron, list_neurons, multistep_reference, neuron_config
+from lit_snn.neurons.cpu import forward as cpu_forward
+from lit_snn.neurons.cpu import multistep_cpu, parallel_cpu, scratch
+from lit_snn.neurons.cpu.scan import saves_states
+from lit_snn.neurons.parallel import init_parallel_params, parallel_reference
+from lit_snn.neurons.reference import PARAM_NAMES
+from lit_snn.neurons.surrogate import surrogate_grad, surrogate_grad_parts
+
+SCAN_PRESETS = [name for name in list_neurons() if neuron_config(name).decay != "parallel"]
+SIZES = {  # readable id -> input shape [T, ...]: T in {1, 3, 8}, odd sizes, conv and linear layouts
+    "T1-N1": (1, 1),
+    "T3-B2C5H7W3": (3, 2, 5, 7, 3),
+    "T8-B3F37": (8, 3, 37),
+}
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def make_case(cfg, shape, channels=None, seed=0, dtype=torch.float64):
+    """(spec, effective parameters as leaves, input, output cotangents) with learnables nudged randomly."""
+    if channels is not None:
+        cfg = cfg.replace(granularity="channel", channels=channels)
+    neuron = create_neuron(cfg)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in neuron.parameters():
+            p.add_(0.2 * torch.randn(p.shape, generator=gen))
+    params = {k: v.detach().to(dtype) for k, v in neuron.effective_params().items()}
+    x = (torch.randn(shape, generator=gen, dtype=torch.float64) * 1.5 + 0.5).to(dtype)
+    cot = [torch.randn(s, generator=gen, dtype=torch.float64).to(dtype) for s in (shape, shape[1:], shape[1:])]
+    return KernelSpec.from_config(cfg), params, x, cot
+
+
+def run(fn, spec, params, x, cot, state_grads=True):
+    """[spikes, V_T, M_T, dL/dx, dL/d(each parameter)] of one weighted loss (None gradients as zeros)."""
+    x = x.clone().requires_grad_(True)
+    params = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    spikes, v, m = fn(x, **params, spec=spec)
+    loss = (spikes * cot[0]).sum()
+    if state_grads:
+        loss = loss + (v * cot[1]).sum() + (m * cot[2]).sum()
+    inputs = [x, *params.values()]
+    grads = torch.autograd.grad(loss, inputs, allow_unused=True)
+    grads = [torch.zeros_like(i) if g is None else g for g, i in zip(grads, inputs)]
+    return [spikes.detach(), v.detach(), m.detach(), *grads]
+
+
+def assert_matches_reference(spec, params, x, cot, state_grads=True):
+    ours = run(multistep_cpu, spec, params, x, cot, state_grads)
+    ref = run(multistep_reference, spec, params, x, cot, state_grads)
+    names = ("spikes", "v_final", "m_final", "grad x") + tuple(f"grad {n}" for n in PARAM_NAMES)
+    assert torch.equal(ours[0], ref[0]), f"spikes differ at {(ours[0] != ref[0]).sum().item()} places"
+    for name, a, b in zip(names[1:], ours[1:], ref[1:]):
+        scale = max(b.abs().max().item(), 1.0) if b.numel() else 1.0
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9 * scale, msg=lambda m, n=name: f"{n}: {m}")
+
+
+# --------------------------------------------------------------------------------------------- presets
+@pytest.mark.parametrize("size", list(SIZES))
+@pytest.mark.parametrize("preset", SCAN_PRESETS)
+def test_preset_matches_reference(preset, size):
+    spec, params, x, cot = make_case(neuron_config(preset), SIZES[size], seed=len(preset))
+    assert_matches_reference(spec, params, x, cot)
+
+
+@pytest.mark.parametrize("preset", ["ar_lif", "da_lif", "ib_ra_lif", "plif", "klif", "alif"])
+def test_preset_per_channel(preset):
+    spec, params, x, cot = make_case(neuron_config(preset), (4, 3, 6, 5, 3), channels=6, seed=3)
+    assert_matches_reference(spec, params, x, cot)
+
+
+@pytest.mark.parametrize("preset", ["ar_lif", "da_lif", "i_lif"])
+def test_spike_loss_only_and_mixed_granularity(preset):
+    """A loss on the spikes alone (the final states' gradients never materialise), and a per-layer
+    threshold beside per-channel parameters."""
+    spec, params, x, cot = make_case(neuron_config(preset), (5, 2, 4, 3, 3), channels=4, seed=5)
+    params["vth"] = params["vth"][:1].clone()
+    assert_matches_reference(spec, params, x, cot, state_grads=False)
+
+
+@pytest.mark.parametrize("preset", ["lif", "ar_lif", "clif", "glif"])
+def test_steps_grouped_for_the_cache(preset, monkeypatch):
+    """x-only terms computed a few steps at a time (a group smaller than T, T not a multiple of it)."""
+    monkeypatch.setattr(cpu_forward, "GROUP_ELEMENTS", 2 * 3 * 5)  # 2 steps of 15 neurons
+    spec, params, x, cot = make_case(neuron_config(preset), (7, 3, 5), seed=9)
+    assert_matches_reference(spec, params, x, cot)
+
+
+# --------------------------------------------------------------------------------------------- axes
+def axis_cases():
+    """Every reset x threshold x spike combination (the two that would both need the second state M
+    excluded); surrogates, decays, granularity, memory carry, detach_reset and slope rotate. The same
+    list as ``test_kernels._axis_cases``, built here so that this file runs without Triton."""
+    surrogates = ["rectangle", "triangle", "sigmoid", "atan"]
+    decays = ["fixed", "learnable", "dual"]
+    cases, i = [], 0
+    for reset in ("hard", "soft", "adaptive", "complementary", "gated", "none"):
+        for threshold in ("fixed", "learnable", "adaptive", "spike_adaptive"):
+            if reset in ("adaptive", "complementary") and threshold == "spike_adaptive":
+                continue
+            for spike in ("binary", "integer"):
+                fields = {"reset": reset, "threshold": threshold, "spike": spike, "decay": decays[i % 3],
+                          "surrogate": surrogates[i % 4], "surrogate_width": [0.8, 1.3][i % 2],
+                          "surrogate_alpha": [4.0, 2.5][i % 2], "beta": 0.4, "alpha": 0.7,
+                          "memory_carry": i % 4 != 1 or reset != "adaptive", "int_max": [4.0, 5.11][i % 2],
+                          "int_scale": [1.0, 100.0][i % 2], "detach_reset": i % 3 == 2,
+                          "slope": "learnable" if i % 5 == 3 else "none", "v_threshold": 0.9,
+                          "adapt_learnable": threshold == "spike_adaptive" and i % 2 == 0}
+                channel = i % 2 == 1
+                cid = f"{reset}-{threshold}-{spike}-{fields['surrogate'] if spike == 'binary' else 'ste'}" + (
+                    "-channel" if channel else "") + ("-nocarry" if not fields["memory_carry"] else "") + (
+                    "-detach" if fields["detach_reset"] else "") + ("-slope" if fields["slope"] != "none" else "")
+                cases.append(pytest.param(fields, channel, id=cid))
+                i += 1
+    return cases
+
+
+@pytest.mark.parametrize("fields,channel", axis_cases())
+def test_axis_combination(fields, channel):
+    spec, params, x, cot = make_case(neuron_config("lif", **fields), (5, 3, 5, 7, 3), channels=5 if channel else None,
+                                     seed=7)
+    assert_matches_reference(spec, params, x, cot)
+
+
+# --------------------------------------------------------------------------------------------- gradcheck
+@pytest.fixture
+def smooth_spikes(monkeypatch):
+    """The CPU path's spike functions replaced by the surrogates' smooth primitives (binary) and the
+    clamp the straight-through estimator differentiates (integer); its backward is unchanged."""
+    def binary(u, th, out):
+        return out.copy_(PRIMITIVES[spec_holder["kind"]](u - th, spec_holder["param"]))
+
+    def integer(z, int_max, int_scale, out):
+        return out.copy_(z.clamp(0, int_max))
+
+    spec_holder = {}
+    monkeypatch.setattr(cpu_forward, "fire_binary", binary)
+    monkeypatch.setattr(cpu_forward, "fire_integer", integer)
+    return spec_holder
+
+
+def gradcheck_cases():
+    cases = []
+    for i, (reset, threshold, spike) in enumerate(
+            (r, t, s) for r in ("hard", "soft", "adaptive", "complementary", "gated", "none")
+            for t in ("fixed", "learnable", "adaptive", "spike_adaptive") for s in ("binary", "integer")
+            if not (r in ("adaptive", "complementary") and t == "spike_adaptive")):
+        surrogate = ("sigmoid", "atan", "rectangle", "triangle")[i % 4]
+        cases.append(pytest.param(reset, threshold, spike, surrogate, id=f"{reset}-{threshold}-{spike}-{surrogate}"))
+    return cases
+
+
+@pytest.mark.parametrize("reset,threshold,spike,surrogate", gradcheck_cases())
+def test_gradcheck_through_the_cpu_path(smooth_spikes, reset, threshold, spike, surrogate):
+    """float64 gradcheck of ``multistep_cpu`` (x and every parameter it reads, per channel) with
+    smooth spikes: the hand-written adjoint is the derivative of the forward, every axis."""
+    i = len(reset) + len(threshold)
+    cfg = neuron_config("lif", reset=reset, threshold=threshold, spike=spike, surrogate=surrogate,
+                        surrogate_alpha=2.0, surrogate_width=2.5, alpha=0.6, beta=0.4, v_threshold=0.8,
+                        int_max=3.0, memory_carry=i % 3 != 0 or reset != "adaptive",
+                        slope="learnable" if i % 2 else "none", adapt_learnable=threshold == "spike_adaptive")
+    spec, params, _, _ = make_case(cfg, (4, 2, 2, 3), channels=2, seed=i)
+    smooth_spikes.update(kind=spec.surrogate, param=spec.surrogate_param)
+    gen = torch.Generator().manual_seed(i)
+    x = torch.rand(4, 2, 2, 3, generator=gen, dtype=torch.float64) * 2.5 + 0.1  # away from the relu kinks
+    used = [n for n, u in zip(PARAM_NAMES, spec.used_params()) if u]
+
+    def fn(x, *ps):
+        return multistep_cpu(x, **{**params, **dict(zip(used, ps))}, spec=spec)
+
+    inputs = (x.requires_grad_(True),) + tuple(params[n].clone().requires_grad_(True) for n in used)
+    assert torch.autograd.gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-4)
+
+
+def test_surrogate_parts_are_the_surrogate():
+    u = torch.linspace(-2, 2, 401, dtype=torch.float64)
+    th = torch.tensor(0.3, dtype=torch.float64)
+    for kind, param in (("rectangle", 0.8), ("triangle", 1.3), ("sigmoid", 4.0), ("atan", 2.0)):
+        out = torch.empty_like(u)
+        c = surrogate_grad_parts(u, th, kind, param, out)
+        torch.testing.assert_close(c * out, surrogate_grad(u - th, kind, param), rtol=0, atol=1e-12)
+
+
+# --------------------------------------------------------------------------------------------- dtypes
+@pytest.mark.parametrize("preset", ["lif", "ar_lif", "i_lif", "ib_ra_lif"])
+def test_float32_matches_reference_but_for_near_ties(preset):
+    """fp32 against the float64 reference on the same (fp32) values: the neurons whose spikes agree
+    at every step (all but a few near ties) agree in everything, to fp32 accuracy."""
+    spec, params, x, cot = make_case(neuron_config(preset), (6, 4, 13, 11), seed=2, dtype=torch.float32)
+    with torch.no_grad():
+        ref_spikes = multistep_reference(x.double(), **{k: v.double() for k, v in params.items()}, spec=spec)[0]
+        ours_spikes = multistep_cpu(x, **params, spec=spec)[0]
+    agree = ((ours_spikes.double() - ref_spikes).abs() < 1e-6).all(0)  # [B, ...] neurons (levels k/N in fp32)
+    assert agree.float().mean() > 0.99
+    masked = [cot[0] * agree, cot[1] * agree, cot[2] * agree]
+    ours = run(multistep_cpu, spec, params, x, masked)
+    ref = run(multistep_reference, spec, {k: v.double() for k, v in params.items()}, x.double(),
+              [c.double() for c in masked])
+    for a, b in zip(ours[1:], ref[1:]):
+        a = a * agree if a.shape[-agree.dim():] == agree.shape else a
+        b = b * agree if b.shape[-agree.dim():] == agree.shape else b
+        scale = max(b.abs().max().item(), math.sqrt(x.numel()))
+        torch.testing.assert_close(a.double(), b, rtol=1e-4, atol=1e-4 * scale)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_computes_in_float32(dtype):
+    """bf16/fp16 in and out, fp32 inside: exactly the fp32 path on the rounded input, rounded."""
+    spec, params, x, cot = make_case(neuron_config("ar_lif"), (4, 2, 3, 5), seed=4, dtype=torch.float32)
+    low = x.to(dtype)
+    ours = run(multistep_cpu, spec, params, low, [c.to(dtype) for c in cot])
+    wide = run(multistep_cpu, spec, params, low.float(), [c.to(dtype).float() for c in cot])
+    assert ours[0].dtype == ours[1].dtype == ours[3].dtype == dtype
+    for a, b in zip(ours[:4], wide[:4]):
+        assert torch.equal(a, b.to(dtype))
+
+
+# --------------------------------------------------------------------------------------------- PSN
+@pytest.mark.parametrize("with_h_grad", [True, False], ids=["h-grad", "spikes-only"])
+@pytest.mark.parametrize("T", [1, 3, 8])
+def test_parallel_matches_reference(T, with_h_grad):
+    weight, threshold = init_parallel_params(T, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(T)
+    x = torch.randn(T, 3, 5, 7, generator=gen, dtype=torch.float64)
+    gs, gh = torch.randn(x.shape, generator=gen, dtype=torch.float64), torch.randn(x.shape[1:], generator=gen,
+                                                                                   dtype=torch.float64)
+    results = []
+    for fn in (parallel_cpu, parallel_reference):
+        leaves = [t.clone().requires_grad_(True) for t in (x, weight, threshold)]
+        spikes, h_last = fn(*leaves, "atan", 2.0)
+        loss = (spikes * gs).sum() + ((h_last * gh).sum() if with_h_grad else 0)
+        results.append([spikes.detach(), h_last.detach(), *torch.autograd.grad(loss, leaves)])
+    assert torch.equal(results[0][0], results[1][0])
+    for a, b in zip(results[0][1:], results[1][1:]):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+
+
+# --------------------------------------------------------------------------------------------- module
+@pytest.mark.parametrize("preset", ["lif", "ar_lif", "ib_ra_lif", "glif", "psn"])
+def test_module_cpu_backend_matches_torch(preset):
+    """The neuron module on backend ``cpu`` and ``torch`` (float64): spikes and every parameter's
+    gradient, through GLIF's gated input and PSN's parallel path too."""
+    steps = {"time_steps": 3} if neuron_config(preset).needs_time_steps else {}
+    torch.manual_seed(0)
+    ref = create_neuron(preset, backend="torch", **steps).double()
+    with torch.no_grad():
+        for p in ref.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    ours = create_neuron(preset, backend="cpu", **steps).double()
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(3, 2, 4, 5, dtype=torch.float64) * 1.5 + 0.5
+    weight = torch.randn_like(x)
+    out = []
+    for neuron in (ours, ref):
+        xi = x.clone().requires_grad_(True)
+        s = neuron(xi)
+        (s * weight).sum().backward()
+        out.append([s.detach(), xi.grad] + [p.grad for p in neuron.parameters()])
+    assert torch.equal(out[0][0], out[1][0])
+    for a, b in zip(out[0][1:], out[1][1:]):
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+
+
+def test_auto_picks_the_cpu_path_for_storage_dtypes():
+    neuron = create_neuron("lif")
+    assert neuron.backend_for(torch.zeros(2, 3)) == "cpu"
+    assert neuron.backend_for(torch.zeros(2, 3, dtype=torch.bfloat16)) == "cpu"
+    assert neuron.backend_for(torch.zeros(2, 3, dtype=torch.float64)) == "torch"  # gradient checks: the oracle
+    assert create_neuron("lif", backend="cpu").backend_for(torch.zeros(2, 3, dtype=torch.float64)) == "cpu"
+    assert create_neuron("lif", backend="torch").backend_for(torch.zeros(2, 3)) == "torch"
+
+
+def test_nan_input_still_names_the_layer():
+    """The deferred finite check on the CPU path: a NaN input (silenced by the threshold, so the loss
+    stays finite) stops training naming the layer, and the check records no autograd node."""
+    from lit_snn.module import LitSNN
+
+    model = LitSNN(num_classes=10, in_channels=1)
+    neuron = model.net.features[2]
+    x = torch.rand(4, 1, 8, 8)
+    assert neuron.backend_for(x) == "cpu"
+    x[0, 0, 0, 0] = float("nan")
+    with pytest.raises(FloatingPointError, match=r"train: the input of neuron layer net\.features\.2 contains NaN"):
+        model.training_step((x, torch.zeros(4, dtype=torch.long)), 0)
+    layer = create_neuron("lif")
+    layer.defer_finite_check = True
+    layer(torch.randn(3, 2, 5, requires_grad=True))
+    flag = layer.nonfinite_input()
+    assert flag.grad_fn is None and flag.item() is False  # one reduction, outside the autograd graph
+    with pytest.raises(ValueError, match="lif: input contains NaN"):
+        create_neuron("lif")(torch.full((2, 3), float("nan")))
+
+
+def test_scan_runner_compiles_once_it_has_paid(monkeypatch):
+    """Eager until the variant's eager time reaches the compile budget; then the faster of the
+    compiled reference and the eager path, with the reference's results; inference stays eager."""
+    from lit_snn.neurons.cpu import compiled
+
+    monkeypatch.setattr(compiled, "COMPILE_AFTER_S", 1e-3)
+    monkeypatch.setattr(compiled, "_RUNNERS", {})
+    spec, params, x, cot = make_case(neuron_config("lif"), (3, 2, 4, 5), dtype=torch.float32)
+    runner = compiled.scan_runner(spec, torch.float32)
+    with torch.no_grad():
+        runner(x, **params)
+    assert runner.choice == "eager" and runner.eager_s == 0.0  # inference neither counts nor compiles
+    params = {k: v.requires_grad_(True) if k == "beta" else v for k, v in params.items()}
+    first = run(lambda x, **p: runner(x, **{k: v for k, v in p.items() if k != "spec"}), spec, params, x, cot)
+    assert runner.choice == "eager" and runner.eager_s > 0
+    second = run(lambda x, **p: runner(x, **{k: v for k, v in p.items() if k != "spec"}), spec, params, x, cot)
+    assert runner.choice in ("compiled", "eager, compiled slower") and "compilation" in runner.report
+    ref = run(multistep_reference, spec, params, x, cot)
+    for a, b, c in zip(first, second, ref):
+        torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(b, c, rtol=1e-5, atol=1e-5)
+
+
+# --------------------------------------------------------------------------------------------- memory
+@pytest.mark.parametrize("preset", SCAN_PRESETS)
+def test_memory_kept_for_the_backward(preset):
+    """Saved for the backward: x and the parameters, and (``saves_states``) the states V (and M) of
+    every step, (T + 1) / T of x's size each; nothing else."""
+    spec, params, x, _ = make_case(neuron_config(preset), (4, 2, 3, 5), dtype=torch.float32)
+    x.requires_grad_(True)
+    alive = {t.untyped_storage().data_ptr() for t in (x, *params.values())}
+    kept = {}
+
+    def pack(t):
+        if t.untyped_storage().data_ptr() not in alive:
+            kept[t.untyped_storage().data_ptr()] = t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        multistep_cpu(x, **params, spec=spec)
+    states = (2 if spec.keeps_memory else 1) if saves_states(spec) else 0
+    assert sum(kept.values()) == states * (x.shape[0] + 1) * x[0].numel() * x.element_size()
+
+
+def test_outputs_never_share_the_scratch_pool():
+    """A second call (forward and backward) leaves the first call's outputs and gradients untouched."""
+    spec, params, x, cot = make_case(neuron_config("ar_lif"), (4, 2, 3, 5), dtype=torch.float32)
+    first = run(multistep_cpu, spec, params, x, cot)
+    kept = [t.clone() for t in first]
+    run(multistep_cpu, spec, params, x * 2 + 1, cot)
+    for a, b in zip(first, kept):
+        assert torch.equal(a, b)
+    scratch.release()
+
+
+# --------------------------------------------------------------------------------------------- bench
+def test_bench_cpu_mode_prints_its_columns(capsys):
+    """``lit-snn bench --device cpu`` (tiny sizes, one round, one thread): every column's time,
+    ratio, memory and ``same`` per preset; our eager reference computes exactly ours."""
+    pytest.importorskip("spikingjelly.activation_based.neuron")
+    from lit_snn.bench import main
+
+    presets = ["lif", "hard_lif", "i_lif", "psn"]
+    argv = ["--device", "cpu", "--presets", ",".join(presets), "--T", "3", "--shape", "2,3,4,4",
+            "--threads", "1", "--rounds", "1", "--columns", "ours,eager,sj,snntorch"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "threads: 1" in out and "failed" not in out
+    for name in ("ours ms", "eager ms", "sj ms", "snntorch ms", "xeager", "xsj", "ours MiB", "eager MiB",
+                 "same eager", "same sj", "same snntorch"):
+        assert name in out, name
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.split()[:1] in [[p] for p in presets]}
+    assert sorted(rows) == sorted(presets)
+    for fields in rows.values():
+        times = fields[4:8]  # ours, eager, sj, snntorch (ms)
+        assert all(float(t) > 0 for t in times[:2]), fields
+        assert fields[-3] == "100.00%", fields  # same eager
+    if importlib.util.find_spec("snntorch") is not None:  # snnTorch's Leaky is hard_lif
+        assert rows["hard_lif"][7] != "n/a" and rows["hard_lif"][-1] == "100.00%", rows["hard_lif"]
+    assert "[lif fp32 T=3] snntorch: n/a" in out
