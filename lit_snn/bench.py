@@ -12,9 +12,9 @@ Input ``x`` is ``[T, *shape]``; one case is a forward over all T steps plus the 
 spikes (w.r.t. ``x`` and the preset's learnable parameters). Columns:
 
 - ``ours``: what ``backend: auto`` runs on the device: the fused Triton kernels
-  (``kernels.multistep_triton``) on a GPU; on the CPU the CPU path (``neurons.cpu``) as it runs
-  once settled: in fp32 its scan is compiled first where ``torch.compile`` of the reference is the
-  faster (``neurons/cpu/compiled.py``; the run prints both times), the eager CPU path otherwise
+  (``kernels.multistep_triton``) on a GPU; on the CPU the CPU path (``neurons.cpu``); with the
+  compile switch opted in (``LIT_SNN_CPU_COMPILE_AFTER_S``), as it runs once settled: in fp32 its
+  scan compiled first where ``torch.compile`` of the reference is the faster (the run prints both)
 - ``eager``: the PyTorch reference recurrence (``multistep_reference``)
 - ``compile``: ``torch.compile`` of the reference (compilation excluded; can take a while)
 - ``sj``: SpikingJelly's multi-step neuron where an equivalent exists (``LIFNode`` for lif,
@@ -383,7 +383,8 @@ def make_case(preset, dtype, T, shape, columns, device="cuda"):
     else:
         from lit_snn.neurons.kernels import multistep_triton as ours_scan
     ours_backend = "cpu" if device == "cpu" else "triton"
-    runner = None  # CPU, fp32: the scan runner auto uses, settled (compiled or not) before the timing
+    runner = None  # CPU, fp32, compile switch opted in: the scan runner auto uses, settled before the timing
+    switch = device == "cpu" and dtype == torch.float32 and cpu_compiled.COMPILE_AFTER_S < float("inf")
 
     x = torch.randn((T, *shape), device=device, dtype=dtype).mul_(1.5).add_(0.5).requires_grad_(True)
     grad = torch.randn_like(x)
@@ -412,7 +413,7 @@ def make_case(preset, dtype, T, shape, columns, device="cuda"):
 
         neuron, reference = build(ours_backend), build("torch")
         reference.load_state_dict(neuron.state_dict())  # PSN's W is drawn at random: the same in both
-        if "ours" in columns and device == "cpu" and dtype == torch.float32 and preset == "glif":
+        if "ours" in columns and switch and preset == "glif":
             runner = cpu_compiled.scan_runner(neuron.spec, dtype)
             runner.settle(neuron.glif_input(x), neuron.effective_params())
         if "ours" in columns:
@@ -429,7 +430,7 @@ def make_case(preset, dtype, T, shape, columns, device="cuda"):
         spec = KernelSpec.from_config(neuron.config)
         params = learnable_params(preset, dtype, device, neuron)
         inputs = [x] + [p for p in params.values() if p.requires_grad]
-        if "ours" in columns and device == "cpu" and dtype == torch.float32:
+        if "ours" in columns and switch:
             runner = cpu_compiled.scan_runner(spec, dtype)
             runner.settle(x, params)
             runs["ours"] = column(lambda: runner(x, **params)[0], inputs, note=lambda: runner.report)
