@@ -93,8 +93,7 @@ def connections(module: nn.Module, activity: Tensor, fanout: Tensor | None = Non
 
 def integer_top(neuron: SpikingNeuron) -> int:
     """The largest integer code ``N * D`` of an integer neuron."""
-    cfg = neuron.config
-    return math.floor(cfg.int_max * cfg.int_scale + 0.5)
+    return neuron.config.int_top
 
 
 def integer_codes(neuron: SpikingNeuron, s: Tensor) -> Tensor:

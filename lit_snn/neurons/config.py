@@ -231,6 +231,13 @@ class NeuronConfig:
         return self.decay == "gated" or self.reset == "gated"
 
     @property
+    def int_top(self) -> int:
+        """Integer spikes: the largest code ``round(N D)`` (``surrogate.integer_top``)."""
+        from .surrogate import integer_top
+
+        return integer_top(self.int_max, self.int_scale)
+
+    @property
     def needs_time_steps(self) -> bool:
         """Whether the neuron has parameters per time step (and so needs ``time_steps``)."""
         return self.decay in ("gated", "parallel")

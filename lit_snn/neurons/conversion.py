@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .family import SpikingNeuron
+from .surrogate import integer_top
 
 SCHEMES = ("unary", "bitserial")
 
@@ -29,7 +30,7 @@ def default_scheme(int_scale: float) -> str:
 
 
 def num_virtual_steps(int_max: float, int_scale: float, scheme: str) -> int:
-    top = math.floor(int_max * int_scale + 0.5)  # largest integer code N*D
+    top = integer_top(int_max, int_scale)
     if scheme == "unary":
         return top
     if scheme == "bitserial":
@@ -54,7 +55,7 @@ def integer_to_binary(s: Tensor, int_max: float, int_scale: float, scheme: str |
     k = num_virtual_steps(int_max, int_scale, scheme)
     scaled = s.double() * int_scale
     codes = torch.round(scaled)
-    top = math.floor(int_max * int_scale + 0.5)
+    top = integer_top(int_max, int_scale)
     if s.numel() and ((codes - scaled).abs().max() > 1e-3 or codes.min() < 0 or codes.max() > top):
         raise ValueError(
             f"integer_to_binary: values must be multiples of 1/N in [0, D] (N={int_scale}, D={int_max})"

@@ -9,16 +9,17 @@ codes near the top of the range: the quantizer silently becomes coarser than the
 from __future__ import annotations
 
 import functools
-import math
 import warnings
 
 import torch
+
+from .surrogate import integer_top
 
 
 @functools.lru_cache(maxsize=64)
 def recoverable_spike_levels(int_max: float, int_scale: float, dtype: torch.dtype) -> tuple[int, int]:
     """(codes k whose level k/N, stored in ``dtype``, rounds back to k; number of codes)."""
-    top = math.floor(int_scale * int_max + 0.5)
+    top = integer_top(int_max, int_scale)
     codes = torch.arange(top + 1, dtype=torch.float64)
     stored = (codes / int_scale).to(dtype).to(torch.float64)
     return int((torch.round(stored * int_scale) == codes).sum()), top + 1

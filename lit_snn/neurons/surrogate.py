@@ -91,12 +91,18 @@ class IntegerQuantizer(torch.autograd.Function):
         return grad_out * inside.to(grad_out.dtype), None, None
 
 
+def integer_top(int_max: float, int_scale: float) -> int:
+    """The largest integer code, ``N * D`` rounded half up: 511 for D = 5.11, N = 100 (every module
+    that needs it reads it here or through ``NeuronConfig.int_top``)."""
+    return math.floor(int_scale * int_max + 0.5)
+
+
 def quantize(z: Tensor, int_max: float, int_scale: float, out: Tensor | None = None) -> Tensor:
     """The integer code ``q = floor(clamp(N z, 0, N D) + 0.5)`` divided by ``N`` (no gradient).
 
     ``out``: written in place there (the same ops and roundings; ``* N`` and ``/ N`` skipped at N = 1,
     where they are exact no-ops)."""
-    top = math.floor(int_scale * int_max + 0.5)  # N*D rounded: 511 for D=5.11, N=100
+    top = integer_top(int_max, int_scale)
     if out is None:
         return torch.floor((z * int_scale).clamp(0, top) + 0.5) / int_scale
     if int_scale == 1.0:

@@ -62,7 +62,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 from dataclasses import astuple, dataclass, fields
 
 import torch
@@ -71,7 +70,7 @@ import triton.language as tl
 from torch import Tensor
 
 from ..reference import PARAM_NAMES, SECOND_STATE_RESETS, KernelSpec, used_params
-from ..surrogate import SURROGATE_IDS
+from ..surrogate import SURROGATE_IDS, integer_top
 
 INTERPRET = bool(triton.knobs.runtime.interpret)  # decided when the kernels below are decorated
 RESET_IDS = {"hard": 0, "soft": 1, "adaptive": 2, "complementary": 3, "gated": 4, "none": 5}
@@ -117,7 +116,7 @@ class Variant:
 
     @property
     def int_top(self) -> float:
-        return float(math.floor(self.int_scale * self.int_max + 0.5))  # N D rounded, as in surrogate.quantize
+        return float(integer_top(self.int_max, self.int_scale))
 
     @property
     def keep_m(self) -> bool:
