@@ -7,10 +7,12 @@ Entry points (wired to ``lit-snn ablate | sweep | compare`` in ``lit_snn/cli.py`
 - ``load_spec(path, kind)`` -> ``StudySpec``; ``run_study(spec, StudyOptions(...))`` -> ``StudyOutcome``;
   ``compare(spec, tracking_uri)`` -> ``CompareResult``.
 
-Files: spec.py (YAML -> validated spec), space.py (grid / ranges, resolved up front), study.py
-(queue, workers, resume), storage.py (Optuna RDB storage), tracking.py (MLflow), pruning.py
-(Lightning -> Optuna pruning), compare.py (tables and plots), pareto.py (non-dominated filter),
-statistics.py (seed statistics), cli.py (argparse).
+Files: spec.py (YAML -> validated spec), space.py (grid / ranges, metric and data checks, resolved
+up front), study.py (queue, workers, resume, the one parent run), storage.py (Optuna RDB storage,
+creation lock, the atomic study attribute), tracking.py (MLflow, server checks), workers.py
+(identity, heartbeat, death with the parent), pruning.py (the Optuna pruner), training.py (the
+training entry points, reproducibility record), compare.py (tables and plots), pareto.py
+(non-dominated filter), statistics.py (seed statistics), cli.py (argparse, one-line failures).
 """
 
 from .cli import ablate_main, compare_main, sweep_main
