@@ -34,7 +34,7 @@ import pandas as pd
 from .pareto import pareto_rows
 from .spec import StudySpec
 from .statistics import GRID_AXIS, LEVEL, SEED_COLUMN, Comparison, arm_stats, grid_label, is_points, seed_statistics
-from .storage import absolute_sqlite_url, make_storage
+from .storage import make_storage, sqlite_path
 from .tracking import AXIS_TAG_PREFIX, TAG_KEY, TAG_STATE, TAG_TRIAL, Tracker
 
 CURVE_METRIC = "val/acc"  # the per-epoch history drawn in learning_curves.png
@@ -365,8 +365,8 @@ def _open_study(name: str, storages: list[str | None], spec: StudySpec, log: Cal
         if "***" in url:
             log(f"compare: the study's storage {url} has a masked password: pass --storage to read the study")
             continue
-        url = absolute_sqlite_url(url)
-        if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):].split("?")[0]).is_file():
+        path = sqlite_path(url)
+        if path is not None and not path.is_file():
             continue
         try:
             study = optuna.load_study(study_name=name, storage=make_storage(url, heartbeat_interval=None))

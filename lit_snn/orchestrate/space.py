@@ -166,16 +166,17 @@ def expand_grid(spec: StudySpec) -> list[GridPoint]:
     return points
 
 
-def check_data(spec: StudySpec, points: list[GridPoint] | None) -> None:
-    """The files of every distinct dataset the trials read exist (``SpecError`` naming the path and
-    how to get them): a missing dataset stops the study before its first trial, not in it."""
+def grid_data_checks(points: list[GridPoint]) -> list[Callable[[], None]]:
+    """One ``check_data`` per distinct dataset config of the grid."""
+    return list({json.dumps(p.config.get("data"), sort_keys=True, default=str): p.check_data for p in points}.values())
+
+
+def check_data(spec: StudySpec, checks: list[Callable[[], None]]) -> None:
+    """The files of every dataset the trials read exist (``SpecError`` naming the path and how to
+    get them): a missing dataset stops the study before its first trial, not in it."""
     from lit_snn.data.errors import DatasetNotFoundError
 
-    if points is None:  # a sweep: the base config's data (search parameters rarely change the dataset)
-        checks = {"base": _resolve(spec.base, f"{_where(spec)}: base config").check_data}
-    else:
-        checks = {json.dumps(p.config.get("data"), sort_keys=True, default=str): p.check_data for p in points}
-    for check in checks.values():
+    for check in checks:
         try:
             check()
         except DatasetNotFoundError as exc:
@@ -199,8 +200,8 @@ def check_metrics(spec: StudySpec, logged: list[frozenset[str]]) -> None:
 
 
 # ---------------------------------------------------------------------- sweep ranges
-def check_sweep(spec: StudySpec) -> dict:
-    """Resolve the base and each range end / choice of a sweep; returns the resolved base."""
+def check_sweep(spec: StudySpec):
+    """Resolve the base and each range end / choice of a sweep; returns the base's ``ResolvedRun``."""
     where = _where(spec)
     base = _resolve(spec.base, f"{where}: base config")
     logged = [base.metrics]
@@ -214,7 +215,7 @@ def check_sweep(spec: StudySpec) -> dict:
             set_path(config, path, value)
             logged.append(_resolve(config, f"{where}: params.{path}={value!r}").metrics)
     check_metrics(spec, logged)
-    return base.config
+    return base
 
 
 def suggest(trial: optuna.trial.BaseTrial, spec: StudySpec) -> dict[str, Any]:

@@ -94,8 +94,7 @@ def make_storage(url: str, heartbeat_interval: int | None = 10, grace_period: in
     """
     url = with_available_driver(absolute_sqlite_url(url))
     engine_kwargs: dict = {}
-    if url.startswith("sqlite"):
-        Path(url[len("sqlite:///"):].split("?")[0]).parent.mkdir(parents=True, exist_ok=True)
+    if url.startswith("sqlite"):  # its folder is made by creation_lock below
         engine_kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
     else:
         engine_kwargs["pool_pre_ping"] = True

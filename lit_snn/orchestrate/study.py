@@ -44,6 +44,7 @@ from .space import (
     decode_value,
     encode_value,
     expand_grid,
+    grid_data_checks,
     run_name,
     suggest,
     sweep_config,
@@ -474,11 +475,12 @@ def _cpu_count() -> int:
 def validate(spec: StudySpec) -> list[GridPoint] | None:
     """Resolve every trial config up front, check the objectives against the metrics the training
     logs and the datasets' files (``SpecError`` on anything wrong); the grid for ablations."""
-    points = expand_grid(spec) if spec.kind == "ablation" else None
-    if points is None:
-        check_sweep(spec)
-    check_data(spec, points)
-    return points
+    if spec.kind == "ablation":
+        points = expand_grid(spec)
+        check_data(spec, grid_data_checks(points))
+        return points
+    check_data(spec, [check_sweep(spec).check_data])  # the base's data: search parameters rarely change it
+    return None
 
 
 def _parent_run(handle: StudyHandle, tracker: Tracker, spec: StudySpec, experiment_id: str, total: int) -> str:
