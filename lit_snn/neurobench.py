@@ -135,12 +135,12 @@ def _run(args: argparse.Namespace) -> int:
 
     model, run = load_model(args.source, args.tracking_uri)
     if run is not None:  # the run's own data, as its trial tested it
-        from .train import _build_from_dict
+        from .train import build_from_dict
 
         given = {k: v for k, v in (("batch_size", args.batch_size), ("limit_test", args.limit)) if v is not None}
         config = {**run.config, "trainer": {**run.config.get("trainer", {}), "logger": False}}
         config["data"] = {**config["data"], "init_args": {**config["data"].get("init_args", {}), **given}}
-        dm = _build_from_dict(config, loggers=[]).datamodule
+        dm = build_from_dict(config, loggers=[]).datamodule
     else:
         dm = DigitsDataModule(batch_size=args.batch_size or 64, limit_test=args.limit)
     dm.setup("test")

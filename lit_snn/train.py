@@ -137,7 +137,7 @@ def _data_from_its_defaults(argv: list[str]) -> list[str]:
     return out
 
 
-def _build_from_dict(config: dict, **kwargs) -> LitSNNCLI:
+def build_from_dict(config: dict, **kwargs) -> LitSNNCLI:
     """``build_cli`` on a config dict, with every parser or constructor complaint as ``ValueError``."""
     try:
         return build_cli(config, save_config=False, **kwargs)
@@ -167,7 +167,7 @@ def resolve_run(config: dict) -> ResolvedRun:
     Builds the model and DataModule (so an unknown preset, field or dataset path fails here,
     before any training). Raises ``ValueError`` with the parser's or constructor's message.
     """
-    cli = _build_from_dict(copy.deepcopy(config), loggers=[])
+    cli = build_from_dict(copy.deepcopy(config), loggers=[])
     out = yaml.safe_load(cli.parser.dump(cli.config, format="yaml", skip_none=False))
     out.pop("config", None)
     out.pop("ckpt_path", None)  # a command-line action (resume), not a setting of the run
@@ -184,12 +184,12 @@ def run_training(config: dict, *, callbacks: list | None = None, loggers: list |
     config = copy.deepcopy(config)
     if loggers is not None:  # the loggers handed in win over a `trainer.logger` in the (resolved) config
         config.get("trainer", {}).pop("logger", None)
-    cli = _build_from_dict(config, callbacks=callbacks, loggers=loggers, default_root_dir=default_root_dir)
+    cli = build_from_dict(config, callbacks=callbacks, loggers=loggers, default_root_dir=default_root_dir)
     return fit_and_test(cli.trainer, cli.model, cli.datamodule, verbose=verbose, ckpt_path=cli.config.get("ckpt_path"))
 
 
 @contextlib.contextmanager
-def _ctrl_c_as_keyboard_interrupt():
+def ctrl_c_as_keyboard_interrupt():
     """Lightning answers Ctrl-C with a graceful shutdown, ``SIGINT`` ignored and ``sys.exit(1)``: give
     the caller the ``KeyboardInterrupt`` back (and its own ``SIGINT`` handler)."""
     handler = signal.getsignal(signal.SIGINT)
@@ -210,12 +210,12 @@ def fit_and_test(trainer: L.Trainer, model: LitSNN, datamodule, verbose: bool = 
     if ckpt_path and "://" not in ckpt_path and not os.path.isfile(ckpt_path):
         raise FileNotFoundError(errno.ENOENT, "checkpoint not found", ckpt_path)
     start = time.perf_counter()
-    with _ctrl_c_as_keyboard_interrupt():
+    with ctrl_c_as_keyboard_interrupt():
         trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
     seconds = time.perf_counter() - start
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/"))}
     ckpt = "best" if best_checkpoint(trainer) else None
-    with _ctrl_c_as_keyboard_interrupt():
+    with ctrl_c_as_keyboard_interrupt():
         (results,) = trainer.test(model if ckpt is None else None, datamodule=datamodule, ckpt_path=ckpt,
                                   verbose=verbose)
     metrics.update({k: float(v) for k, v in results.items()})
