@@ -18,7 +18,15 @@ import pytest
 import torch
 from torch import nn
 
-from lit_snn.backbones import Conv2d, TimeFold, create_backbone, describe_backbones, list_backbones
+from lit_snn.backbones import (
+    AdaptiveAvgPool2d,
+    BatchNorm2d,
+    Conv2d,
+    TimeFold,
+    create_backbone,
+    describe_backbones,
+    list_backbones,
+)
 from lit_snn.energy import FiringRateMonitor, SynOpsCounter
 from lit_snn.neurons import (
     BinarySpikeLayer,
@@ -160,6 +168,35 @@ def test_time_folded_layers_equal_per_step_layers():
     torch.testing.assert_close(TimeFold(conv, nn.AvgPool2d(2))(x), nn.AvgPool2d(2)(per_step.flatten(0, 1))
                                .unflatten(0, (3, 2)))
     assert isinstance(conv, nn.Conv2d)
+
+
+def test_a_static_input_runs_a_per_sample_layer_once():
+    """Direct encoding (a stride-0 ``expand`` over T): conv runs once and expands, with the same output
+    and gradients as on the materialised input; batch norm takes the whole folded batch (its running
+    variance counts the T copies)."""
+    torch.manual_seed(0)  # float64: the sums over T are taken in another order
+    image = torch.randn(2, 3, 6, 6, dtype=torch.float64, requires_grad=True)  # [B, C, H, W]
+    static = image.unsqueeze(0).expand(4, *image.shape)  # [T, B, C, H, W], stride 0 over T
+    conv, bn = Conv2d(3, 5, 3, padding=1).double(), BatchNorm2d(5).double()
+    twin_conv, twin_bn = copy.deepcopy(conv), copy.deepcopy(bn)
+    out = bn(conv(static))
+    assert conv(static).stride(0) == 0  # ran once
+    twin_image = image.detach().clone().requires_grad_(True)
+    twin = twin_bn(twin_conv(twin_image.unsqueeze(0).repeat(4, 1, 1, 1, 1)))  # materialised copies
+    torch.testing.assert_close(out, twin)
+    torch.testing.assert_close(bn.running_var, twin_bn.running_var, rtol=0, atol=0)
+    cot = torch.randn_like(out)
+    (out * cot).sum().backward()
+    (twin * cot).sum().backward()
+    torch.testing.assert_close(image.grad, twin_image.grad)
+    torch.testing.assert_close(conv.weight.grad, twin_conv.weight.grad)
+
+
+def test_adaptive_pool_to_its_own_size_is_the_identity():
+    x = torch.randn(3, 2, 4, 5, 5)
+    assert AdaptiveAvgPool2d(5)(x) is x and AdaptiveAvgPool2d((None, 5))(x) is x
+    torch.testing.assert_close(AdaptiveAvgPool2d(1)(x), x.mean((-2, -1), keepdim=True))
+    torch.testing.assert_close(AdaptiveAvgPool2d((5, 1))(x), x.mean(-1, keepdim=True))
 
 
 @pytest.mark.parametrize("name,kwargs,shape", [
