@@ -33,6 +33,14 @@ class LitSNN(L.LightningModule):
     layer biases, neuron parameters such as decays, thresholds and AR-LIF's ``a``/``c``): False
     (default) exempts them, True decays them too, as the AR-LIF authors' ``train.py`` does
     (``SGD(net.parameters(), weight_decay=...)``).
+
+    ``compile``: the training forward and backward run through ``torch.compile`` of the whole
+    network (``compile_backend``, default inductor); validation, test and inference stay eager (the
+    activity monitor's hooks would each cost a recompilation). The neurons then run as one op per
+    direction on CUDA (the Triton kernels' custom ops, no graph break) and as the PyTorch
+    reference on CPU (which inductor fuses; the CPU path's hand-written Function is opaque to it).
+    The compilation costs tens of seconds per process: it pays on long runs, not on the digits.
+    Parameters, checkpoints and results are those of the eager model.
     """
 
     def __init__(
@@ -55,6 +63,8 @@ class LitSNN(L.LightningModule):
         weight_decay: float = 5e-4,
         weight_decay_1d: bool = False,
         warmup_epochs: int = 0,
+        compile: bool = False,
+        compile_backend: str = "inductor",
     ) -> None:
         super().__init__()
         if loss not in LOSSES:
@@ -93,6 +103,9 @@ class LitSNN(L.LightningModule):
         self.val_acc_best.persistent(True)  # kept in checkpoints, so a resumed fit keeps its best
         self.activity = None  # ActivityMonitor during val/test (firing rates, SOPs)
         self.code_histograms: dict = {}  # integer neurons: layer -> counts per code, last val/test epoch
+        # the compiled network, built at the first training step; kept out of the module tree
+        # (``__dict__``), so that parameters and state-dict keys stay those of ``self.net``
+        self.__dict__["_compiled_net"] = None
 
     def metric_names(self) -> set[str]:
         """Every metric this module logs in ``fit`` and ``test`` (the names a study may optimise)."""
@@ -119,7 +132,15 @@ class LitSNN(L.LightningModule):
 
     def forward(self, x: Tensor) -> Tensor:
         """Per-step logits ``[T, B, K]``."""
-        return self.net(self.encode(x))
+        return self._net_for_step()(self.encode(x))
+
+    def _net_for_step(self):
+        """``self.net``, or its ``torch.compile`` while training with ``compile``."""
+        if not (self.hparams.compile and self.training and torch.is_grad_enabled()):
+            return self.net
+        if self._compiled_net is None:
+            self.__dict__["_compiled_net"] = torch.compile(self.net, backend=self.hparams.compile_backend)
+        return self._compiled_net
 
     def loss(self, outputs: Tensor, target: Tensor) -> Tensor:
         hp = self.hparams

@@ -211,10 +211,14 @@ class SpikingNeuron(nn.Module):
         Triton or a GPU; ``cpu`` runs any float dtype on any device). With
         ``LIT_SNN_CPU_COMPILE_AFTER_S`` set, the fp32 CPU scan switches to ``torch.compile`` of the
         reference once a compilation has paid for itself and only if it is faster (``cpu/compiled.py``;
-        off by default, as the switch makes a run irreproducible); PSN's stays eager."""
+        off by default, as the switch makes a run irreproducible); PSN's stays eager. Under
+        ``torch.compile`` (``LitSNN(compile=True)``) ``auto`` on CPU is the reference, which inductor
+        fuses (the CPU path's hand-written Function would be an opaque graph break)."""
         backend = self.config.backend
         if backend != "auto" or x.dtype not in (torch.float32, torch.bfloat16, torch.float16):
             return "torch" if backend == "auto" else backend
+        if x.device.type == "cpu" and torch.compiler.is_compiling():
+            return "torch"  # traced by torch.compile: the reference, which inductor fuses
         return "triton" if x.is_cuda else "cpu" if x.device.type == "cpu" else "torch"
 
     def forward_with_state(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:

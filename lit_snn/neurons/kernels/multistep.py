@@ -797,7 +797,8 @@ class _EagerMultistep(torch.autograd.Function):
     Function (a noisy machine: an empty Function took 27-63 us). That is
     the size of the kernels' own GPU time at a CIFAR ResNet stage, so eager calls skip it. Under
     ``torch.compile``, ``multistep_triton`` uses the custom ops, which the compiler sees as one
-    opaque op per direction.
+    opaque op per direction: a whole network compiles as one graph (``LitSNN(compile=True)``,
+    ``--model.compile true``; ``tests/test_compile.py``).
     """
 
     @staticmethod
