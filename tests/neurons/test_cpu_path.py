@@ -6,6 +6,11 @@ point or a surrogate's edge, so spikes must be equal and everything else equal t
 and half-precision checks follow. A gradient check swaps the spike functions for smooth primitives
 (as ``test_gradients.py`` does for the reference) and verifies the hand-written backward by finite
 differences.
+
+``multistep_cpu`` has two implementations (``cpu/scan.py``): the numba kernels and torch ops per
+step. The ``cpu_path`` fixture runs a test on each (the reference comparisons and the memory kept);
+the gradient check runs the torch path only (its smooth spikes are a swap of that path's spike
+functions; the numba kernels' derivative is held to the reference by the comparisons).
 """
 
 import importlib.util
@@ -19,7 +24,8 @@ from test_gradients import PRIMITIVES  # the surrogates' smooth primitives
 from lit_snn.neurons import KernelSpec, create_neuron, list_neurons, multistep_reference, neuron_config
 from lit_snn.neurons.cpu import forward as cpu_forward
 from lit_snn.neurons.cpu import multistep_cpu, parallel_cpu, scratch
-from lit_snn.neurons.cpu.scan import saves_states
+from lit_snn.neurons.cpu import scan as cpu_scan
+from lit_snn.neurons.cpu.scan import saves_states, uses_numba
 from lit_snn.neurons.parallel import init_parallel_params, parallel_reference
 from lit_snn.neurons.reference import PARAM_NAMES
 from lit_snn.neurons.surrogate import surrogate_grad, surrogate_grad_parts
@@ -33,6 +39,13 @@ SIZES = {  # readable id -> input shape [T, ...]: T in {1, 3, 8}, odd sizes, con
 
 
 # --------------------------------------------------------------------------------------------- helpers
+@pytest.fixture(params=["numba", "torch"])
+def cpu_path(request, monkeypatch):
+    """Run the test on the numba kernels and on the torch ops per step (``scan.USE_NUMBA``)."""
+    monkeypatch.setattr(cpu_scan, "USE_NUMBA", request.param == "numba")
+    return request.param
+
+
 def make_case(cfg, shape, channels=None, seed=0, dtype=torch.float64):
     """(spec, effective parameters as leaves, input, output cotangents) with learnables nudged randomly."""
     if channels is not None:
@@ -75,19 +88,19 @@ def assert_matches_reference(spec, params, x, cot, state_grads=True):
 # --------------------------------------------------------------------------------------------- presets
 @pytest.mark.parametrize("size", list(SIZES))
 @pytest.mark.parametrize("preset", SCAN_PRESETS)
-def test_preset_matches_reference(preset, size):
+def test_preset_matches_reference(preset, size, cpu_path):
     spec, params, x, cot = make_case(neuron_config(preset), SIZES[size], seed=len(preset))
     assert_matches_reference(spec, params, x, cot)
 
 
 @pytest.mark.parametrize("preset", ["ar_lif", "da_lif", "ib_ra_lif", "plif", "klif", "alif"])
-def test_preset_per_channel(preset):
+def test_preset_per_channel(preset, cpu_path):
     spec, params, x, cot = make_case(neuron_config(preset), (4, 3, 6, 5, 3), channels=6, seed=3)
     assert_matches_reference(spec, params, x, cot)
 
 
 @pytest.mark.parametrize("preset", ["ar_lif", "da_lif", "i_lif"])
-def test_spike_loss_only_and_mixed_granularity(preset):
+def test_spike_loss_only_and_mixed_granularity(preset, cpu_path):
     """A loss on the spikes alone (the final states' gradients never materialise), and a per-layer
     threshold beside per-channel parameters."""
     spec, params, x, cot = make_case(neuron_config(preset), (5, 2, 4, 3, 3), channels=4, seed=5)
@@ -105,7 +118,7 @@ def test_steps_grouped_for_the_cache(preset, monkeypatch):
 
 # --------------------------------------------------------------------------------------------- axes
 @pytest.mark.parametrize("fields,channel", axis_cases())
-def test_axis_combination(fields, channel):
+def test_axis_combination(fields, channel, cpu_path):
     spec, params, x, cot = make_case(neuron_config("lif", **fields), (5, 3, 5, 7, 3), channels=5 if channel else None,
                                      seed=7)
     assert_matches_reference(spec, params, x, cot)
@@ -123,6 +136,7 @@ def smooth_spikes(monkeypatch):
         return out.copy_(z.clamp(0, int_max))
 
     spec_holder = {}
+    monkeypatch.setattr(cpu_scan, "USE_NUMBA", False)  # the swap is of the torch path's functions
     monkeypatch.setattr(cpu_forward, "fire_binary", binary)
     monkeypatch.setattr(cpu_forward, "fire_integer", integer)
     return spec_holder
@@ -306,9 +320,10 @@ def test_scan_runner_compiles_once_it_has_paid(monkeypatch):
 
 # --------------------------------------------------------------------------------------------- memory
 @pytest.mark.parametrize("preset", SCAN_PRESETS)
-def test_memory_kept_for_the_backward(preset):
-    """Saved for the backward: x and the parameters, and (``saves_states``) the states V (and M) of
-    every step, (T + 1) / T of x's size each; nothing else."""
+def test_memory_kept_for_the_backward(preset, cpu_path):
+    """Saved for the backward: x and the parameters, and on the torch path (``saves_states``) the
+    states V (and M) of every step, (T + 1) / T of x's size each; nothing else (the numba path
+    replays the forward in its backward: nothing at all)."""
     spec, params, x, _ = make_case(neuron_config(preset), (4, 2, 3, 5), dtype=torch.float32)
     x.requires_grad_(True)
     alive = {t.untyped_storage().data_ptr() for t in (x, *params.values())}
@@ -321,7 +336,8 @@ def test_memory_kept_for_the_backward(preset):
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         multistep_cpu(x, **params, spec=spec)
-    states = (2 if spec.keeps_memory else 1) if saves_states(spec) else 0
+    states = (2 if spec.keeps_memory else 1) if saves_states(spec) and not uses_numba(spec) else 0
+    assert uses_numba(spec) == (cpu_path == "numba")
     assert sum(kept.values()) == states * (x.shape[0] + 1) * x[0].numel() * x.element_size()
 
 

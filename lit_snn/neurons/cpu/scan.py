@@ -17,9 +17,20 @@ parameters, gradients into V_T/M_T), so no combination falls back to the referen
 dtypes: float32 and float64 compute in their own precision; bfloat16/float16 inputs compute in
 float32 and store spikes and states in the input's dtype (as the Triton kernel does; the
 reference computes in the half dtype itself).
+
+Two implementations behind the one function: where ``numba_scan.numba_supports(spec)`` (every
+variant the Triton kernel takes), ``numba_scan.NumbaScan``, the scan as one numba-compiled fused
+loop per direction (``numba_kernels.py``; it keeps only x and the parameters for the backward);
+else, or with the environment variable ``LIT_SNN_CPU_NUMBA=0`` (read once, at import; for
+benchmarking the two and as an escape hatch), or where numba cannot be imported, ``_CpuScan``
+below: torch ops per step (``forward.py``, ``adjoint.py``), whose memory design the paragraphs
+above describe (the numba path keeps less: nothing but x and the parameters). Both compute the
+same math; they round differently by an ulp here and there.
 """
 
 from __future__ import annotations
+
+import os
 
 import torch
 from torch import Tensor
@@ -28,7 +39,11 @@ from ..reference import PARAM_NAMES, KernelSpec
 from . import scratch
 from .adjoint import scan_adjoint
 from .forward import run_scan
+from .numba_scan import NumbaScan, numba_supports
 from .params import step_params
+
+USE_NUMBA = os.environ.get("LIT_SNN_CPU_NUMBA", "1").strip() != "0"  # the numba path (numba_scan.py); 0: torch ops
+_NUMBA_BROKEN: Exception | None = None  # set when numba failed to import: the torch path from then on
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -127,4 +142,23 @@ def multistep_cpu(
         flat.append(p.reshape(-1))
     if x[0].numel() == 0:  # nothing to run: the reference's empty outputs
         return x.clone(), x.new_zeros(x.shape[1:]), x.new_zeros(x.shape[1:])
+    if USE_NUMBA and _NUMBA_BROKEN is None and numba_supports(spec):
+        try:
+            return NumbaScan.apply(x.contiguous(), spec, *flat)
+        except ImportError as err:  # numba missing or broken: the torch path, which needs none
+            _numba_failed(err)
     return _CpuScan.apply(x.contiguous(), spec, *flat)
+
+
+def uses_numba(spec: KernelSpec) -> bool:
+    """Whether ``multistep_cpu`` runs ``spec`` on the numba path (else torch ops per step)."""
+    return USE_NUMBA and _NUMBA_BROKEN is None and numba_supports(spec)
+
+
+def _numba_failed(err: Exception) -> None:
+    global _NUMBA_BROKEN
+    import warnings
+
+    _NUMBA_BROKEN = err
+    warnings.warn(f"multistep_cpu: numba unavailable ({err!r}); using the torch CPU path", RuntimeWarning,
+                  stacklevel=3)

@@ -1,0 +1,652 @@
+"""The numba-compiled kernels of the CPU path: the neuron scan as one fused loop per direction.
+
+The CPU analogue of the Triton kernel (``kernels/multistep.py``), step for step the same math
+(``_charge_fire``, ``_forward_step``, ``_backward_step`` there). The variant travels as plain
+integer flags (``flags``: RESET, THRESHOLD, INTEGER, MEMORY_CARRY, SLOPE, DETACH_RESET, SURROGATE,
+as in ``Variant``) and floats (``fs``, see ``F_*``), so one compiled function per dtype (float32,
+float64) serves every variant, and ``cache=True`` keeps it on disk (``__pycache__``, or
+``NUMBA_CACHE_DIR``) for the next process. No closures, no generated code: a closure cannot be
+cached.
+
+Layout: ``x`` is a contiguous ``[T, N]`` numpy view of the torch tensor (zero copy). The neurons
+are processed in chunks of ``CHUNK`` contiguous neurons; for each chunk, for each step, every
+stage of the step (charge, threshold, fire, reset, ...) is a few loops over the chunk, on
+chunk-sized rows of ``work`` (hot in cache) with the branch on the variant's flags outside the
+loops: each loop is straight-line code that LLVM vectorises (AVX-512 / AVX2). The parameters are
+expanded per chunk into rows of ``work`` (a per-layer value repeated, a per-channel one gathered:
+channel ``(i // S) % C``), so per-layer, per-channel and mixed parameters run the same loops.
+The forward of the variants with a fixed threshold and a hard or soft reset (lif, plif, hard_lif,
+da_lif, soft_lif, i_lif, ib_ra_lif) is one loop per step (``_simple_step``: 25-30% faster here).
+
+Backward, as the Triton kernel: nothing but ``x`` and the ``[9, P]`` table is kept from the
+forward. Per chunk it replays the forward, keeping the states entering every step (``states``
+``[2, T + 1, CH]``) and what each step derives from them (``traj``: U, S, the integer spike's
+argument, th, tanh X, P, F, the reset's sigmoids; ``[TRAJ_ROWS, T, CH]``; the chunk CH shrinks for
+long sequences so that this stays in L2), then runs the adjoint last step first. dL/dx goes
+straight into ``gx`` ``[T, N]``; the parameter gradients accumulate per element over time in rows
+of ``work`` and are summed at the chunk's end into ``part[chunk, row, channel]`` (float64), reduced
+afterwards by one numpy sum: deterministic, no atomics. Only the rows flagged in ``used`` are
+accumulated, and dL/dth only where a threshold term or vth's gradient reads it.
+
+Numerics (``fastmath=False``: no fma contraction, as the reference's separate roundings; IEEE
+division, ``error_model="numpy"``: x / 0 is inf, no branch): all arithmetic in the arrays' dtype
+(the float constants come in ``fs`` in that dtype, so float32 stays float32); ``exp``/``tanh``
+are vectorising polynomials in float32 (below), libm's in float64; ``sigmoid(z) = 1 / (1 +
+exp(-z))``; the integer spike ``floor(clamp(N z, 0, top) + 0.5) / N`` with ``z = U / th`` in IEEE
+round to nearest, as the reference. ``_nrt=False``: no reference counting (nothing is allocated
+inside; every buffer comes from the caller), so the many row views cost nothing.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic, overload
+
+CHUNK = 1024  # neurons per chunk (largest): ~40 rows of 4 KiB (fp32) stay in L2 while the chunk walks over time
+WORK_ROWS = 40  # rows of ``work`` the kernels use (parameters, states, per-step terms, gradients)
+TRAJ_ROWS = 10  # per-step quantities the backward's replay keeps for its adjoint (``scan_backward``)
+# indices into ``fs`` (the float arguments, in the compute dtype)
+F_INT_MAX, F_INT_SCALE, F_INT_TOP, F_SURROGATE, F_ZERO, F_ONE, F_TWO, F_HALF, F_HALF_PI = range(9)
+NUM_FLOATS = 9
+
+_JIT = dict(cache=True, fastmath=False, nogil=True, error_model="numpy", _nrt=False)  # numpy: x / 0 is inf, no branch
+
+
+# ---------------------------------------------------------------------------------------------
+# exp and tanh that vectorise. libm's expf/tanhf are calls the loop vectoriser cannot widen (5 and
+# 16 ns an element on this project's machine, most of AR-LIF's time); in float32 they are a
+# Cephes-style polynomial instead (``_expf``: relative error ~2 ulp, arguments clamped to
+# [-87.3, 88.3], so sigmoid(z) = 1 / (1 + exp(-z)) saturates to exactly 1 and to < 1e-38), and
+# tanh(x) = 2 / (1 + exp(-2x)) - 1 (absolute error ~1e-7, as the Triton kernel's). float64 keeps
+# libm's exp and tanh (the gradient checks' precision; no speed wanted there).
+# ---------------------------------------------------------------------------------------------
+@intrinsic
+def _int_bits_as_float32(typingctx, i):
+    """The float32 whose bits are the integer ``i``'s low 32 (an LLVM bitcast: vectorises)."""
+    if not isinstance(i, types.Integer):
+        return None
+
+    def codegen(context, builder, signature, args):
+        low = builder.trunc(args[0], ir.IntType(32)) if i.bitwidth > 32 else args[0]
+        return builder.bitcast(low, ir.FloatType())
+
+    return types.float32(i), codegen
+
+
+_E_LO, _E_HI = np.float32(-87.3), np.float32(88.3)
+_LOG2E, _LN2_HI, _LN2_LO = np.float32(1.44269504088896341), np.float32(0.693359375), np.float32(-2.12194440e-4)
+_P0, _P1, _P2 = np.float32(1.9875691500e-4), np.float32(1.3981999507e-3), np.float32(8.3334519073e-3)
+_P3, _P4, _P5 = np.float32(4.1665795894e-2), np.float32(1.6666665459e-1), np.float32(5.0000001201e-1)
+_F1, _F2, _FM2, _FHALF = np.float32(1.0), np.float32(2.0), np.float32(-2.0), np.float32(0.5)
+
+
+@njit(**_JIT)
+def _expf(x):
+    """exp of a float32 (Cephes expf: 2^n e^r, |r| <= ln2 / 2, degree-7 polynomial)."""
+    x = min(max(x, _E_LO), _E_HI)
+    fx = np.floor(x * _LOG2E + _FHALF)
+    r = x - fx * _LN2_HI
+    r = r - fx * _LN2_LO
+    y = ((((_P0 * r + _P1) * r + _P2) * r + _P3) * r + _P4) * r + _P5
+    y = y * (r * r) + r + _F1
+    return y * _int_bits_as_float32((np.int32(fx) + 127) << 23)
+
+
+@njit(**_JIT)
+def _tanhf(x):
+    """tanh of a float32: 2 / (1 + exp(-2x)) - 1."""
+    return _F2 / (_F1 + _expf(x * _FM2)) - _F1
+
+
+def exp(x):
+    """exp in x's precision (see above); compiled through the overload below."""
+    return math.exp(x)
+
+
+def tanh(x):
+    return math.tanh(x)
+
+
+@overload(exp, jit_options=_JIT)
+def _exp_impl(x):
+    if x == types.float32:
+        return lambda x: _expf(x)
+    return lambda x: math.exp(x)
+
+
+@overload(tanh, jit_options=_JIT)
+def _tanh_impl(x):
+    if x == types.float32:
+        return lambda x: _tanhf(x)
+    return lambda x: math.tanh(x)
+
+
+@njit(**_JIT)
+def _chunk_params(table, i0, n, C, S, prm):
+    """Rows 0..8 of ``prm``: the table's parameters of neurons ``i0 .. i0 + n - 1``."""
+    P = table.shape[1]
+    for k in range(9):
+        row = prm[k]
+        if P == 1:
+            val = table[k, 0]
+            for j in range(n):
+                row[j] = val
+        else:
+            for j in range(n):
+                row[j] = table[k, ((i0 + j) // S) % C]
+
+
+# Every loop below writes one array and reads few: LLVM vectorises a loop over arrays it cannot
+# prove distinct only behind runtime overlap checks, and a loop writing two rows measured slower
+# here than two loops writing one each.
+
+
+@njit(**_JIT)
+def _fill(a, n, value):
+    for j in range(n):
+        a[j] = value
+
+
+@njit(**_JIT)
+def _copy(dst, src, n):
+    for j in range(n):
+        dst[j] = src[j]
+
+
+@njit(**_JIT)
+def _sigmoid_of(dst, src, n, fs):
+    one = fs[F_ONE]
+    for j in range(n):
+        dst[j] = one / (one + exp(-src[j]))
+
+
+@njit(**_JIT)
+def _charge_fire(xt, v, m, n, prm, TH, INTEGER, SLOPE, WANT_F, fs, pre, u, tx, th, arg, s, f):
+    """Charge, threshold and fire of one step over a chunk (``_charge_fire`` of the Triton kernel).
+
+    Writes P (``pre``, with SLOPE; else ``pre`` may be ``u``), U, tanh(X) (TH 1), th (TH 1, 2; with
+    TH 0 the caller passes the vth row as ``th``), S, with integer spikes the spike function's
+    argument U/th (``arg``; binary: the adjoint reads U - th from U and th) and, with ``WANT_F``,
+    F = [S > 0] (binary: F is S, the caller passes ``s`` as ``f``)."""
+    alpha, beta, vth, k, sl = prm[0], prm[1], prm[2], prm[3], prm[6]
+    zero, one = fs[F_ZERO], fs[F_ONE]
+    if SLOPE:
+        for j in range(n):
+            pre[j] = beta[j] * v[j] + alpha[j] * xt[j]
+        for j in range(n):
+            u[j] = max(sl[j] * pre[j], zero)
+    else:
+        for j in range(n):
+            u[j] = beta[j] * v[j] + alpha[j] * xt[j]
+    if TH == 1:  # AR-LIF: vth + k tanh(X)
+        for j in range(n):
+            tx[j] = tanh(xt[j])
+        for j in range(n):
+            th[j] = vth[j] + k[j] * tx[j]
+    elif TH == 2:  # ALIF: vth + gamma a, the trace a in M
+        for j in range(n):
+            th[j] = vth[j] + k[j] * m[j]
+    if INTEGER:
+        scale, top, half = fs[F_INT_SCALE], fs[F_INT_TOP], fs[F_HALF]
+        for j in range(n):
+            arg[j] = u[j] / th[j]
+        for j in range(n):
+            s[j] = np.floor(min(max(arg[j] * scale, zero), top) + half) / scale
+        if WANT_F:
+            for j in range(n):
+                f[j] = one if s[j] > zero else zero
+    else:  # S = [U - th >= 0] = [U >= th] (IEEE: a difference of distinct floats is never 0)
+        for j in range(n):
+            s[j] = one if u[j] >= th[j] else zero
+
+
+@njit(**_JIT)
+def _reset(xt, u, th, s, f, m, vn, mn, n, prm, RESET, TH, CARRY, fs, ra, rb, rc):
+    """The state update of one step: ``vn`` (and ``mn``) from U, th, S, F and M_{t-1} (``m``).
+    ``vn``, ``mn`` must not be any of the inputs. Rows written for the adjoint: AR-LIF ``ra`` =
+    sigmoid(X), ``rb`` = sigmoid(c X), ``rc`` = sigmoid(M_t); CLIF ``ra`` = sigmoid(c U), ``rc`` =
+    sigmoid(M_t)."""
+    c, rho, r, val = prm[4], prm[5], prm[7], prm[8]
+    zero, one, two = fs[F_ZERO], fs[F_ONE], fs[F_TWO]
+    if RESET == 0:  # hard
+        for j in range(n):
+            vn[j] = u[j] * (one - f[j])
+    elif RESET == 1:  # soft
+        for j in range(n):
+            vn[j] = u[j] - s[j] * th[j]
+    elif RESET == 2 or RESET == 3:
+        if RESET == 2:  # AR-LIF memory: relu(M') g - relu(-M') (1 - g) + (2F - 1) sigmoid(X), g = sigmoid(c X)
+            _sigmoid_of(ra, xt, n, fs)
+            if CARRY:
+                for j in range(n):
+                    rb[j] = one / (one + exp(-(c[j] * xt[j])))
+                for j in range(n):
+                    mp = m[j]
+                    mn[j] = max(mp, zero) * rb[j] - max(-mp, zero) * (one - rb[j]) + (two * f[j] - one) * ra[j]
+            else:  # memory restarts at 0 every step (g not needed)
+                for j in range(n):
+                    mn[j] = (two * f[j] - one) * ra[j]
+        else:  # CLIF complementary potential: M = M' sigmoid(c U) + S
+            for j in range(n):
+                ra[j] = one / (one + exp(-(c[j] * u[j])))
+            for j in range(n):
+                mn[j] = m[j] * ra[j] + s[j]
+        _sigmoid_of(rc, mn, n, fs)
+        for j in range(n):  # V = U - S (th + sigmoid(M))
+            vn[j] = u[j] - s[j] * (th[j] + rc[j])
+    elif RESET == 4:  # GLIF gated reset
+        for j in range(n):
+            vn[j] = u[j] - s[j] * (r[j] * u[j] + (one - r[j]) * val[j])
+    else:  # none
+        _copy(vn, u, n)
+    if TH == 2:  # ALIF trace a_{t+1} = rho a_t + (1 - rho) S_t
+        for j in range(n):
+            mn[j] = rho[j] * m[j] + (one - rho[j]) * s[j]
+
+
+@njit(**_JIT)
+def _simple_step(xt, v, s, n, prm, RESET, INTEGER, fs):
+    """One forward step of the variants with a fixed threshold and a hard or soft reset, fused
+    into one loop per case (the same operations as ``_charge_fire`` + ``_reset``); V in place."""
+    alpha, beta, vth = prm[0], prm[1], prm[2]
+    zero, one = fs[F_ZERO], fs[F_ONE]
+    if INTEGER:
+        scale, top, half = fs[F_INT_SCALE], fs[F_INT_TOP], fs[F_HALF]
+        if RESET == 0:
+            for j in range(n):
+                u = beta[j] * v[j] + alpha[j] * xt[j]
+                sv = np.floor(min(max((u / vth[j]) * scale, zero), top) + half) / scale
+                s[j] = sv
+                v[j] = u * (one - (one if sv > zero else zero))
+        else:
+            for j in range(n):
+                u = beta[j] * v[j] + alpha[j] * xt[j]
+                sv = np.floor(min(max((u / vth[j]) * scale, zero), top) + half) / scale
+                s[j] = sv
+                v[j] = u - sv * vth[j]
+    elif RESET == 0:
+        for j in range(n):
+            u = beta[j] * v[j] + alpha[j] * xt[j]
+            sv = one if u >= vth[j] else zero
+            s[j] = sv
+            v[j] = u * (one - sv)
+    else:
+        for j in range(n):
+            u = beta[j] * v[j] + alpha[j] * xt[j]
+            sv = one if u >= vth[j] else zero
+            s[j] = sv
+            v[j] = u - sv * vth[j]
+
+
+@njit(**_JIT)
+def scan_forward(x, table, C, S, flags, fs, spikes, v_out, m_out, work):
+    """x, spikes: [T, N]; table: [9, P]; v_out, m_out: [N] (m_out written when M is an output);
+    work: [WORK_ROWS, CHUNK] scratch. All in the compute dtype."""
+    T, N = x.shape
+    RESET, TH, INTEGER, CARRY, SLOPE = flags[0], flags[1], flags[2], flags[3], flags[4]
+    has_m = RESET == 2 or RESET == 3 or TH == 2
+    CH = work.shape[1]
+    prm = work[0:9]
+    pre, ub, tx, thb, arg, fb = work[11], work[12], work[13], work[14], work[15], work[16]
+    ra, rb, rc = work[19], work[20], work[21]
+    u = ub if SLOPE else pre
+    th = prm[2] if TH == 0 else thb
+    want_f = INTEGER != 0 and (RESET == 0 or RESET == 2)  # integer F = [S > 0], where the reset reads it
+    # lif, plif, hard_lif, da_lif, soft_lif, i_lif, ib_ra_lif: fixed threshold, hard or soft reset
+    simple = TH == 0 and not SLOPE and (RESET == 0 or RESET == 1)
+    zero = fs[F_ZERO]
+    for i0 in range(0, N, CH):
+        n = min(CH, N - i0)
+        _chunk_params(table, i0, n, C, S, prm)
+        v, m, vn, mn = work[9], work[10], work[17], work[18]  # the states, double-buffered
+        _fill(v, n, zero)
+        _fill(m, n, zero)
+        for t in range(T):
+            xt = x[t, i0:i0 + n]
+            s = spikes[t, i0:i0 + n]
+            if simple:  # the whole step in one loop, V in place
+                _simple_step(xt, v, s, n, prm, RESET, INTEGER, fs)
+                continue
+            f = fb if INTEGER else s
+            _charge_fire(xt, v, m, n, prm, TH, INTEGER, SLOPE, want_f, fs, pre, u, tx, th, arg, s, f)
+            _reset(xt, u, th, s, f, m, vn, mn, n, prm, RESET, TH, CARRY, fs, ra, rb, rc)
+            v, vn = vn, v
+            if has_m:
+                m, mn = mn, m
+        for j in range(n):
+            v_out[i0 + j] = v[j]
+        if has_m:
+            for j in range(n):
+                m_out[i0 + j] = m[j]
+
+
+@njit(**_JIT)
+def _surrogate(u, th, gsum, n, SURR, sp, fs, out):
+    """``out = gsum * dS/du`` of the surrogate at U - th (``surrogate.py``)."""
+    zero, one, two = fs[F_ZERO], fs[F_ONE], fs[F_TWO]
+    if SURR == 0:  # rectangle of width w: 1/w on |d| < w/2
+        half_w = sp / two
+        inv_w = one / sp
+        for j in range(n):
+            out[j] = gsum[j] * (inv_w if abs(u[j] - th[j]) < half_w else zero)
+    elif SURR == 1:  # triangle of width w: max(0, w - |d|) / w^2
+        w2 = sp * sp
+        for j in range(n):
+            out[j] = gsum[j] * (max(sp - abs(u[j] - th[j]), zero) / w2)
+    elif SURR == 2:  # sigmoid, alpha: alpha sig(alpha d) (1 - sig(alpha d))
+        for j in range(n):
+            sig = one / (one + exp(-(sp * (u[j] - th[j]))))
+            out[j] = gsum[j] * (sp * sig * (one - sig))
+    else:  # atan, alpha: alpha / 2 / (1 + (pi/2 alpha d)^2)
+        qa = fs[F_HALF_PI] * sp
+        a2 = sp / two
+        for j in range(n):
+            q = qa * (u[j] - th[j])
+            out[j] = gsum[j] * (a2 / (one + q * q))
+
+
+@njit(**_JIT)
+def _surrogate_add(u, th, gsum, n, SURR, sp, fs, out):
+    """``out += gsum * dS/du`` (``_surrogate`` fused with the sum, where dL/dth is not wanted)."""
+    zero, one, two = fs[F_ZERO], fs[F_ONE], fs[F_TWO]
+    if SURR == 0:
+        half_w = sp / two
+        inv_w = one / sp
+        for j in range(n):
+            out[j] += gsum[j] * (inv_w if abs(u[j] - th[j]) < half_w else zero)
+    elif SURR == 1:
+        w2 = sp * sp
+        for j in range(n):
+            out[j] += gsum[j] * (max(sp - abs(u[j] - th[j]), zero) / w2)
+    elif SURR == 2:
+        for j in range(n):
+            sig = one / (one + exp(-(sp * (u[j] - th[j]))))
+            out[j] += gsum[j] * (sp * sig * (one - sig))
+    else:
+        qa = fs[F_HALF_PI] * sp
+        a2 = sp / two
+        for j in range(n):
+            q = qa * (u[j] - th[j])
+            out[j] += gsum[j] * (a2 / (one + q * q))
+
+
+@njit(**_JIT)
+def _adjoint(xt, v, m, gs, has_gs, av, am, n, prm, flags, fs, used, pre, u, tx, th, arg, s, f, ra, rb, rc,
+             g_u, g_sp, g_th, g_x, amp, t1, t2, t3, t4, gx, acc):
+    """The adjoint of one step over a chunk (``_backward_step`` of the Triton kernel).
+
+    In: the step's entering states ``v``, ``m`` (AR-LIF without memory carry: a zero row), its
+    charge, fire and memory terms from the replay (binary: ``f`` is ``s``; ``ra``, ``rb``, ``rc`` as
+    ``_reset`` writes them), dL/dS_t (``gs``), dL/dV_t (``av``) and
+    dL/dM_t (``am``). Out: dL/dX_t into ``gx``, dL/dV_{t-1} and dL/dM_{t-1} into ``av`` and ``am``
+    (in place), the parameter terms added to the rows of ``acc`` flagged in ``used``.
+
+    Rows: ``g_u`` = dL/dU (then dL/dP); ``g_sp`` = the gradient into the spike function (the state's
+    share of dL/dS and, binary, of dL/dF (integer: F has none), then the output's dL/dS); ``g_th`` = dL/dth (kept only
+    where a threshold term or vth's gradient reads it); ``g_x`` = dL/dX's terms besides alpha dL/dP
+    (AR-LIF only); ``amp`` = dL/dM_{t-1} (variants with M); t1..t4 scratch."""
+    RESET, TH, INTEGER, CARRY, SLOPE, DETACH, SURR = flags[0], flags[1], flags[2], flags[3], flags[4], flags[5], \
+        flags[6]
+    alpha, beta, k, c, rho, sl, r, val = prm[0], prm[1], prm[3], prm[4], prm[5], prm[6], prm[7], prm[8]
+    zero, one, two = fs[F_ZERO], fs[F_ONE], fs[F_TWO]
+    need_th = TH != 0 or used[2] != 0
+    has_gx = RESET == 2 or TH == 1
+    has_m = RESET == 2 or RESET == 3 or TH == 2
+    # ---- reset: dL/dU, the state's share of dL/dS and dL/dF, dL/dth, dL/dX, dL/dM_{t-1}
+    if RESET == 0:  # V = U (1 - F): dL/dF = -av U
+        for j in range(n):
+            g_u[j] = av[j] * (one - f[j])
+        if INTEGER:  # F = [S > 0] carries no gradient
+            _fill(g_sp, n, zero)
+        else:
+            for j in range(n):
+                g_sp[j] = -av[j] * u[j]
+        if need_th:
+            _fill(g_th, n, zero)
+    elif RESET == 1:  # V = U - S th
+        _copy(g_u, av, n)
+        for j in range(n):
+            g_sp[j] = -av[j] * th[j]
+        if need_th:
+            for j in range(n):
+                g_th[j] = -av[j] * s[j]
+    elif RESET == 2:  # M = relu(M') g - relu(-M') (1 - g) + (2F - 1) sig(x);  V = U - S (th + sig(M))
+        sx, g, sm, g_m = ra, rb, rc, t4
+        if not CARRY:  # the replay skipped g (M' = 0 needs none); dL/dc still reads it (times |M'| = 0)
+            for j in range(n):
+                g[j] = one / (one + exp(-(c[j] * xt[j])))
+        for j in range(n):  # dL/dM_t (total)
+            g_m[j] = am[j] - av[j] * s[j] * sm[j] * (one - sm[j])
+        _copy(g_u, av, n)
+        if INTEGER:  # dL/dS share -av (th + sm); F = [S > 0] carries no gradient
+            for j in range(n):
+                g_sp[j] = -av[j] * (th[j] + sm[j])
+        else:  # and dL/dF = 2 g_m sx
+            for j in range(n):
+                g_sp[j] = -av[j] * (th[j] + sm[j]) + two * g_m[j] * sx[j]
+        for j in range(n):
+            g_th[j] = -av[j] * s[j]
+        for j in range(n):  # through sigmoid(X), and through g = sigmoid(c X): relu(M') + relu(-M') = |M'|
+            g_x[j] = g_m[j] * (two * f[j] - one) * sx[j] * (one - sx[j]) + \
+                g_m[j] * abs(m[j]) * g[j] * (one - g[j]) * c[j]
+        if used[4]:
+            acc4 = acc[4]
+            for j in range(n):
+                acc4[j] += g_m[j] * abs(m[j]) * g[j] * (one - g[j]) * xt[j]
+        if CARRY:
+            for j in range(n):
+                mp = m[j]
+                amp[j] = g_m[j] * ((g[j] if mp > zero else zero) + ((one - g[j]) if mp < zero else zero))
+        else:
+            _fill(amp, n, zero)
+    elif RESET == 3:  # M = M' q + S, q = sig(c U);  V = U - S (th + sig(M))
+        q, sm, g_m, g_q = ra, rc, t3, t4
+        for j in range(n):
+            g_m[j] = am[j] - av[j] * s[j] * sm[j] * (one - sm[j])
+        for j in range(n):
+            g_q[j] = g_m[j] * m[j] * q[j] * (one - q[j])
+        for j in range(n):
+            g_u[j] = av[j] + g_q[j] * c[j]
+        if used[4]:
+            acc4 = acc[4]
+            for j in range(n):
+                acc4[j] += g_q[j] * u[j]
+        for j in range(n):
+            g_sp[j] = -av[j] * (th[j] + sm[j]) + g_m[j]
+        if need_th:
+            for j in range(n):
+                g_th[j] = -av[j] * s[j]
+        for j in range(n):
+            amp[j] = g_m[j] * q[j]
+    elif RESET == 4:  # V = U - S (r U + (1 - r) v_sub)
+        for j in range(n):
+            g_u[j] = av[j] * (one - s[j] * r[j])
+        for j in range(n):
+            g_sp[j] = -av[j] * (r[j] * u[j] + (one - r[j]) * val[j])
+        if used[7]:
+            acc7 = acc[7]
+            for j in range(n):
+                acc7[j] += -av[j] * s[j] * (u[j] - val[j])
+        if used[8]:
+            acc8 = acc[8]
+            for j in range(n):
+                acc8[j] += -av[j] * s[j] * (one - r[j])
+        if need_th:
+            _fill(g_th, n, zero)
+    else:  # V = U
+        _copy(g_u, av, n)
+        _fill(g_sp, n, zero)
+        if need_th:
+            _fill(g_th, n, zero)
+    if TH == 2:  # M_t = rho M_{t-1} + (1 - rho) S_t; am = dL/dM_t (RESET is not 2 or 3 here)
+        for j in range(n):
+            g_sp[j] += am[j] * (one - rho[j])
+        for j in range(n):
+            amp[j] = am[j] * rho[j]
+        if used[5]:
+            acc5 = acc[5]
+            for j in range(n):
+                acc5[j] += am[j] * (m[j] - s[j])
+    # ---- the state's share is dropped with detach_reset; the output's dL/dS joins
+    if DETACH:
+        if has_gs:
+            _copy(g_sp, gs, n)
+        else:
+            _fill(g_sp, n, zero)
+    elif has_gs:
+        for j in range(n):
+            g_sp[j] += gs[j]
+    # ---- fire
+    if INTEGER:  # S = Q(U / th), straight-through on 0 <= z <= D; F = [S > 0] carries no gradient
+        int_max = fs[F_INT_MAX]
+        for j in range(n):
+            g_sp[j] = g_sp[j] if (arg[j] >= zero and arg[j] <= int_max) else zero
+        for j in range(n):
+            g_u[j] += g_sp[j] / th[j]
+        if need_th:
+            for j in range(n):
+                g_th[j] -= g_sp[j] * u[j] / (th[j] * th[j])
+    elif need_th:  # S = H(U - th) with the surrogate; F = S
+        _surrogate(u, th, g_sp, n, SURR, fs[F_SURROGATE], fs, t1)
+        for j in range(n):
+            g_u[j] += t1[j]
+        for j in range(n):
+            g_th[j] -= t1[j]
+    else:
+        _surrogate_add(u, th, g_sp, n, SURR, fs[F_SURROGATE], fs, g_u)
+    # ---- threshold, slope and charge
+    if TH == 1:
+        if RESET == 2:
+            for j in range(n):
+                g_x[j] += g_th[j] * k[j] * (one - tx[j] * tx[j])
+        else:  # g_x's first term
+            for j in range(n):
+                g_x[j] = g_th[j] * k[j] * (one - tx[j] * tx[j])
+        if used[3]:
+            acc3 = acc[3]
+            for j in range(n):
+                acc3[j] += g_th[j] * tx[j]
+    elif TH == 2:
+        for j in range(n):
+            amp[j] += g_th[j] * k[j]
+        if used[3]:
+            acc3 = acc[3]
+            for j in range(n):
+                acc3[j] += g_th[j] * m[j]
+    if used[2]:
+        acc2 = acc[2]
+        for j in range(n):
+            acc2[j] += g_th[j]
+    if SLOPE:  # U = relu(k P)
+        if used[6]:
+            acc6 = acc[6]
+            for j in range(n):
+                acc6[j] += g_u[j] * pre[j] if sl[j] * pre[j] > zero else zero
+        for j in range(n):
+            g_u[j] = g_u[j] * sl[j] if sl[j] * pre[j] > zero else zero
+    # g_u is now dL/dP
+    if has_gx:
+        for j in range(n):
+            gx[j] = g_x[j] + g_u[j] * alpha[j]
+        for j in range(n):
+            av[j] = g_u[j] * beta[j]
+    else:
+        for j in range(n):
+            gx[j] = g_u[j] * alpha[j]
+        for j in range(n):
+            av[j] = g_u[j] * beta[j]
+    if used[0] and used[1]:
+        acc0, acc1 = acc[0], acc[1]
+        for j in range(n):
+            acc0[j] += g_u[j] * xt[j]
+        for j in range(n):
+            acc1[j] += g_u[j] * v[j]
+    elif used[0]:
+        acc0 = acc[0]
+        for j in range(n):
+            acc0[j] += g_u[j] * xt[j]
+    elif used[1]:
+        acc1 = acc[1]
+        for j in range(n):
+            acc1[j] += g_u[j] * v[j]
+    if has_m:
+        _copy(am, amp, n)
+
+
+@njit(**_JIT)
+def scan_backward(x, table, C, S, flags, fs, gs, has_gs, gv, gm, has_gv, has_gm, used, gx, part, states, traj,
+                  work):
+    """x, gs, gx: [T, N]; gv, gm: [N] (read where ``has_gv``/``has_gm``); used: [9] int (rows of the
+    parameter gradient to accumulate); part: [n_chunks, 9, P] float64, zeroed, out; states:
+    [2, T + 1, CH] (V, M entering each step); traj: [TRAJ_ROWS, T, CH] (each step's U, S, the spike
+    function's argument (integer), th, tanh X, P, F and ``_reset``'s sigmoids, kept by the replay for the
+    adjoint); work: [WORK_ROWS, CH]. All but ``part``, ``flags``, ``used`` in the compute dtype; CH
+    is the chunk (``work.shape[1]``)."""
+    T, N = x.shape
+    RESET, TH, INTEGER, CARRY, SLOPE = flags[0], flags[1], flags[2], flags[3], flags[4]
+    CH = work.shape[1]
+    P = table.shape[1]
+    prm = work[0:9]
+    acc = work[9:18]
+    g_u, g_sp, g_th, g_x, amp = work[25], work[26], work[28], work[29], work[30]
+    t1, t2, t3, t4, av, am, zrow = work[31], work[32], work[33], work[34], work[35], work[36], work[37]
+    want_f = INTEGER != 0 and (RESET == 0 or RESET == 2)
+    vs, ms = states[0], states[1]
+    zero = fs[F_ZERO]
+    _fill(zrow, CH, zero)
+    no_carry = RESET == 2 and not CARRY  # AR-LIF's memory restarts every step: M_{t-1} reads as 0
+    any_param = False
+    for kk in range(9):
+        if used[kk]:
+            any_param = True
+    for ci in range(0, (N + CH - 1) // CH):
+        i0 = ci * CH
+        n = min(CH, N - i0)
+        _chunk_params(table, i0, n, C, S, prm)
+        # ---- replay the forward: the states entering every step, and what each step derives from them
+        _fill(vs[0], n, zero)
+        _fill(ms[0], n, zero)
+        for t in range(T):
+            xt = x[t, i0:i0 + n]
+            u, s_, arg, tx = traj[0, t], traj[1, t], traj[2, t], traj[4, t]
+            th = traj[3, t] if TH != 0 else prm[2]
+            pre = traj[5, t] if SLOPE else u
+            f = traj[6, t] if INTEGER else s_  # binary: F is S
+            _charge_fire(xt, vs[t], ms[t], n, prm, TH, INTEGER, SLOPE, want_f, fs, pre, u, tx, th, arg, s_, f)
+            _reset(xt, u, th, s_, f, ms[t], vs[t + 1], ms[t + 1], n, prm, RESET, TH, CARRY, fs, traj[7, t], traj[8, t],
+                   traj[9, t])
+        # ---- adjoint, last step first
+        for j in range(n):
+            av[j] = gv[i0 + j] if has_gv else zero
+        for j in range(n):
+            am[j] = gm[i0 + j] if has_gm else zero
+        for kk in range(9):
+            _fill(acc[kk], n, zero)
+        for tt in range(T):
+            t = T - 1 - tt
+            xt = x[t, i0:i0 + n]
+            m_t = zrow if no_carry else ms[t]
+            u, s_, arg, tx = traj[0, t], traj[1, t], traj[2, t], traj[4, t]
+            th = traj[3, t] if TH != 0 else prm[2]
+            pre = traj[5, t] if SLOPE else u
+            f = traj[6, t] if INTEGER else s_
+            _adjoint(xt, vs[t], m_t, gs[t, i0:i0 + n], has_gs, av, am, n, prm, flags, fs, used, pre, u, tx, th,
+                     arg, s_, f, traj[7, t], traj[8, t], traj[9, t], g_u, g_sp, g_th, g_x, amp, t1, t2, t3, t4,
+                     gx[t, i0:i0 + n], acc)
+        # ---- this chunk's partial sums of the parameter gradients, per channel
+        if any_param:
+            for kk in range(9):
+                if used[kk]:
+                    row = acc[kk]
+                    if P == 1:
+                        total = 0.0
+                        for j in range(n):
+                            total += row[j]
+                        part[ci, kk, 0] += total
+                    else:
+                        for j in range(n):
+                            part[ci, kk, ((i0 + j) // S) % C] += row[j]

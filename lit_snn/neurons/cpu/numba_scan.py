@@ -1,0 +1,182 @@
+"""The numba path of ``multistep_cpu``: the neuron scan as one fused, compiled loop per direction.
+
+``NumbaScan`` is an autograd Function with the inputs and outputs of ``scan._CpuScan`` (spikes,
+``V_T``, ``M_T``; ``M_T`` a read-only broadcast zero without a second state) that runs the kernels
+of ``numba_kernels.py`` on zero-copy numpy views of the tensors. Saved for the backward: ``x`` and
+the parameters (and their ``[9, P]`` table, a few floats), nothing else: the backward replays the
+forward per chunk, as the Triton kernel. The kernels' scratch (a few hundred KiB) comes from the
+CPU path's pool (``scratch.py``), so its pages stay mapped from call to call.
+
+Every variant the Triton kernel covers runs here (``numba_supports``: every reset, threshold and
+spike kind, the four surrogates, slope, detach_reset, memory carry, per-layer, per-channel and
+mixed parameters); only the combination the kernel rejects too (a spike-adaptive threshold with a
+second-state reset) falls back to the torch CPU path. Compute dtype: float64 for float64 inputs,
+float32 otherwise (bf16/fp16 inputs are widened on entry, outputs rounded back to the input's dtype).
+
+The kernels are compiled on first use (numba is imported lazily, so importing ``lit_snn`` does
+not pay for it) and cached on disk by numba, one compilation per compute dtype for every variant.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from ..reference import PARAM_NAMES, SECOND_STATE_RESETS, KernelSpec
+from ..surrogate import SURROGATE_IDS, integer_top
+from . import scratch
+
+RESET_IDS = {"hard": 0, "soft": 1, "adaptive": 2, "complementary": 3, "gated": 4, "none": 5}  # as the Triton kernel's
+NUM_PARAMS = len(PARAM_NAMES)
+
+_kernels = None  # the numba_kernels module, imported (and numba with it) on first use
+_VARIANTS: dict = {}  # spec -> (flags, floats): derived once per spec
+
+
+def numba_supports(spec: KernelSpec) -> bool:
+    """Whether the numba kernels run this variant (else ``multistep_cpu`` uses the torch CPU path)."""
+    return (isinstance(spec, KernelSpec) and spec.reset in RESET_IDS and spec.surrogate in SURROGATE_IDS
+            and not (spec.spike_adaptive_threshold and spec.reset in SECOND_STATE_RESETS))
+
+
+def kernels():
+    """The compiled kernels' module (imports numba; compiles or loads from the cache on first call)."""
+    global _kernels
+    if _kernels is None:
+        from . import numba_kernels
+
+        _kernels = numba_kernels
+    return _kernels
+
+
+def variant_args(spec: KernelSpec) -> tuple[np.ndarray, tuple]:
+    """(flags [7] int64: RESET, THRESHOLD, INTEGER, MEMORY_CARRY, SLOPE, DETACH_RESET, SURROGATE;
+    the float arguments int_max, int_scale, int_top, surrogate_param), normalised as ``Variant.from_spec``."""
+    if spec not in _VARIANTS:
+        integer = bool(spec.integer)
+        flags = np.array([
+            RESET_IDS[spec.reset],
+            1 if spec.adaptive_threshold else 2 if spec.spike_adaptive_threshold else 0,
+            int(integer),
+            int(bool(spec.memory_carry) or spec.reset != "adaptive"),
+            int(bool(spec.slope)),
+            int(bool(spec.detach_reset)),
+            0 if integer else SURROGATE_IDS[spec.surrogate],
+        ], dtype=np.int64)
+        floats = (float(spec.int_max), float(spec.int_scale), float(integer_top(spec.int_max, spec.int_scale)),
+                  1.0 if integer else float(spec.surrogate_param))
+        _VARIANTS[spec] = (flags, floats)
+    return _VARIANTS[spec]
+
+
+def _float_args(floats: tuple, dtype: np.dtype) -> np.ndarray:
+    """``fs`` of the kernels (``numba_kernels.F_*``) in the compute dtype."""
+    return np.array([*floats, 0.0, 1.0, 2.0, 0.5, math.pi / 2], dtype=dtype)
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+def _layout(x: Tensor, params) -> tuple[int, int, int]:
+    """(N, C, S): neurons per step, channels of the table (1 per layer), neurons per channel and sample."""
+    N = x[0].numel()
+    per_channel = any(p is not None and p.numel() > 1 for p in params)
+    if not per_channel:
+        return N, 1, 1
+    B, C = x.shape[1], x.shape[2]
+    return N, C, N // (B * C)
+
+
+def _table(params, C: int, dtype: torch.dtype) -> np.ndarray:
+    """[9, C] parameter table in the compute dtype; parameters the variant does not read are 1."""
+    table = np.ones((NUM_PARAMS, C), dtype=np.float64 if dtype == torch.float64 else np.float32)
+    for k, p in enumerate(params):
+        if p is not None:
+            table[k] = p.detach().to(dtype).reshape(-1).numpy()  # broadcasts [1] over C
+    return table
+
+
+def chunk_size(largest: int, T: int, N: int) -> int:
+    """Neurons per chunk of the backward: ``largest``, halved while its per-step scratch (about 12
+    rows of T steps) would outgrow ~512 KiB of fp32 (long sequences), at least 128; at most N."""
+    chunk = largest
+    while chunk > 128 and 12 * T * chunk * 4 > 2**19:
+        chunk //= 2
+    return max(1, min(chunk, N))
+
+
+def _flat(t: Tensor, dtype: torch.dtype, shape) -> Tensor:
+    """``t`` in the compute dtype, contiguous, viewed as ``shape`` (no copy where it already is)."""
+    return t.detach().to(dtype).contiguous().view(shape)
+
+
+class NumbaScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: Tensor, spec: KernelSpec, *params):
+        k = kernels()
+        dtype = compute_dtype(x.dtype)
+        T = x.shape[0]
+        N, C, S = _layout(x, params)
+        flags, floats = variant_args(spec)
+        np_dtype = np.float64 if dtype == torch.float64 else np.float32
+        xc = _flat(x, dtype, (T, N))
+        table = _table(params, C, dtype)
+        has_m = spec.keeps_memory
+        spikes = torch.empty((T, N), dtype=dtype)
+        v = torch.empty(N, dtype=dtype)
+        m = torch.empty(N, dtype=dtype) if has_m else v
+        with scratch.scope():  # temporaries from the CPU path's pool: their pages stay mapped between calls
+            work = scratch.take((k.WORK_ROWS, min(k.CHUNK, N)), xc).numpy()
+            k.scan_forward(xc.numpy(), table, C, S, flags, _float_args(floats, np_dtype), spikes.numpy(), v.numpy(),
+                           m.numpy(), work)
+        ctx.save_for_backward(x, *params)
+        ctx.spec, ctx.table, ctx.layout = spec, table, (N, C, S)
+        ctx.set_materialize_grads(False)
+        step_shape = x.shape[1:]
+        m_out = m.view(step_shape).to(x.dtype) if has_m else x.new_zeros(()).expand(step_shape)
+        return spikes.view(x.shape).to(x.dtype), v.view(step_shape).to(x.dtype), m_out
+
+    @staticmethod
+    def backward(ctx, grad_s, grad_v, grad_m):
+        k = kernels()
+        x, *params = ctx.saved_tensors
+        spec, table = ctx.spec, ctx.table
+        N, C, S = ctx.layout
+        T = x.shape[0]
+        dtype = compute_dtype(x.dtype)
+        np_dtype = np.float64 if dtype == torch.float64 else np.float32
+        flags, floats = variant_args(spec)
+        xc = _flat(x, dtype, (T, N))
+        x_np = xc.numpy()
+        gs = x_np if grad_s is None else _flat(grad_s, dtype, (T, N)).numpy()
+        gv = x_np[0] if grad_v is None else _flat(grad_v, dtype, (N,)).numpy()
+        has_gm = grad_m is not None and spec.keeps_memory
+        gm = _flat(grad_m, dtype, (N,)).numpy() if has_gm else x_np[0]
+        needs = ctx.needs_input_grad
+        used = np.array([int(p is not None and needs[2 + i]) for i, p in enumerate(params)], dtype=np.int64)
+        chunk = chunk_size(k.CHUNK, T, N)
+        part = np.zeros(((N + chunk - 1) // chunk, NUM_PARAMS, C), dtype=np.float64)
+        grad_x = torch.empty((T, N), dtype=dtype)
+        with scratch.scope():  # temporaries from the CPU path's pool: their pages stay mapped between calls
+            states = scratch.take((2, T + 1, chunk), xc).numpy()
+            traj = scratch.take((k.TRAJ_ROWS, T, chunk), xc).numpy()
+            work = scratch.take((k.WORK_ROWS, chunk), xc).numpy()
+            k.scan_backward(x_np, table, C, S, flags, _float_args(floats, np_dtype), gs, grad_s is not None, gv, gm,
+                            grad_v is not None, has_gm, used, grad_x.numpy(), part, states, traj, work)
+        grads = []
+        if used.any():
+            total = part.sum(axis=0)  # [9, C], one deterministic reduction
+        for i, p in enumerate(params):
+            if not used[i]:
+                grads.append(None)
+                continue
+            g = torch.from_numpy(total[i])
+            if p.numel() == 1:
+                g = g.sum()
+            grads.append(g.reshape(p.shape).to(p.dtype))
+        gx = grad_x.view(x.shape).to(x.dtype) if needs[0] else None
+        return (gx, None, *grads)

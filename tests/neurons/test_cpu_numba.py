@@ -1,0 +1,102 @@
+"""The numba path of ``multistep_cpu`` (``cpu/numba_scan.py``, ``cpu/numba_kernels.py``): that it
+covers every scan preset (no silent fallback to the torch ops), that it is the one running, and
+the shapes its chunking must get right. Its equivalence to the reference on every preset and axis
+is ``test_cpu_path.py``'s (run on both paths there)."""
+
+import pytest
+import torch
+from test_cpu_path import SCAN_PRESETS, assert_matches_reference, make_case
+
+from lit_snn.neurons import KernelSpec, multistep_reference, neuron_config
+from lit_snn.neurons.cpu import multistep_cpu, numba_scan
+from lit_snn.neurons.cpu import scan as cpu_scan
+from lit_snn.neurons.cpu.numba_scan import NumbaScan, numba_supports
+
+numba_kernels = pytest.importorskip("lit_snn.neurons.cpu.numba_kernels")
+
+
+@pytest.fixture
+def numba_on(monkeypatch):
+    monkeypatch.setattr(cpu_scan, "USE_NUMBA", True)
+
+
+@pytest.mark.parametrize("preset", SCAN_PRESETS)
+def test_every_scan_preset_is_supported(preset):
+    assert numba_supports(KernelSpec.from_config(neuron_config(preset)))
+
+
+def test_unsupported_combination_falls_back():
+    """A spike-adaptive threshold with a second-state reset (the Triton kernel rejects it too)."""
+    assert not numba_supports(KernelSpec(reset="adaptive", spike_adaptive_threshold=True))
+
+
+@pytest.mark.parametrize("preset", SCAN_PRESETS)
+def test_numba_path_is_the_one_running(preset, numba_on, monkeypatch):
+    spec, params, x, _ = make_case(neuron_config(preset), (3, 2, 4, 5), dtype=torch.float32)
+    x.requires_grad_(True)
+    calls = []
+    forward = numba_scan.kernels().scan_forward
+
+    def counting(*args):
+        calls.append(1)
+        return forward(*args)
+
+    monkeypatch.setattr(numba_scan.kernels(), "scan_forward", counting)
+    spikes, _, _ = multistep_cpu(x, **params, spec=spec)
+    assert calls and type(spikes.grad_fn).__name__ == NumbaScan.__name__ + "Backward"
+
+
+def test_switch_off_runs_the_torch_path(monkeypatch):
+    monkeypatch.setattr(cpu_scan, "USE_NUMBA", False)
+    spec, params, x, _ = make_case(neuron_config("lif"), (3, 2, 4, 5), dtype=torch.float32)
+    spikes, _, _ = multistep_cpu(x.requires_grad_(True), **params, spec=spec)
+    assert type(spikes.grad_fn).__name__ == "_CpuScanBackward"
+
+
+CHUNK = numba_kernels.CHUNK
+ODD_SIZES = {  # N not a multiple of the chunk, T = 1 and 7, per layer and per channel (channel = dim 2)
+    "T1-N1": ((1, 1), None),
+    "T7-one-chunk-and-a-bit": ((7, CHUNK + 3), None),
+    "T1-three-chunks-minus-one": ((1, 3 * CHUNK - 1), None),
+    "T7-channel-S-straddles-chunks": ((7, 3, 5, 7, 11), 5),  # 1155 neurons, a channel's run crosses chunk edges
+    "T2-channel-many-chunks": ((2, 4, 3, CHUNK // 2 + 1), 3),
+}
+
+
+@pytest.mark.parametrize("size", list(ODD_SIZES))
+@pytest.mark.parametrize("preset", ["lif", "ar_lif", "ar_lif_dvs", "i_lif", "clif", "alif", "klif", "glif", "plif"])
+def test_odd_sizes_match_reference(preset, size, numba_on):
+    shape, channels = ODD_SIZES[size]
+    if channels is None and len(shape) == 2:
+        spec, params, x, cot = make_case(neuron_config(preset), shape, seed=11)
+    else:
+        spec, params, x, cot = make_case(neuron_config(preset), shape, channels=channels, seed=11)
+    assert_matches_reference(spec, params, x, cot)
+
+
+@pytest.mark.parametrize("preset", ["lif", "ar_lif", "ib_ra_lif", "clif"])
+def test_float32_against_torch_path(preset, monkeypatch):
+    """fp32: the numba path and the torch path agree to fp32 rounding (their spikes all but
+    everywhere: only a neuron within an ulp of its threshold may differ)."""
+    spec, params, x, cot = make_case(neuron_config(preset), (7, 3, 6, 29), channels=6, seed=1, dtype=torch.float32)
+    from test_cpu_path import run
+
+    monkeypatch.setattr(cpu_scan, "USE_NUMBA", True)
+    ours = run(multistep_cpu, spec, params, x, cot)
+    monkeypatch.setattr(cpu_scan, "USE_NUMBA", False)
+    torch_path = run(multistep_cpu, spec, params, x, cot)
+    assert (ours[0] != torch_path[0]).float().mean() < 1e-3
+    if torch.equal(ours[0], torch_path[0]):
+        for a, b in zip(ours[1:], torch_path[1:]):
+            scale = max(b.abs().max().item(), 1.0)
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * scale)
+
+
+def test_no_gradient_wanted_for_parameters(numba_on):
+    """Only x requires grad: no parameter gradient is accumulated, dL/dx as the reference's."""
+    spec, params, x, cot = make_case(neuron_config("ar_lif"), (4, 2, 3, 5), seed=2)
+    xs = [x.clone().requires_grad_(True) for _ in range(2)]
+    for fn, xi in zip((multistep_cpu, multistep_reference), xs):
+        s, v, m = fn(xi, **params, spec=spec)
+        ((s * cot[0]).sum() + (v * cot[1]).sum() + (m * cot[2]).sum()).backward()
+    torch.testing.assert_close(xs[0].grad, xs[1].grad, rtol=1e-9, atol=1e-9)
