@@ -12,9 +12,8 @@ Input ``x`` is ``[T, *shape]``; one case is a forward over all T steps plus the 
 spikes (w.r.t. ``x`` and the preset's learnable parameters). Columns:
 
 - ``ours``: what ``backend: auto`` runs on the device: the fused Triton kernels
-  (``kernels.multistep_triton``) on a GPU; on the CPU the CPU path (``neurons.cpu``); with the
-  compile switch opted in (``LIT_SNN_CPU_COMPILE_AFTER_S``), as it runs once settled: in fp32 its
-  scan compiled first where ``torch.compile`` of the reference is the faster (the run prints both)
+  (``kernels.multistep_triton``) on a GPU; on the CPU the CPU path (``neurons.cpu``: the numba
+  kernels, or with ``LIT_SNN_CPU_NUMBA=0`` its torch-ops fallback)
 - ``eager``: the PyTorch reference recurrence (``multistep_reference``)
 - ``compile``: ``torch.compile`` of the reference (compilation excluded; can take a while)
 - ``sj``: SpikingJelly's multi-step neuron where an equivalent exists (``LIFNode`` for lif,
@@ -376,15 +375,10 @@ def make_case(preset, dtype, T, shape, columns, device="cuda"):
     from lit_snn.neurons import KernelSpec, create_neuron, multistep_reference, neuron_config
 
     if device == "cpu":
-        from lit_snn.neurons.cpu import compiled as cpu_compiled
         from lit_snn.neurons.cpu import multistep_cpu as ours_scan
-
-        cpu_compiled._RUNNERS.clear()  # each case decides afresh (its compiled graph is built for this thread count)
     else:
         from lit_snn.neurons.kernels import multistep_triton as ours_scan
     ours_backend = "cpu" if device == "cpu" else "triton"
-    runner = None  # CPU, fp32, compile switch opted in: the scan runner auto uses, settled before the timing
-    switch = device == "cpu" and dtype == torch.float32 and cpu_compiled.COMPILE_AFTER_S < float("inf")
 
     x = torch.randn((T, *shape), device=device, dtype=dtype).mul_(1.5).add_(0.5).requires_grad_(True)
     grad = torch.randn_like(x)
@@ -413,12 +407,8 @@ def make_case(preset, dtype, T, shape, columns, device="cuda"):
 
         neuron, reference = build(ours_backend), build("torch")
         reference.load_state_dict(neuron.state_dict())  # PSN's W is drawn at random: the same in both
-        if "ours" in columns and switch and preset == "glif":
-            runner = cpu_compiled.scan_runner(neuron.spec, dtype)
-            runner.settle(neuron.glif_input(x), neuron.effective_params())
         if "ours" in columns:
-            runs["ours"] = column(lambda: neuron(x), [x, *neuron.parameters()],
-                                  note=(lambda: runner.report) if runner else None)
+            runs["ours"] = column(lambda: neuron(x), [x, *neuron.parameters()])
         if "eager" in columns:
             runs["eager"] = column(lambda: reference(x), [x, *reference.parameters()])
         if "compile" in columns:
@@ -430,11 +420,7 @@ def make_case(preset, dtype, T, shape, columns, device="cuda"):
         spec = KernelSpec.from_config(neuron.config)
         params = learnable_params(preset, dtype, device, neuron)
         inputs = [x] + [p for p in params.values() if p.requires_grad]
-        if "ours" in columns and switch:
-            runner = cpu_compiled.scan_runner(spec, dtype)
-            runner.settle(x, params)
-            runs["ours"] = column(lambda: runner(x, **params)[0], inputs, note=lambda: runner.report)
-        elif "ours" in columns:
+        if "ours" in columns:
             runs["ours"] = column(lambda: ours_scan(x, **params, spec=spec)[0], inputs)
         if "eager" in columns:
             runs["eager"] = column(lambda: multistep_reference(x, **params, spec=spec)[0], inputs)

@@ -9,7 +9,6 @@ from torch import Tensor, nn
 
 from .config import NeuronConfig
 from .cpu import multistep_cpu, parallel_cpu
-from .cpu.compiled import scan_runner
 from .parallel import init_parallel_params, parallel_reference
 from .precision import warn_if_levels_collapse
 from .reference import PARAM_NAMES, KernelSpec, multistep_reference
@@ -208,10 +207,7 @@ class SpikingNeuron(nn.Module):
         ``auto``: for the storage dtypes (fp32, bf16, fp16), the Triton kernels on CUDA tensors and the
         CPU path (``cpu/``) on CPU ones; the reference otherwise (float64, which gradient checks use,
         and other devices). ``triton``/``cpu``/``torch``: that path (``triton`` fails loudly without
-        Triton or a GPU; ``cpu`` runs any float dtype on any device). With
-        ``LIT_SNN_CPU_COMPILE_AFTER_S`` set, the fp32 CPU scan switches to ``torch.compile`` of the
-        reference once a compilation has paid for itself and only if it is faster (``cpu/compiled.py``;
-        off by default, as the switch makes a run irreproducible); PSN's stays eager. Under
+        Triton or a GPU; ``cpu`` runs any float dtype on any device). Under
         ``torch.compile`` (``LitSNN(compile=True)``) ``auto`` on CPU is the reference, which inductor
         fuses (the CPU path's hand-written Function would be an opaque graph break)."""
         backend = self.config.backend
@@ -252,8 +248,6 @@ class SpikingNeuron(nn.Module):
             return multistep_triton(x, **params, spec=self.spec)
         if path == "cpu":  # the parameters stay in their dtype: the CPU path computes in fp32 (fp64 for fp64)
             params = {k: v.to(x.device) for k, v in params.items()}
-            if x.dtype == torch.float32:  # opt-in: a compiled reference once that pays (cpu/compiled.py)
-                return scan_runner(self.spec, x.dtype)(x, **params)
             return multistep_cpu(x, **params, spec=self.spec)
         params = {k: v.to(device=x.device, dtype=x.dtype) for k, v in params.items()}
         return multistep_reference(x, **params, spec=self.spec)

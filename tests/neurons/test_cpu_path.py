@@ -294,30 +294,6 @@ def test_nan_input_still_names_the_layer():
         create_neuron("lif")(torch.full((2, 3), float("nan")))
 
 
-def test_scan_runner_compiles_once_it_has_paid(monkeypatch):
-    """Eager until the variant's eager time reaches the compile budget; then the faster of the
-    compiled reference and the eager path, with the reference's results; inference stays eager."""
-    from lit_snn.neurons.cpu import compiled
-
-    # any eager training call earns the compilation, however fast this machine runs the tiny case
-    monkeypatch.setattr(compiled, "COMPILE_AFTER_S", 1e-12)
-    monkeypatch.setattr(compiled, "_RUNNERS", {})
-    spec, params, x, cot = make_case(neuron_config("lif"), (3, 2, 4, 5), dtype=torch.float32)
-    runner = compiled.scan_runner(spec, torch.float32)
-    with torch.no_grad():
-        runner(x, **params)
-    assert runner.choice == "eager" and runner.eager_s == 0.0  # inference neither counts nor compiles
-    params = {k: v.requires_grad_(True) if k == "beta" else v for k, v in params.items()}
-    first = run(lambda x, **p: runner(x, **{k: v for k, v in p.items() if k != "spec"}), spec, params, x, cot)
-    assert runner.choice == "eager" and runner.eager_s > 0
-    second = run(lambda x, **p: runner(x, **{k: v for k, v in p.items() if k != "spec"}), spec, params, x, cot)
-    assert runner.choice in ("compiled", "eager, compiled slower") and "compilation" in runner.report
-    ref = run(multistep_reference, spec, params, x, cot)
-    for a, b, c in zip(first, second, ref):
-        torch.testing.assert_close(a, c, rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(b, c, rtol=1e-5, atol=1e-5)
-
-
 # --------------------------------------------------------------------------------------------- memory
 @pytest.mark.parametrize("preset", SCAN_PRESETS)
 def test_memory_kept_for_the_backward(preset, cpu_path):
