@@ -141,17 +141,25 @@ class SpikingNeuron(nn.Module):
         values = (alpha, beta, vth, thr_coef, mem_gain, adapt_decay, slope, reset_gate, reset_value)
         return dict(zip(PARAM_NAMES, values))
 
+    def glif_gate(self, shape: tuple) -> tuple[Tensor, Tensor]:
+        """GLIF's gated integration's ``(gain [T, P], bias [P])`` for an input of ``shape`` ``[T, ...]``:
+        ``x'_t = gain_t x_t + bias`` (``glif_input``; the CPU path folds it into its scan)."""
+        T = shape[0]
+        if T != self.config.time_steps:
+            raise ValueError(f"{self.name}: built for time_steps={self.config.time_steps} (one conductance per "
+                             f"step), got an input with T = {T} (shape {tuple(shape)})")
+        gain = 1 - torch.sigmoid(self.glif_b) * (1 - torch.sigmoid(self.glif_conduct))  # [T, P]
+        bias = -(1 - torch.sigmoid(self.glif_a)) * torch.sigmoid(self.glif_linear_decay)  # [P]
+        return gain, bias
+
     def glif_input(self, x: Tensor) -> Tensor:
         """GLIF's gated integration as an input transform, ``x'_t = (1 - b (1 - g_t)) x_t - (1 - a) l``
         (``b``, ``g_t``, ``a``, ``l`` sigmoids of their logits), so that the recurrence charges
-        ``U_t = leak V_{t-1} + x'_t``. One elementwise pass before the kernel (GLIF only); autograd
-        reduces the gradients of the per-step conductance and of the linear decay."""
+        ``U_t = leak V_{t-1} + x'_t``. One elementwise pass before the kernel (GLIF on the reference
+        and Triton paths; the CPU path folds it into its scan: ``multistep_cpu``'s ``input_gain``);
+        autograd reduces the gradients of the per-step conductance and of the linear decay."""
         T = x.shape[0]
-        if T != self.config.time_steps:
-            raise ValueError(f"{self.name}: built for time_steps={self.config.time_steps} (one conductance per "
-                             f"step), got an input with T = {T} (shape {tuple(x.shape)})")
-        gain = 1 - torch.sigmoid(self.glif_b) * (1 - torch.sigmoid(self.glif_conduct))  # [T, P]
-        bias = -(1 - torch.sigmoid(self.glif_a)) * torch.sigmoid(self.glif_linear_decay)  # [P]
+        gain, bias = self.glif_gate(x.shape)
         if self.config.granularity == "channel":  # [T, C] -> [T, 1, C, 1, ...]
             gain = gain.reshape((T, 1, -1) + (1,) * (x.dim() - 3))
             bias = bias.reshape((1, -1) + (1,) * (x.dim() - 3))
@@ -234,7 +242,11 @@ class SpikingNeuron(nn.Module):
         params = self.effective_params(x.device)
         if self.spec.integer and x.dtype in (torch.bfloat16, torch.float16):
             warn_if_levels_collapse(self.name, self.spec.int_max, self.spec.int_scale, x.dtype)
-        if self.config.decay == "gated":
+        gate = {}
+        if self.config.decay == "gated" and path == "cpu":  # folded into the CPU scan (multistep_cpu)
+            gain, bias = self.glif_gate(x.shape)
+            gate = dict(input_gain=gain.to(x.device), input_bias=bias.to(x.device))
+        elif self.config.decay == "gated":
             x = self.glif_input(x)
         if triton_path:
             from .kernels import multistep_triton  # imported lazily: Triton is optional on CPU
@@ -248,7 +260,7 @@ class SpikingNeuron(nn.Module):
             return multistep_triton(x, **params, spec=self.spec)
         if path == "cpu":  # the parameters stay in their dtype: the CPU path computes in fp32 (fp64 for fp64)
             params = {k: v.to(x.device) for k, v in params.items()}
-            return multistep_cpu(x, **params, spec=self.spec)
+            return multistep_cpu(x, **params, spec=self.spec, **gate)
         params = {k: v.to(device=x.device, dtype=x.dtype) for k, v in params.items()}
         return multistep_reference(x, **params, spec=self.spec)
 

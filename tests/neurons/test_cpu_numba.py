@@ -100,3 +100,58 @@ def test_no_gradient_wanted_for_parameters(numba_on):
         s, v, m = fn(xi, **params, spec=spec)
         ((s * cot[0]).sum() + (v * cot[1]).sum() + (m * cot[2]).sum()).backward()
     torch.testing.assert_close(xs[0].grad, xs[1].grad, rtol=1e-9, atol=1e-9)
+
+
+# --------------------------------------------------------------------------------------------- PSN
+numba_parallel = pytest.importorskip("lit_snn.neurons.cpu.numba_parallel")
+PSN_CHUNK = numba_parallel.CHUNK
+PSN_ODD_SIZES = {  # T = 1, 3, 7; N not a multiple of the chunk
+    "T1-N1": (1, 1),
+    "T1-N31": (1, 31),
+    "T3-one-chunk-and-a-bit": (3, PSN_CHUNK + 3),
+    "T7-three-chunks-minus-one": (7, 3 * PSN_CHUNK - 1),
+    "T7-conv-layout": (7, 3, 5, 7, 11),
+    "T3-N74": (3, 2, 37),
+}
+
+
+@pytest.mark.parametrize("size", list(PSN_ODD_SIZES))
+def test_psn_odd_sizes_match_reference(size, numba_on):
+    from test_cpu_path import assert_parallel_matches_reference
+
+    x = torch.randn(PSN_ODD_SIZES[size], generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+    assert_parallel_matches_reference(x, seed=5)
+    assert_parallel_matches_reference(x, "sigmoid", 4.0, losses=("spikes",), seed=6)
+
+
+def test_psn_long_sequence_shrinks_the_chunk(numba_on):
+    """T = 40: the backward's chunk shrinks below CHUNK (its scratch stays in L2), still exact."""
+    assert numba_parallel.chunk_size(40, 10**6) < PSN_CHUNK
+    x = torch.randn(40, 2 * numba_parallel.chunk_size(40, 10**6) + 9, generator=torch.Generator().manual_seed(8),
+                    dtype=torch.float64)
+    from test_cpu_path import assert_parallel_matches_reference
+
+    assert_parallel_matches_reference(x)
+
+
+def test_psn_float32_against_torch_path(monkeypatch):
+    """fp32: the numba path and the torch path agree to fp32 rounding (spikes all but everywhere)."""
+    from lit_snn.neurons.cpu import parallel_cpu
+    from lit_snn.neurons.parallel import init_parallel_params
+
+    T = 8
+    weight, threshold = init_parallel_params(T)
+    gen = torch.Generator().manual_seed(9)
+    x = torch.randn(T, 3, 7, 61, generator=gen)
+    gs, gh = torch.randn(x.shape, generator=gen), torch.randn(x.shape[1:], generator=gen)
+    out = []
+    for on in (True, False):
+        monkeypatch.setattr(cpu_scan, "USE_NUMBA", on)
+        leaves = [t.clone().requires_grad_(True) for t in (x, weight, threshold)]
+        spikes, h_last = parallel_cpu(*leaves)
+        out.append([spikes, h_last, *torch.autograd.grad((spikes * gs).sum() + (h_last * gh).sum(), leaves)])
+    assert (out[0][0] != out[1][0]).float().mean() < 1e-3
+    if torch.equal(out[0][0], out[1][0]):
+        for a, b in zip(out[0][1:], out[1][1:]):
+            scale = max(b.abs().max().item(), 1.0)
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * scale)

@@ -24,6 +24,7 @@ from test_gradients import PRIMITIVES  # the surrogates' smooth primitives
 from lit_snn.neurons import KernelSpec, create_neuron, list_neurons, multistep_reference, neuron_config
 from lit_snn.neurons.cpu import forward as cpu_forward
 from lit_snn.neurons.cpu import multistep_cpu, parallel_cpu, scratch
+from lit_snn.neurons.cpu import parallel as cpu_parallel
 from lit_snn.neurons.cpu import scan as cpu_scan
 from lit_snn.neurons.cpu.scan import saves_states, uses_numba
 from lit_snn.neurons.parallel import init_parallel_params, parallel_reference
@@ -41,8 +42,10 @@ SIZES = {  # readable id -> input shape [T, ...]: T in {1, 3, 8}, odd sizes, con
 # --------------------------------------------------------------------------------------------- helpers
 @pytest.fixture(params=["numba", "torch"])
 def cpu_path(request, monkeypatch):
-    """Run the test on the numba kernels and on the torch ops per step (``scan.USE_NUMBA``)."""
+    """Run the test on the numba kernels and on the torch ops per step (``scan.USE_NUMBA``, the switch
+    of ``multistep_cpu`` and of PSN's ``parallel_cpu`` both)."""
     monkeypatch.setattr(cpu_scan, "USE_NUMBA", request.param == "numba")
+    assert cpu_parallel.uses_numba() == (request.param == "numba")
     return request.param
 
 
@@ -219,31 +222,117 @@ def test_half_precision_computes_in_float32(dtype):
 
 
 # --------------------------------------------------------------------------------------------- PSN
-@pytest.mark.parametrize("with_h_grad", [True, False], ids=["h-grad", "spikes-only"])
-@pytest.mark.parametrize("T", [1, 3, 8])
-def test_parallel_matches_reference(T, with_h_grad):
+def assert_parallel_matches_reference(x, surrogate="atan", param=2.0, losses=("spikes", "h"), seed=None):
+    """parallel_cpu against parallel_reference (float64): spikes equal, h_last and the gradients of
+    x, W and B to 1e-10, for a loss on the named outputs."""
+    T = x.shape[0]
     weight, threshold = init_parallel_params(T, dtype=torch.float64)
-    gen = torch.Generator().manual_seed(T)
-    x = torch.randn(T, 3, 5, 7, generator=gen, dtype=torch.float64)
+    gen = torch.Generator().manual_seed(T if seed is None else seed)
+    with torch.no_grad():
+        weight.add_(0.1 * torch.randn(weight.shape, generator=gen, dtype=torch.float64))
+        threshold.add_(0.2 * torch.randn(threshold.shape, generator=gen, dtype=torch.float64))
     gs, gh = torch.randn(x.shape, generator=gen, dtype=torch.float64), torch.randn(x.shape[1:], generator=gen,
                                                                                    dtype=torch.float64)
     results = []
     for fn in (parallel_cpu, parallel_reference):
         leaves = [t.clone().requires_grad_(True) for t in (x, weight, threshold)]
-        spikes, h_last = fn(*leaves, "atan", 2.0)
-        loss = (spikes * gs).sum() + ((h_last * gh).sum() if with_h_grad else 0)
-        results.append([spikes.detach(), h_last.detach(), *torch.autograd.grad(loss, leaves)])
+        spikes, h_last = fn(*leaves, surrogate, param)
+        loss = ((spikes * gs).sum() if "spikes" in losses else 0) + ((h_last * gh).sum() if "h" in losses else 0)
+        grads = torch.autograd.grad(loss, leaves, allow_unused=True)
+        grads = [torch.zeros_like(t) if g is None else g for g, t in zip(grads, leaves)]
+        results.append([spikes.detach(), h_last.detach(), *grads])
     assert torch.equal(results[0][0], results[1][0])
-    for a, b in zip(results[0][1:], results[1][1:]):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10)
+    for name, a, b in zip(("h_last", "grad x", "grad W", "grad B"), results[0][1:], results[1][1:]):
+        scale = max(b.abs().max().item(), 1.0) if b.numel() else 1.0
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10 * scale, msg=lambda m, n=name: f"{n}: {m}")
+
+
+@pytest.mark.parametrize("with_h_grad", [True, False], ids=["h-grad", "spikes-only"])
+@pytest.mark.parametrize("T", [1, 3, 8])
+def test_parallel_matches_reference(T, with_h_grad, cpu_path):
+    gen = torch.Generator().manual_seed(T)
+    x = torch.randn(T, 3, 5, 7, generator=gen, dtype=torch.float64)
+    assert_parallel_matches_reference(x, losses=("spikes", "h") if with_h_grad else ("spikes",))
+    spikes, _ = parallel_cpu(x.clone().requires_grad_(True), *init_parallel_params(T, dtype=torch.float64))
+    path = "_NumbaParallel" if cpu_path == "numba" else "_CpuParallel"
+    assert type(spikes.grad_fn).__name__ == path + "Backward"
+
+
+@pytest.mark.parametrize("surrogate,param", [("rectangle", 1.0), ("triangle", 1.5), ("sigmoid", 4.0),
+                                             ("atan", 2.0)])
+def test_parallel_surrogates_and_h_loss_only(surrogate, param, cpu_path):
+    x = torch.randn(4, 2, 3, 11, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    assert_parallel_matches_reference(x, surrogate, param)
+    assert_parallel_matches_reference(x, surrogate, param, losses=("h",))
+
+
+def test_parallel_half_precision_computes_in_float32(cpu_path):
+    """bf16 in and out, fp32 inside: exactly the fp32 path on the rounded input, rounded."""
+    T = 4
+    weight, threshold = init_parallel_params(T)
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(T, 2, 3, 5, generator=gen).to(torch.bfloat16)
+    gs = torch.randn(x.shape, generator=gen).to(torch.bfloat16)
+    out = []
+    for xi in (x, x.float()):
+        xi = xi.clone().requires_grad_(True)
+        spikes, h_last = parallel_cpu(xi, weight, threshold)
+        (gx,) = torch.autograd.grad((spikes * gs.to(xi.dtype)).sum(), xi)
+        out.append((spikes, h_last, gx))
+    assert out[0][0].dtype == out[0][1].dtype == out[0][2].dtype == torch.bfloat16
+    for a, b in zip(*out):
+        assert torch.equal(a, b.to(torch.bfloat16))
 
 
 # --------------------------------------------------------------------------------------------- module
+@pytest.mark.parametrize("channels", [None, 4], ids=["layer", "channel"])
+@pytest.mark.parametrize("shape", [(3, 2, 4, 5), (1, 1, 4, 1), (5, 3, 4, 97)], ids=["T3", "T1-N4", "T5-N1164"])
+def test_gated_input_matches_glif_input(shape, channels, cpu_path):
+    """GLIF's gated input folded into the scan (``input_gain``, ``input_bias``) against the reference
+    on ``gated_input(x)`` (what ``glif_input`` computes): outputs and the gradients of x, every
+    parameter, the gain and the bias."""
+    from lit_snn.neurons.cpu.scan import gated_input
+
+    spec, params, x, cot = make_case(neuron_config("glif"), shape, channels=channels, seed=9)
+    P = 1 if channels is None else channels
+    gen = torch.Generator().manual_seed(4)
+    gain = (torch.rand(shape[0], P, generator=gen, dtype=torch.float64) * 0.8 + 0.2)
+    bias = -torch.rand(P, generator=gen, dtype=torch.float64) * 0.3
+
+    def gated(fn):
+        def call(x, gain, bias, spec, **params):
+            if fn is multistep_cpu:
+                return fn(x, **params, spec=spec, input_gain=gain, input_bias=bias)
+            return fn(gated_input(x, gain, bias), **params, spec=spec)
+        return call
+
+    results = []
+    for fn in (multistep_cpu, multistep_reference):
+        xs = x.clone().requires_grad_(True)
+        leaves = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+        g, b = gain.clone().requires_grad_(True), bias.clone().requires_grad_(True)
+        spikes, v, m = gated(fn)(xs, g, b, spec, **leaves)
+        loss = (spikes * cot[0]).sum() + (v * cot[1]).sum() + (m * cot[2]).sum()
+        inputs = [xs, g, b, *leaves.values()]
+        grads = torch.autograd.grad(loss, inputs, allow_unused=True)
+        results.append([spikes.detach(), v.detach()] + [torch.zeros_like(i) if d is None else d
+                                                        for d, i in zip(grads, inputs)])
+    assert torch.equal(results[0][0], results[1][0])
+    for a, b in zip(results[0][1:], results[1][1:]):
+        scale = max(b.abs().max().item(), 1.0)
+        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9 * scale)
+
+
 @pytest.mark.parametrize("preset", ["lif", "ar_lif", "ib_ra_lif", "glif", "psn"])
-def test_module_cpu_backend_matches_torch(preset):
+@pytest.mark.parametrize("channels", [None, 4], ids=["layer", "channel"])
+def test_module_cpu_backend_matches_torch(preset, channels, cpu_path):
     """The neuron module on backend ``cpu`` and ``torch`` (float64): spikes and every parameter's
-    gradient, through GLIF's gated input and PSN's parallel path too."""
+    gradient, through GLIF's gated input and PSN's parallel path too, per layer and per channel."""
+    if channels is not None and preset == "psn":
+        pytest.skip("PSN has no per-channel parameters")
     steps = {"time_steps": 3} if neuron_config(preset).needs_time_steps else {}
+    if channels is not None:
+        steps.update(granularity="channel", channels=channels)
     torch.manual_seed(0)
     ref = create_neuron(preset, backend="torch", **steps).double()
     with torch.no_grad():

@@ -8,7 +8,8 @@ per dtype and cached on disk). The fallback (``LIT_SNN_CPU_NUMBA=0``, no numba, 
 does not cover) is torch ops per step: ``forward.py`` runs the step loop in place, ``adjoint.py``
 the reverse-time adjoint of the Triton kernel's backward step, both on reused step-sized rows
 (``scratch.py``: memory kept mapped from call to call, ``rows.py``) with the parameters as 0-dim
-tensors (``params.py``). ``parallel_cpu`` (``parallel.py``) is PSN's. The PyTorch reference
+tensors (``params.py``). ``parallel_cpu`` (``parallel.py``) is PSN's: the numba kernels of
+``numba_parallel.py`` behind the same switch, torch matmuls as the fallback. The PyTorch reference
 (``reference.multistep_reference``) stays the spec and the oracle; ``tests/neurons/test_cpu_path.py``
 holds both implementations equal to it (``test_cpu_numba.py``: the numba path's own checks).
 """

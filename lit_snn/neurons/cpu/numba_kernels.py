@@ -16,7 +16,18 @@ loops: each loop is straight-line code that LLVM vectorises (AVX-512 / AVX2). Th
 expanded per chunk into rows of ``work`` (a per-layer value repeated, a per-channel one gathered:
 channel ``(i // S) % C``), so per-layer, per-channel and mixed parameters run the same loops.
 The forward of the variants with a fixed threshold and a hard or soft reset (lif, plif, hard_lif,
-da_lif, soft_lif, i_lif, ib_ra_lif) is one loop per step (``_simple_step``: 25-30% faster here).
+da_lif, soft_lif, i_lif, ib_ra_lif) is one loop per step (``_simple_step``: 25-30% faster here), and
+so is that of the binary gated (glif: ``_gated_step``) and complementary (clif:
+``_complementary_step``) resets with a fixed threshold, in the forward and in the backward's replay
+(``_gated_replay``, ``_complementary_replay``: the same operations, writing what the adjoint reads).
+
+GLIF's gated integration (``SpikingNeuron.glif_input``: ``x'_t = gain_t x_t + bias``, gain
+``[T, Pg]``, bias ``[Pg]``, Pg = 1 or C) runs inside both kernels (``_gate``: one loop per step
+into a row of ``work``; the backward's replay keeps x' in ``traj[10]``), so that the backward keeps
+only x: dL/dx = dL/dx' gain, the gain's gradient per step and channel (``part_gain``), the bias's
+accumulated per element over time and summed per chunk (``part_bias``). The float64 sums over a
+chunk's neurons (``_lane_sum``) run in ``LANES`` interleaved partial sums, which vectorise (one
+float64 accumulator is a serial chain).
 
 Backward, as the Triton kernel: nothing but ``x`` and the ``[9, P]`` table is kept from the
 forward. Per chunk it replays the forward, keeping the states entering every step (``states``
@@ -46,9 +57,10 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic, overload
 
+LANES = 32  # float64 partial sums of a sum over a chunk's neurons (``_lane_sum``: four AVX-512 registers)
 CHUNK = 1024  # neurons per chunk (largest): ~40 rows of 4 KiB (fp32) stay in L2 while the chunk walks over time
 WORK_ROWS = 40  # rows of ``work`` the kernels use (parameters, states, per-step terms, gradients)
-TRAJ_ROWS = 10  # per-step quantities the backward's replay keeps for its adjoint (``scan_backward``)
+TRAJ_ROWS = 11  # per-step quantities the backward's replay keeps for its adjoint (``scan_backward``)
 # indices into ``fs`` (the float arguments, in the compute dtype)
 F_INT_MAX, F_INT_SCALE, F_INT_TOP, F_SURROGATE, F_ZERO, F_ONE, F_TWO, F_HALF, F_HALF_PI = range(9)
 NUM_FLOATS = 9
@@ -162,6 +174,80 @@ def _sigmoid_of(dst, src, n, fs):
     one = fs[F_ONE]
     for j in range(n):
         dst[j] = one / (one + exp(-src[j]))
+
+
+@njit(**_JIT)
+def _expand(vals, i0, n, C, S, out):
+    """``out[j]`` = ``vals``' entry of neuron ``i0 + j``: ``vals[0]`` (one entry) or its channel's
+    ``vals[((i0 + j) // S) % C]``, filled run by run (a channel's neurons are runs of S)."""
+    if vals.shape[0] == 1:
+        val = vals[0]
+        for j in range(n):
+            out[j] = val
+        return
+    j = 0
+    while j < n:
+        i = i0 + j
+        val = vals[(i // S) % C]
+        stop = min(n, j + S - i % S)
+        for jj in range(j, stop):
+            out[jj] = val
+        j = stop
+
+
+@njit(**_JIT)
+def _gate(xt, gain_t, brow, i0, n, C, S, grow, out):
+    """GLIF's gated input of one step, ``out = gain_t x_t + bias`` (``brow``: the bias row of the
+    chunk), as ``SpikingNeuron.glif_input``'s ``addcmul(bias, gain, x)``."""
+    if gain_t.shape[0] == 1:
+        g = gain_t[0]
+        for j in range(n):
+            out[j] = g * xt[j] + brow[j]
+    else:
+        _expand(gain_t, i0, n, C, S, grow)
+        for j in range(n):
+            out[j] = grow[j] * xt[j] + brow[j]
+
+
+@njit(**_JIT)
+def _lane_sum(a, b, HAS_B, n, lanes):
+    """sum_j a[j] (b[j] with ``HAS_B``) in float64: ``LANES`` interleaved partial sums (a loop that
+    vectorises, where one float64 accumulator is a serial chain), then the tail; the products in
+    the arrays' dtype. The order depends on n only: deterministic."""
+    for l in range(LANES):
+        lanes[l] = 0.0
+    nb = n - n % LANES
+    if HAS_B:
+        for o in range(0, nb, LANES):
+            ab = a[o:o + LANES]
+            bb = b[o:o + LANES]
+            for l in range(LANES):
+                lanes[l] += ab[l] * bb[l]
+    else:
+        for o in range(0, nb, LANES):
+            ab = a[o:o + LANES]
+            for l in range(LANES):
+                lanes[l] += ab[l]
+    total = 0.0
+    for l in range(LANES):
+        total += lanes[l]
+    for j in range(nb, n):
+        total += a[j] * b[j] if HAS_B else a[j]
+    return total
+
+
+@njit(**_JIT)
+def _channel_sums(a, b, HAS_B, i0, n, C, S, P, lanes, out):
+    """``out[c] += sum_j a[j] (b[j])`` over the chunk's neurons of channel c (P = 1: all into out[0])."""
+    if P == 1:
+        out[0] += _lane_sum(a, b, HAS_B, n, lanes)
+        return
+    j = 0
+    while j < n:
+        i = i0 + j
+        stop = min(n, j + S - i % S)
+        out[(i // S) % C] += _lane_sum(a[j:stop], b[j:stop], HAS_B, stop - j, lanes)
+        j = stop
 
 
 @njit(**_JIT)
@@ -283,10 +369,76 @@ def _simple_step(xt, v, s, n, prm, RESET, INTEGER, fs):
 
 
 @njit(**_JIT)
-def scan_forward(x, table, C, S, flags, fs, spikes, v_out, m_out, work):
+def _gated_step(xt, v, s, n, prm, fs):
+    """One forward step of GLIF's binary gated reset with a fixed threshold in one loop (the same
+    operations as ``_charge_fire`` + ``_reset``'s RESET 4); V in place."""
+    alpha, beta, vth, r, val = prm[0], prm[1], prm[2], prm[7], prm[8]
+    zero, one = fs[F_ZERO], fs[F_ONE]
+    for j in range(n):
+        u = beta[j] * v[j] + alpha[j] * xt[j]
+        sv = one if u >= vth[j] else zero
+        s[j] = sv
+        v[j] = u - sv * (r[j] * u + (one - r[j]) * val[j])
+
+
+@njit(**_JIT)
+def _complementary_step(xt, v, m, s, n, prm, fs):
+    """One forward step of CLIF's binary complementary reset with a fixed threshold in one loop (the
+    same operations as ``_charge_fire`` + ``_reset``'s RESET 3); V and M in place."""
+    alpha, beta, vth, c = prm[0], prm[1], prm[2], prm[4]
+    zero, one = fs[F_ZERO], fs[F_ONE]
+    for j in range(n):
+        u = beta[j] * v[j] + alpha[j] * xt[j]
+        sv = one if u >= vth[j] else zero
+        s[j] = sv
+        q = one / (one + exp(-(c[j] * u)))
+        mn = m[j] * q + sv
+        m[j] = mn
+        v[j] = u - sv * (vth[j] + one / (one + exp(-mn)))
+
+
+@njit(**_JIT)
+def _gated_replay(xt, v, u, s, vn, n, prm, fs):
+    """``_gated_step`` for the backward's replay: U and S kept (``traj``), V_t into ``vn``."""
+    alpha, beta, vth, r, val = prm[0], prm[1], prm[2], prm[7], prm[8]
+    zero, one = fs[F_ZERO], fs[F_ONE]
+    for j in range(n):
+        uu = beta[j] * v[j] + alpha[j] * xt[j]
+        u[j] = uu
+        sv = one if uu >= vth[j] else zero
+        s[j] = sv
+        vn[j] = uu - sv * (r[j] * uu + (one - r[j]) * val[j])
+
+
+@njit(**_JIT)
+def _complementary_replay(xt, v, m, u, s, q, mn, sm, vn, n, prm, fs):
+    """``_complementary_step`` for the backward's replay: U, S, q = sigmoid(c U), sigmoid(M_t) kept
+    (``traj``, as ``_reset`` writes them), M_t and V_t into ``mn``, ``vn``."""
+    alpha, beta, vth, c = prm[0], prm[1], prm[2], prm[4]
+    zero, one = fs[F_ZERO], fs[F_ONE]
+    for j in range(n):
+        uu = beta[j] * v[j] + alpha[j] * xt[j]
+        u[j] = uu
+        sv = one if uu >= vth[j] else zero
+        s[j] = sv
+        qq = one / (one + exp(-(c[j] * uu)))
+        q[j] = qq
+        mm = m[j] * qq + sv
+        mn[j] = mm
+        sg = one / (one + exp(-mm))
+        sm[j] = sg
+        vn[j] = uu - sv * (vth[j] + sg)
+
+
+@njit(**_JIT)
+def scan_forward(x, table, C, S, flags, fs, spikes, v_out, m_out, work, gain, bias):
     """x, spikes: [T, N]; table: [9, P]; v_out, m_out: [N] (m_out written when M is an output);
-    work: [WORK_ROWS, CHUNK] scratch. All in the compute dtype."""
+    work: [WORK_ROWS, CHUNK] scratch; gain [T, Pg], bias [Pg] (Pg = 1 or C): GLIF's gated input
+    x'_t = gain_t x_t + bias, the scan's input in x's place (``gain`` [0, 1]: none). All in the
+    compute dtype."""
     T, N = x.shape
+    GATED = gain.shape[0] != 0
+    xg, grow, brow = work[22], work[23], work[24]
     RESET, TH, INTEGER, CARRY, SLOPE = flags[0], flags[1], flags[2], flags[3], flags[4]
     has_m = RESET == 2 or RESET == 3 or TH == 2
     CH = work.shape[1]
@@ -298,6 +450,8 @@ def scan_forward(x, table, C, S, flags, fs, spikes, v_out, m_out, work):
     want_f = INTEGER != 0 and (RESET == 0 or RESET == 2)  # integer F = [S > 0], where the reset reads it
     # lif, plif, hard_lif, da_lif, soft_lif, i_lif, ib_ra_lif: fixed threshold, hard or soft reset
     simple = TH == 0 and not SLOPE and (RESET == 0 or RESET == 1)
+    gated = TH == 0 and not SLOPE and not INTEGER and RESET == 4  # glif
+    complementary = TH == 0 and not SLOPE and not INTEGER and RESET == 3  # clif
     zero = fs[F_ZERO]
     for i0 in range(0, N, CH):
         n = min(CH, N - i0)
@@ -305,11 +459,22 @@ def scan_forward(x, table, C, S, flags, fs, spikes, v_out, m_out, work):
         v, m, vn, mn = work[9], work[10], work[17], work[18]  # the states, double-buffered
         _fill(v, n, zero)
         _fill(m, n, zero)
+        if GATED:
+            _expand(bias, i0, n, C, S, brow)
         for t in range(T):
             xt = x[t, i0:i0 + n]
+            if GATED:
+                _gate(xt, gain[t], brow, i0, n, C, S, grow, xg)
+                xt = xg
             s = spikes[t, i0:i0 + n]
             if simple:  # the whole step in one loop, V in place
                 _simple_step(xt, v, s, n, prm, RESET, INTEGER, fs)
+                continue
+            if gated:
+                _gated_step(xt, v, s, n, prm, fs)
+                continue
+            if complementary:
+                _complementary_step(xt, v, m, s, n, prm, fs)
                 continue
             f = fb if INTEGER else s
             _charge_fire(xt, v, m, n, prm, TH, INTEGER, SLOPE, want_f, fs, pre, u, tx, th, arg, s, f)
@@ -579,14 +744,20 @@ def _adjoint(xt, v, m, gs, has_gs, av, am, n, prm, flags, fs, used, pre, u, tx, 
 
 @njit(**_JIT)
 def scan_backward(x, table, C, S, flags, fs, gs, has_gs, gv, gm, has_gv, has_gm, used, gx, part, states, traj,
-                  work):
+                  work, gain, bias, used_gate, part_gain, part_bias, lanes):
     """x, gs, gx: [T, N]; gv, gm: [N] (read where ``has_gv``/``has_gm``); used: [9] int (rows of the
     parameter gradient to accumulate); part: [n_chunks, 9, P] float64, zeroed, out; states:
     [2, T + 1, CH] (V, M entering each step); traj: [TRAJ_ROWS, T, CH] (each step's U, S, the spike
     function's argument (integer), th, tanh X, P, F and ``_reset``'s sigmoids, kept by the replay for the
     adjoint); work: [WORK_ROWS, CH]. All but ``part``, ``flags``, ``used`` in the compute dtype; CH
-    is the chunk (``work.shape[1]``)."""
+    is the chunk (``work.shape[1]``). GLIF's gated input (as ``scan_forward``; ``gain`` [0, 1]:
+    none): the replay keeps x'_t (``traj[10]``), dL/dx = dL/dx' gain; ``used_gate`` [2] int (the
+    gain's, the bias's gradient wanted); part_gain [n_chunks, T, Pg], part_bias [n_chunks, Pg]:
+    float64, zeroed, out; lanes: [LANES] float64 scratch."""
     T, N = x.shape
+    GATED = gain.shape[0] != 0
+    Pg = gain.shape[1]
+    grow, brow, accb = work[23], work[24], work[38]
     RESET, TH, INTEGER, CARRY, SLOPE = flags[0], flags[1], flags[2], flags[3], flags[4]
     CH = work.shape[1]
     P = table.shape[1]
@@ -599,6 +770,8 @@ def scan_backward(x, table, C, S, flags, fs, gs, has_gs, gv, gm, has_gv, has_gm,
     zero = fs[F_ZERO]
     _fill(zrow, CH, zero)
     no_carry = RESET == 2 and not CARRY  # AR-LIF's memory restarts every step: M_{t-1} reads as 0
+    gated = TH == 0 and not SLOPE and not INTEGER and RESET == 4  # glif: the replay's step in one loop
+    complementary = TH == 0 and not SLOPE and not INTEGER and RESET == 3  # clif
     any_param = False
     for kk in range(9):
         if used[kk]:
@@ -610,12 +783,23 @@ def scan_backward(x, table, C, S, flags, fs, gs, has_gs, gv, gm, has_gv, has_gm,
         # ---- replay the forward: the states entering every step, and what each step derives from them
         _fill(vs[0], n, zero)
         _fill(ms[0], n, zero)
+        if GATED:
+            _expand(bias, i0, n, C, S, brow)
         for t in range(T):
             xt = x[t, i0:i0 + n]
+            if GATED:
+                _gate(xt, gain[t], brow, i0, n, C, S, grow, traj[10, t])
+                xt = traj[10, t]
             u, s_, arg, tx = traj[0, t], traj[1, t], traj[2, t], traj[4, t]
             th = traj[3, t] if TH != 0 else prm[2]
             pre = traj[5, t] if SLOPE else u
             f = traj[6, t] if INTEGER else s_  # binary: F is S
+            if gated:
+                _gated_replay(xt, vs[t], u, s_, vs[t + 1], n, prm, fs)
+                continue
+            if complementary:
+                _complementary_replay(xt, vs[t], ms[t], u, s_, traj[7, t], ms[t + 1], traj[9, t], vs[t + 1], n, prm, fs)
+                continue
             _charge_fire(xt, vs[t], ms[t], n, prm, TH, INTEGER, SLOPE, want_f, fs, pre, u, tx, th, arg, s_, f)
             _reset(xt, u, th, s_, f, ms[t], vs[t + 1], ms[t + 1], n, prm, RESET, TH, CARRY, fs, traj[7, t], traj[8, t],
                    traj[9, t])
@@ -626,9 +810,11 @@ def scan_backward(x, table, C, S, flags, fs, gs, has_gs, gv, gm, has_gv, has_gm,
             am[j] = gm[i0 + j] if has_gm else zero
         for kk in range(9):
             _fill(acc[kk], n, zero)
+        if GATED and used_gate[1]:
+            _fill(accb, n, zero)
         for tt in range(T):
             t = T - 1 - tt
-            xt = x[t, i0:i0 + n]
+            xt = traj[10, t] if GATED else x[t, i0:i0 + n]
             m_t = zrow if no_carry else ms[t]
             u, s_, arg, tx = traj[0, t], traj[1, t], traj[2, t], traj[4, t]
             th = traj[3, t] if TH != 0 else prm[2]
@@ -637,6 +823,24 @@ def scan_backward(x, table, C, S, flags, fs, gs, has_gs, gv, gm, has_gv, has_gm,
             _adjoint(xt, vs[t], m_t, gs[t, i0:i0 + n], has_gs, av, am, n, prm, flags, fs, used, pre, u, tx, th,
                      arg, s_, f, traj[7, t], traj[8, t], traj[9, t], g_u, g_sp, g_th, g_x, amp, t1, t2, t3, t4,
                      gx[t, i0:i0 + n], acc)
+            if GATED:  # gx holds dL/dx'_t: the gain's and the bias's shares, then dL/dx_t = dL/dx'_t gain_t
+                gxt = gx[t, i0:i0 + n]
+                if used_gate[0]:
+                    _channel_sums(gxt, x[t, i0:i0 + n], True, i0, n, C, S, Pg, lanes, part_gain[ci, t])
+                if used_gate[1]:
+                    for j in range(n):
+                        accb[j] += gxt[j]
+                gain_t = gain[t]
+                if Pg == 1:
+                    g = gain_t[0]
+                    for j in range(n):
+                        gxt[j] = gxt[j] * g
+                else:
+                    _expand(gain_t, i0, n, C, S, grow)
+                    for j in range(n):
+                        gxt[j] = gxt[j] * grow[j]
+        if GATED and used_gate[1]:
+            _channel_sums(accb, accb, False, i0, n, C, S, Pg, lanes, part_bias[ci])
         # ---- this chunk's partial sums of the parameter gradients, per channel
         if any_param:
             for kk in range(9):

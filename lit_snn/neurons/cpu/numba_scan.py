@@ -81,10 +81,10 @@ def compute_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def _layout(x: Tensor, params) -> tuple[int, int, int]:
+def _layout(x: Tensor, params, bias: Tensor | None = None) -> tuple[int, int, int]:
     """(N, C, S): neurons per step, channels of the table (1 per layer), neurons per channel and sample."""
     N = x[0].numel()
-    per_channel = any(p is not None and p.numel() > 1 for p in params)
+    per_channel = any(p is not None and p.numel() > 1 for p in params) or (bias is not None and bias.numel() > 1)
     if not per_channel:
         return N, 1, 1
     B, C = x.shape[1], x.shape[2]
@@ -114,17 +114,35 @@ def _flat(t: Tensor, dtype: torch.dtype, shape) -> Tensor:
     return t.detach().to(dtype).contiguous().view(shape)
 
 
+def _gate_args(gain: Tensor | None, bias: Tensor | None, T: int, dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """GLIF's gated input as the kernels take it: gain [T, Pg], bias [Pg] in the compute dtype (Pg
+    = 1 or C, the bias broadcast to the gain's Pg or back); none: gain [0, 1], bias [1]."""
+    np_dtype = np.float64 if dtype == torch.float64 else np.float32
+    if gain is None:
+        return np.zeros((0, 1), dtype=np_dtype), np.zeros(1, dtype=np_dtype)
+    g = gain.detach().to(dtype).reshape(T, -1)
+    b = bias.detach().to(dtype).reshape(-1)
+    P = max(g.shape[1], b.numel())
+    return g.expand(T, P).contiguous().numpy(), b.expand(P).contiguous().numpy()
+
+
 class NumbaScan(torch.autograd.Function):
+    """Inputs: x, the spec, GLIF's gated input (gain [T, Pg] and bias [Pg], or None, None: see
+    ``multistep_cpu``), then the nine parameters (or None)."""
+
     @staticmethod
-    def forward(ctx, x: Tensor, spec: KernelSpec, *params):
+    def forward(ctx, x: Tensor, spec: KernelSpec, gain: Tensor | None, bias: Tensor | None, *params):
         k = kernels()
         dtype = compute_dtype(x.dtype)
         T = x.shape[0]
-        N, C, S = _layout(x, params)
+        N, C, S = _layout(x, params, bias if gain is not None else None)
+        if gain is not None and gain[0].numel() > 1 and C == 1:
+            N, C, S = _layout(x, (gain[0],))
         flags, floats = variant_args(spec)
         np_dtype = np.float64 if dtype == torch.float64 else np.float32
         xc = _flat(x, dtype, (T, N))
         table = _table(params, C, dtype)
+        gain_np, bias_np = _gate_args(gain, bias, T, dtype)
         has_m = spec.keeps_memory
         spikes = torch.empty((T, N), dtype=dtype)
         v = torch.empty(N, dtype=dtype)
@@ -132,9 +150,9 @@ class NumbaScan(torch.autograd.Function):
         with scratch.scope():  # temporaries from the CPU path's pool: their pages stay mapped between calls
             work = scratch.take((k.WORK_ROWS, min(k.CHUNK, N)), xc).numpy()
             k.scan_forward(xc.numpy(), table, C, S, flags, _float_args(floats, np_dtype), spikes.numpy(), v.numpy(),
-                           m.numpy(), work)
-        ctx.save_for_backward(x, *params)
-        ctx.spec, ctx.table, ctx.layout = spec, table, (N, C, S)
+                           m.numpy(), work, gain_np, bias_np)
+        ctx.save_for_backward(x, gain, bias, *params)
+        ctx.spec, ctx.table, ctx.layout, ctx.gate = spec, table, (N, C, S), (gain_np, bias_np)
         ctx.set_materialize_grads(False)
         step_shape = x.shape[1:]
         m_out = m.view(step_shape).to(x.dtype) if has_m else x.new_zeros(()).expand(step_shape)
@@ -143,8 +161,9 @@ class NumbaScan(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_s, grad_v, grad_m):
         k = kernels()
-        x, *params = ctx.saved_tensors
+        x, gain, bias, *params = ctx.saved_tensors
         spec, table = ctx.spec, ctx.table
+        gain_np, bias_np = ctx.gate
         N, C, S = ctx.layout
         T = x.shape[0]
         dtype = compute_dtype(x.dtype)
@@ -157,7 +176,12 @@ class NumbaScan(torch.autograd.Function):
         has_gm = grad_m is not None and spec.keeps_memory
         gm = _flat(grad_m, dtype, (N,)).numpy() if has_gm else x_np[0]
         needs = ctx.needs_input_grad
-        used = np.array([int(p is not None and needs[2 + i]) for i, p in enumerate(params)], dtype=np.int64)
+        used = np.array([int(p is not None and needs[4 + i]) for i, p in enumerate(params)], dtype=np.int64)
+        used_gate = np.array([int(gain is not None and needs[2]), int(bias is not None and needs[3])], dtype=np.int64)
+        chunks = (N + chunk_size(k.CHUNK, T, N) - 1) // chunk_size(k.CHUNK, T, N)
+        Pg = gain_np.shape[1]
+        part_gain = np.zeros((chunks if used_gate[0] else 0, T, Pg), dtype=np.float64)
+        part_bias = np.zeros((chunks if used_gate[1] else 0, Pg), dtype=np.float64)
         chunk = chunk_size(k.CHUNK, T, N)
         part = np.zeros(((N + chunk - 1) // chunk, NUM_PARAMS, C), dtype=np.float64)
         grad_x = torch.empty((T, N), dtype=dtype)
@@ -166,7 +190,8 @@ class NumbaScan(torch.autograd.Function):
             traj = scratch.take((k.TRAJ_ROWS, T, chunk), xc).numpy()
             work = scratch.take((k.WORK_ROWS, chunk), xc).numpy()
             k.scan_backward(x_np, table, C, S, flags, _float_args(floats, np_dtype), gs, grad_s is not None, gv, gm,
-                            grad_v is not None, has_gm, used, grad_x.numpy(), part, states, traj, work)
+                            grad_v is not None, has_gm, used, grad_x.numpy(), part, states, traj, work, gain_np,
+                            bias_np, used_gate, part_gain, part_bias, np.empty(k.LANES, dtype=np.float64))
         grads = []
         if used.any():
             total = part.sum(axis=0)  # [9, C], one deterministic reduction
@@ -179,4 +204,11 @@ class NumbaScan(torch.autograd.Function):
                 g = g.sum()
             grads.append(g.reshape(p.shape).to(p.dtype))
         gx = grad_x.view(x.shape).to(x.dtype) if needs[0] else None
-        return (gx, None, *grads)
+        g_gain = g_bias = None
+        if used_gate[0]:  # [T, Pg] summed back to the gain's own shape
+            g = torch.from_numpy(part_gain.sum(axis=0))
+            g_gain = (g if gain[0].numel() > 1 else g.sum(1, keepdim=True)).reshape(gain.shape).to(gain.dtype)
+        if used_gate[1]:
+            g = torch.from_numpy(part_bias.sum(axis=0))
+            g_bias = (g if bias.numel() > 1 else g.sum()).reshape(bias.shape).to(bias.dtype)
+        return (gx, None, g_gain, g_bias, *grads)

@@ -112,8 +112,16 @@ def multistep_cpu(
     slope: Tensor | None = None,  # [P]  KLIF's k
     reset_gate: Tensor | None = None,  # [P]  GLIF's reset gate
     reset_value: Tensor | None = None,  # [P]  GLIF's soft-reset value
+    input_gain: Tensor | None = None,  # [T, P]  GLIF's gated input: the scan runs on x'_t = gain_t x_t + bias
+    input_bias: Tensor | None = None,  # [P] or []
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The CPU path of ``multistep_reference``: same signature, same math, same outputs.
+
+    ``input_gain``/``input_bias`` (both or neither): GLIF's gated integration
+    (``SpikingNeuron.glif_input``), ``x'_t = input_gain_t x_t + input_bias`` (per layer: gain
+    ``[T, 1]``, bias ``[1]`` or ``[]``; per channel ``[T, C]``, ``[C]``), the scan's input in x's
+    place; differentiable w.r.t. both. The numba path folds it into its kernels (the backward keeps
+    only x); the torch path applies it first, as ``glif_input`` (its autograd keeps x and x').
 
     Returns ``(spikes [T, ...], V_T [...], M_T [...])`` in ``x``'s dtype; without a second state
     ``M_T`` is the constant zero as a read-only broadcast (``.clone()`` it before writing in place).
@@ -140,14 +148,38 @@ def multistep_cpu(
             raise ValueError(f"multistep_cpu: {name} has {p.numel()} entries; expected 1 (per layer) or C = "
                              f"x.shape[2] (per channel, x of shape [T, B, C, ...]), x has shape {tuple(x.shape)}")
         flat.append(p.reshape(-1))
+    if (input_gain is None) != (input_bias is None):
+        raise ValueError("multistep_cpu: input_gain and input_bias come together (GLIF's gated input)")
+    if input_gain is not None:
+        P = input_gain[0].numel() if input_gain.dim() >= 1 and input_gain.shape[0] == x.shape[0] else -1
+        if P < 1 or input_gain.numel() != x.shape[0] * P or (P != 1 and P != channels) or \
+                input_bias.numel() not in (1, P):
+            raise ValueError(f"multistep_cpu: input_gain must be [T, 1] or [T, C] and input_bias [1] or [C] "
+                             f"(T = {x.shape[0]}, C = {channels}), got {tuple(input_gain.shape)} and "
+                             f"{tuple(input_bias.shape)}")
     if x[0].numel() == 0:  # nothing to run: the reference's empty outputs
         return x.clone(), x.new_zeros(x.shape[1:]), x.new_zeros(x.shape[1:])
     if USE_NUMBA and _NUMBA_BROKEN is None and numba_supports(spec):
         try:
-            return NumbaScan.apply(x.contiguous(), spec, *flat)
+            return NumbaScan.apply(x.contiguous(), spec, input_gain, input_bias, *flat)
         except ImportError as err:  # numba missing or broken: the torch path, which needs none
             _numba_failed(err)
+    if input_gain is not None:  # as SpikingNeuron.glif_input
+        x = gated_input(x, input_gain, input_bias)
     return _CpuScan.apply(x.contiguous(), spec, *flat)
+
+
+def gated_input(x: Tensor, gain: Tensor, bias: Tensor) -> Tensor:
+    """``x'_t = gain_t x_t + bias`` in x's dtype (``addcmul``, as ``SpikingNeuron.glif_input``):
+    gain [T, 1] or [T, C], bias [1], [] or [C], broadcast over x [T, B, C, ...]."""
+    T = x.shape[0]
+    if gain[0].numel() > 1 or bias.numel() > 1:  # per channel: [T, C] -> [T, 1, C, 1, ...]
+        gain = gain.reshape((T, 1, -1) + (1,) * (x.dim() - 3))
+        bias = bias.reshape((1, -1) + (1,) * (x.dim() - 3))
+    else:
+        gain = gain.reshape((T,) + (1,) * (x.dim() - 1))
+        bias = bias.reshape(())
+    return torch.addcmul(bias.to(x.dtype), gain.to(x.dtype), x)
 
 
 def uses_numba(spec: KernelSpec) -> bool:
