@@ -9,6 +9,7 @@ from torch import Tensor, nn
 
 from .config import NeuronConfig
 from .cpu import multistep_cpu, parallel_cpu
+from .cpu.scan import gated_input
 from .parallel import init_parallel_params, parallel_reference
 from .precision import warn_if_levels_collapse
 from .reference import PARAM_NAMES, KernelSpec, multistep_reference
@@ -158,15 +159,7 @@ class SpikingNeuron(nn.Module):
         ``U_t = leak V_{t-1} + x'_t``. One elementwise pass before the kernel (GLIF on the reference
         and Triton paths; the CPU path folds it into its scan: ``multistep_cpu``'s ``input_gain``);
         autograd reduces the gradients of the per-step conductance and of the linear decay."""
-        T = x.shape[0]
-        gain, bias = self.glif_gate(x.shape)
-        if self.config.granularity == "channel":  # [T, C] -> [T, 1, C, 1, ...]
-            gain = gain.reshape((T, 1, -1) + (1,) * (x.dim() - 3))
-            bias = bias.reshape((1, -1) + (1,) * (x.dim() - 3))
-        else:
-            gain = gain.reshape((T,) + (1,) * (x.dim() - 1))
-            bias = bias.reshape(())
-        return torch.addcmul(bias.to(x.dtype), gain.to(x.dtype), x)
+        return gated_input(x, *self.glif_gate(x.shape))
 
     # ------------------------------------------------------------------ forward
     def check_input(self, x: Tensor, finite: bool = True) -> None:

@@ -164,14 +164,15 @@ def multistep_cpu(
             return NumbaScan.apply(x.contiguous(), spec, input_gain, input_bias, *flat)
         except ImportError as err:  # numba missing or broken: the torch path, which needs none
             _numba_failed(err)
-    if input_gain is not None:  # as SpikingNeuron.glif_input
+    if input_gain is not None:
         x = gated_input(x, input_gain, input_bias)
     return _CpuScan.apply(x.contiguous(), spec, *flat)
 
 
 def gated_input(x: Tensor, gain: Tensor, bias: Tensor) -> Tensor:
-    """``x'_t = gain_t x_t + bias`` in x's dtype (``addcmul``, as ``SpikingNeuron.glif_input``):
-    gain [T, 1] or [T, C], bias [1], [] or [C], broadcast over x [T, B, C, ...]."""
+    """GLIF's gated input ``x'_t = gain_t x_t + bias`` in x's dtype (one ``addcmul``; what
+    ``SpikingNeuron.glif_input`` computes): gain [T, 1] or [T, C], bias [1], [] or [C], broadcast
+    over x [T, B, C, ...]."""
     T = x.shape[0]
     if gain[0].numel() > 1 or bias.numel() > 1:  # per channel: [T, C] -> [T, 1, C, 1, ...]
         gain = gain.reshape((T, 1, -1) + (1,) * (x.dim() - 3))
