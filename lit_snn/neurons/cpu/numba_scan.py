@@ -28,6 +28,7 @@ from torch import Tensor
 from ..reference import PARAM_NAMES, SECOND_STATE_RESETS, KernelSpec
 from ..surrogate import SURROGATE_IDS, integer_top
 from . import scratch
+from .params import compute_dtype
 
 RESET_IDS = {"hard": 0, "soft": 1, "adaptive": 2, "complementary": 3, "gated": 4, "none": 5}  # as the Triton kernel's
 NUM_PARAMS = len(PARAM_NAMES)
@@ -75,10 +76,6 @@ def variant_args(spec: KernelSpec) -> tuple[np.ndarray, tuple]:
 def _float_args(floats: tuple, dtype: np.dtype) -> np.ndarray:
     """``fs`` of the kernels (``numba_kernels.F_*``) in the compute dtype."""
     return np.array([*floats, 0.0, 1.0, 2.0, 0.5, math.pi / 2], dtype=dtype)
-
-
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def _layout(x: Tensor, params, bias: Tensor | None = None) -> tuple[int, int, int]:

@@ -19,7 +19,7 @@ from torch import Tensor
 
 from ..surrogate import SURROGATE_IDS, surrogate_grad
 from . import scan, scratch
-from .scan import compute_dtype
+from .params import compute_dtype
 
 _kernels = None  # numba_parallel, imported (and numba with it) on first use
 

@@ -18,6 +18,11 @@ from torch import Tensor
 from ..reference import PARAM_NAMES, broadcast_param
 
 
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """What the CPU path computes in for a storage dtype: float64 for float64, else float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 @dataclass(frozen=True)
 class StepParams:
     """Effective parameters by name (``reference.PARAM_NAMES``; those a variant does not read are absent)."""

@@ -40,14 +40,10 @@ from . import scratch
 from .adjoint import scan_adjoint
 from .forward import run_scan
 from .numba_scan import NumbaScan, numba_supports
-from .params import step_params
+from .params import compute_dtype, step_params
 
 USE_NUMBA = os.environ.get("LIT_SNN_CPU_NUMBA", "1").strip() != "0"  # the numba path (numba_scan.py); 0: torch ops
 _NUMBA_BROKEN: Exception | None = None  # set when numba failed to import: the torch path from then on
-
-
-def compute_dtype(dtype: torch.dtype) -> torch.dtype:
-    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def saves_states(spec: KernelSpec) -> bool:
