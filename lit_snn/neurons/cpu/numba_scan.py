@@ -78,14 +78,34 @@ def _float_args(floats: tuple, dtype: np.dtype) -> np.ndarray:
     return np.array([*floats, 0.0, 1.0, 2.0, 0.5, math.pi / 2], dtype=dtype)
 
 
+CHANNELS_LAST = (0, 1, 3, 4, 2)  # [T, B, C, H, W] -> its memory order [T, B, H, W, C] under channels_last
+
+
+def memory_order(x: Tensor) -> tuple[int, ...] | None:
+    """The permutation of x's dims that is contiguous in memory, where the kernels take x as it is:
+    the identity for a contiguous x, ``CHANNELS_LAST`` for a channels-last ``[T, B, C, H, W]`` (the
+    conv nets' layout on the CPU, ``LitSNN(memory_format=...)``); None for any other x."""
+    if x.is_contiguous():
+        return tuple(range(x.dim()))
+    if x.dim() == 5 and x.permute(CHANNELS_LAST).is_contiguous():
+        return CHANNELS_LAST
+    return None
+
+
+def kernel_input(x: Tensor) -> Tensor:
+    """x as ``NumbaScan`` takes it: unchanged if contiguous or channels-last, else a contiguous copy."""
+    return x if memory_order(x) is not None else x.contiguous()
+
+
 def _layout(x: Tensor, params, bias: Tensor | None = None) -> tuple[int, int, int]:
-    """(N, C, S): neurons per step, channels of the table (1 per layer), neurons per channel and sample."""
+    """(N, C, S): neurons per step, channels of the table (1 per layer), and the channel's stride
+    in memory (neuron i of a step is in channel ``(i // S) % C``: S = H*W contiguous, 1 channels-last)."""
     N = x[0].numel()
     per_channel = any(p is not None and p.numel() > 1 for p in params) or (bias is not None and bias.numel() > 1)
     if not per_channel:
         return N, 1, 1
     B, C = x.shape[1], x.shape[2]
-    return N, C, N // (B * C)
+    return N, C, 1 if memory_order(x) == CHANNELS_LAST else N // (B * C)
 
 
 def _table(params, C: int, dtype: torch.dtype) -> np.ndarray:
@@ -106,9 +126,15 @@ def chunk_size(largest: int, T: int, N: int) -> int:
     return max(1, min(chunk, N))
 
 
-def _flat(t: Tensor, dtype: torch.dtype, shape) -> Tensor:
-    """``t`` in the compute dtype, contiguous, viewed as ``shape`` (no copy where it already is)."""
-    return t.detach().to(dtype).contiguous().view(shape)
+def _flat(t: Tensor, dtype: torch.dtype, shape, order: tuple[int, ...]) -> Tensor:
+    """``t`` in the compute dtype, its dims in x's memory ``order``, contiguous, viewed as
+    ``shape`` (no copy where it already is)."""
+    return t.detach().to(dtype).permute(order).contiguous().view(shape)
+
+
+def _unflat(t: Tensor, like: Tensor, order: tuple[int, ...]) -> Tensor:
+    """A kernel output ``t`` (memory ``order``) as a tensor of ``like``'s shape and strides."""
+    return t.view([like.shape[d] for d in order]).permute([order.index(d) for d in range(len(order))])
 
 
 def _gate_args(gain: Tensor | None, bias: Tensor | None, T: int, dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -130,6 +156,7 @@ class NumbaScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, spec: KernelSpec, gain: Tensor | None, bias: Tensor | None, *params):
         k = kernels()
+        x = kernel_input(x)
         dtype = compute_dtype(x.dtype)
         T = x.shape[0]
         N, C, S = _layout(x, params, bias if gain is not None else None)
@@ -137,7 +164,8 @@ class NumbaScan(torch.autograd.Function):
             N, C, S = _layout(x, (gain[0],))
         flags, floats = variant_args(spec)
         np_dtype = np.float64 if dtype == torch.float64 else np.float32
-        xc = _flat(x, dtype, (T, N))
+        order = memory_order(x)
+        xc = _flat(x, dtype, (T, N), order)
         table = _table(params, C, dtype)
         gain_np, bias_np = _gate_args(gain, bias, T, dtype)
         has_m = spec.keeps_memory
@@ -149,11 +177,11 @@ class NumbaScan(torch.autograd.Function):
             k.scan_forward(xc.numpy(), table, C, S, flags, _float_args(floats, np_dtype), spikes.numpy(), v.numpy(),
                            m.numpy(), work, gain_np, bias_np)
         ctx.save_for_backward(x, gain, bias, *params)
-        ctx.spec, ctx.table, ctx.layout, ctx.gate = spec, table, (N, C, S), (gain_np, bias_np)
+        ctx.spec, ctx.table, ctx.layout, ctx.gate = spec, table, (N, C, S, order), (gain_np, bias_np)
         ctx.set_materialize_grads(False)
-        step_shape = x.shape[1:]
-        m_out = m.view(step_shape).to(x.dtype) if has_m else x.new_zeros(()).expand(step_shape)
-        return spikes.view(x.shape).to(x.dtype), v.view(step_shape).to(x.dtype), m_out
+        step_order = tuple(d - 1 for d in order[1:])  # of a step [B, C, ...]
+        m_out = _unflat(m, x[0], step_order).to(x.dtype) if has_m else x.new_zeros(()).expand(x.shape[1:])
+        return (_unflat(spikes, x, order).to(x.dtype), _unflat(v, x[0], step_order).to(x.dtype), m_out)
 
     @staticmethod
     def backward(ctx, grad_s, grad_v, grad_m):
@@ -161,17 +189,18 @@ class NumbaScan(torch.autograd.Function):
         x, gain, bias, *params = ctx.saved_tensors
         spec, table = ctx.spec, ctx.table
         gain_np, bias_np = ctx.gate
-        N, C, S = ctx.layout
+        N, C, S, order = ctx.layout
+        step_order = tuple(d - 1 for d in order[1:])
         T = x.shape[0]
         dtype = compute_dtype(x.dtype)
         np_dtype = np.float64 if dtype == torch.float64 else np.float32
         flags, floats = variant_args(spec)
-        xc = _flat(x, dtype, (T, N))
+        xc = _flat(x, dtype, (T, N), order)
         x_np = xc.numpy()
-        gs = x_np if grad_s is None else _flat(grad_s, dtype, (T, N)).numpy()
-        gv = x_np[0] if grad_v is None else _flat(grad_v, dtype, (N,)).numpy()
+        gs = x_np if grad_s is None else _flat(grad_s, dtype, (T, N), order).numpy()
+        gv = x_np[0] if grad_v is None else _flat(grad_v, dtype, (N,), step_order).numpy()
         has_gm = grad_m is not None and spec.keeps_memory
-        gm = _flat(grad_m, dtype, (N,)).numpy() if has_gm else x_np[0]
+        gm = _flat(grad_m, dtype, (N,), step_order).numpy() if has_gm else x_np[0]
         needs = ctx.needs_input_grad
         used = np.array([int(p is not None and needs[4 + i]) for i, p in enumerate(params)], dtype=np.int64)
         used_gate = np.array([int(gain is not None and needs[2]), int(bias is not None and needs[3])], dtype=np.int64)
@@ -200,7 +229,7 @@ class NumbaScan(torch.autograd.Function):
             if p.numel() == 1:
                 g = g.sum()
             grads.append(g.reshape(p.shape).to(p.dtype))
-        gx = grad_x.view(x.shape).to(x.dtype) if needs[0] else None
+        gx = _unflat(grad_x, x, order).to(x.dtype) if needs[0] else None
         g_gain = g_bias = None
         if used_gate[0]:  # [T, Pg] summed back to the gain's own shape
             g = torch.from_numpy(part_gain.sum(axis=0))
