@@ -43,9 +43,13 @@ _MIX_KEYS = ["input", "class"]  # kornia mixes return (images, [own label, partn
 
 @contextmanager
 def seeded_global_rng(gen: torch.Generator) -> Iterator[None]:
-    """Run the block on a fork of torch's global CPU RNG seeded from ``gen`` (restored afterwards)."""
+    """Run the block on a fork of torch's global CPU RNG seeded from ``gen`` (restored afterwards).
+
+    Seeds the CPU generator only (kornia draws there; the collate runs on the CPU):
+    ``torch.manual_seed`` would also queue a lazy seed for every accelerator, and each queued call
+    records a formatted Python stack (about 1 ms a batch under a Trainer's deep stack)."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+        torch.default_generator.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
         yield
 
 
@@ -129,6 +133,12 @@ class AugmentConfig:
     def mixes(self) -> bool:
         return self.mixup_alpha > 0 or self.cutmix_alpha > 0
 
+    @property
+    def active(self) -> bool:
+        """Whether any augmentation is on (else batches are only normalised)."""
+        return (self.crop_padding > 0 or self.hflip or self.auto_augment != "none" or self.random_erasing > 0
+                or self.mixes)
+
 
 class BatchCollate:
     """collate_fn: stack ``(uint8/float image [C,H,W], label)`` pairs, augment, normalise.
@@ -149,7 +159,7 @@ class BatchCollate:
         self.mean = torch.tensor(mean, dtype=torch.float32)[None, :, None, None]
         self.std = torch.tensor(std, dtype=torch.float32)[None, :, None, None]
         self.num_classes = num_classes
-        self.augment = augment
+        self.augment = augment if augment is not None and augment.active else None  # all off: only normalise
         self.seed = seed
         self._gen: torch.Generator | None = None
         self._auto = None

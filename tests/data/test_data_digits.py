@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from lit_snn.data import DigitsDataModule, create_datamodule, seeded_split
-from lit_snn.data.augment import AugmentConfig, mixup_cutmix, random_crop_flip, seeded_global_rng
+from lit_snn.data.augment import AugmentConfig, BatchCollate, mixup_cutmix, random_crop_flip, seeded_global_rng
 
 
 def _labels(ds):
@@ -88,6 +88,18 @@ def test_augmentation_off_by_default_and_only_on_train():
     assert y_tr.shape == (len(dm.train_set), 10) and y_tr.dtype == torch.float32
     assert torch.allclose(y_tr.sum(1), torch.ones(len(y_tr)))
     assert DigitsDataModule().augment == AugmentConfig()  # all off
+
+
+def test_collate_with_every_augmentation_off_only_normalises():
+    items = [(torch.rand(1, 8, 8), k % 10) for k in range(12)]
+    off = BatchCollate((0.3,), (0.4,), 10, AugmentConfig())
+    assert off.augment is None  # nothing to draw: no RNG fork per batch
+    x, y = off(items)
+    assert torch.equal(x, (torch.stack([i for i, _ in items]) - 0.3) / 0.4)
+    assert y.tolist() == [k % 10 for k in range(12)]
+    for field in (dict(crop_padding=1), dict(hflip=True), dict(auto_augment="trivialaugment"),
+                  dict(random_erasing=0.1), dict(mixup_alpha=0.2), dict(cutmix_alpha=1.0)):
+        assert AugmentConfig(**field).active, field
 
 
 def test_crop_flip_functions():
