@@ -18,6 +18,7 @@ from .losses import LOSSES, mean_output_ce, tet_loss
 from .neurons import SpikingNeuron, neuron_config
 
 OPTIMIZERS = ("sgd", "adamw")
+MEMORY_FORMATS = ("auto", "channels_last", "contiguous")
 
 
 class LitSNN(L.LightningModule):
@@ -41,6 +42,12 @@ class LitSNN(L.LightningModule):
     reference on CPU (which inductor fuses; the CPU path's hand-written Function is opaque to it).
     The compilation costs tens of seconds per process: it pays on long runs, not on the digits.
     Parameters, checkpoints and results are those of the eager model.
+
+    ``memory_format``: the layout of the conv weights and so of every activation they produce.
+    ``auto`` (default) is channels-last on the CPU, where oneDNN's convolutions and batch norm run
+    1.7-1.8x faster in it (``small_conv``'s second conv and its norms on two cores) and the CPU
+    neurons take it without a copy, and contiguous on accelerators (the Triton kernels read
+    contiguous inputs). Applied when a fit, validation or test starts; only speed depends on it.
     """
 
     def __init__(
@@ -65,6 +72,7 @@ class LitSNN(L.LightningModule):
         warmup_epochs: int = 0,
         compile: bool = False,
         compile_backend: str = "inductor",
+        memory_format: str = "auto",
     ) -> None:
         super().__init__()
         if loss not in LOSSES:
@@ -73,6 +81,8 @@ class LitSNN(L.LightningModule):
             raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
         if time_steps < 1:
             raise ValueError(f"time_steps must be >= 1, got {time_steps}")
+        if memory_format not in MEMORY_FORMATS:
+            raise ValueError(f"unknown memory_format {memory_format!r}; valid: {', '.join(MEMORY_FORMATS)}")
         if lr <= 0 or not math.isfinite(lr):
             raise ValueError(f"lr must be a positive number, got {lr}")
         overrides = dict(neuron_overrides or {})
@@ -203,6 +213,23 @@ class LitSNN(L.LightningModule):
 
     def test_step(self, batch, batch_idx):
         self._shared_step(batch, "test")
+
+    # ------------------------------------------------------------------ layout
+    def apply_memory_format(self) -> None:
+        """Lay the weights out as ``memory_format`` says for the device they are on (idempotent)."""
+        choice = self.hparams.get("memory_format", "auto")  # absent from checkpoints saved before it existed
+        if choice == "auto":
+            choice = "channels_last" if self.device.type == "cpu" else "contiguous"
+        self.net.to(memory_format=torch.channels_last if choice == "channels_last" else torch.contiguous_format)
+
+    def on_fit_start(self) -> None:
+        self.apply_memory_format()
+
+    def on_validation_start(self) -> None:
+        self.apply_memory_format()
+
+    def on_test_start(self) -> None:
+        self.apply_memory_format()
 
     # ------------------------------------------------------------------ activity
     def _start_activity(self, count_energy: bool) -> None:

@@ -94,3 +94,24 @@ def test_neurons_with_per_step_parameters_take_the_models_time_steps(neuron, sha
     assert outputs.shape == (3, 2, 10)
     with pytest.raises(ValueError, match="neuron_overrides.time_steps=5 differs from time_steps=3"):
         LitSNN(num_classes=10, in_channels=1, neuron=neuron, time_steps=3, neuron_overrides={"time_steps": 5})
+
+
+def test_memory_format_auto_is_channels_last_on_the_cpu_and_changes_only_the_layout():
+    torch.manual_seed(0)
+    contiguous = LitSNN(num_classes=10, in_channels=1, neuron="plif", memory_format="contiguous")
+    auto = LitSNN(num_classes=10, in_channels=1, neuron="plif")
+    auto.load_state_dict(contiguous.state_dict())
+    contiguous.apply_memory_format()
+    auto.apply_memory_format()
+    conv = auto.net.features[3].weight
+    assert conv.is_contiguous(memory_format=torch.channels_last) and not conv.is_contiguous()
+    assert contiguous.net.features[3].weight.is_contiguous()
+    x, y = torch.rand(6, 1, 8, 8), torch.randint(0, 10, (6,))
+    losses = [model.training_step((x, y), 0) for model in (contiguous, auto)]
+    for loss in losses:
+        loss.backward()
+    torch.testing.assert_close(losses[1], losses[0])
+    for (name, a), b in zip(auto.named_parameters(), contiguous.parameters()):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-4, atol=1e-5, msg=name)
+    with pytest.raises(ValueError, match="unknown memory_format 'nhwc'; valid: auto, channels_last, contiguous"):
+        LitSNN(memory_format="nhwc")

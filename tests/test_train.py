@@ -188,7 +188,9 @@ class Recorder(Callback):
         self.epochs, self.start = [], {}
 
     def on_train_start(self, trainer, pl_module):
-        self.start = {"global_step": trainer.global_step, "acc_best": float(pl_module.val_acc_best.compute())}
+        self.start = {"global_step": trainer.global_step, "acc_best": float(pl_module.val_acc_best.compute()),
+                      "channels_last": pl_module.net.features[3].weight.is_contiguous(
+                          memory_format=torch.channels_last)}
 
     def on_train_epoch_start(self, trainer, pl_module):
         self.epochs.append(trainer.current_epoch)
@@ -215,6 +217,7 @@ def test_resume_continues_at_epoch_1_with_its_state(resumed):
     whole, part, cont = resumed["metrics"]
     assert first.epochs == [0] and second.epochs == [1] and full.epochs == [0, 1]
     assert second.start["global_step"] == 3  # the optimizer steps of epoch 0 are kept
+    assert first.start["channels_last"] and second.start["channels_last"]  # memory_format auto, on the CPU
     assert second.start["acc_best"] == part["val/acc_best"] > 0  # val/acc_best restored, not restarted
     assert cont["epochs"] == whole["epochs"] == 2.0
     assert second.lr == full.lr  # the scheduler continues the same cosine

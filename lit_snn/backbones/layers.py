@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 
 from ..neurons import NeuronConfig, SpikingNeuron, create_neuron, neuron_config
@@ -24,8 +25,17 @@ from ..neurons import NeuronConfig, SpikingNeuron, create_neuron, neuron_config
 
 def fold_time(module: nn.Module, x: Tensor) -> Tensor:
     """Apply a stateless ``module`` to ``x`` [T, B, *F] as one batch [T*B, *F]; returns [T, B, *F']."""
-    y = module(x.flatten(0, 1))  # [T*B, *F']
+    y = module(folded(x))  # [T*B, *F']
     return y.unflatten(0, x.shape[:2])  # [T, B, *F']
+
+
+def folded(x: Tensor) -> Tensor:
+    """``x`` [T, B, *F] as one batch [T*B, *F]: a view where T and B fold, else a copy, which keeps
+    a channels-last step channels-last (a plain ``flatten`` would copy it to contiguous)."""
+    if x.dim() == 5 and x.stride(0) == 0 and not x[0].is_contiguous() and \
+            x[0].is_contiguous(memory_format=torch.channels_last):  # [T, B, C, H, W], stride-0 T
+        return x.permute(0, 1, 3, 4, 2).reshape(-1, *x.shape[3:], x.shape[2]).permute(0, 3, 1, 2)
+    return x.flatten(0, 1)
 
 
 class TimeFold(nn.Module):

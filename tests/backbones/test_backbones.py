@@ -27,6 +27,7 @@ from lit_snn.backbones import (
     describe_backbones,
     list_backbones,
 )
+from lit_snn.backbones.layers import folded as folded_time
 from lit_snn.energy import FiringRateMonitor, SynOpsCounter
 from lit_snn.neurons import (
     BinarySpikeLayer,
@@ -190,6 +191,18 @@ def test_a_static_input_runs_a_per_sample_layer_once():
     (twin * cot).sum().backward()
     torch.testing.assert_close(image.grad, twin_image.grad)
     torch.testing.assert_close(conv.weight.grad, twin_conv.weight.grad)
+
+
+def test_a_static_channels_last_input_folds_channels_last():
+    """Batch norm after the stem under ``memory_format="channels_last"``: folding a stride-0
+    channels-last input copies it once and keeps it channels-last (a plain flatten would hand the
+    norm and everything after it a contiguous tensor), with the plain flatten's values."""
+    x = torch.randn(2, 3, 4, 5).contiguous(memory_format=torch.channels_last)  # [B, C, H, W]
+    static = x.unsqueeze(0).expand(4, *x.shape)  # [T, B, C, H, W], stride 0 over T
+    folded = folded_time(static)
+    assert folded.is_contiguous(memory_format=torch.channels_last) and not folded.is_contiguous()
+    assert torch.equal(folded, static.flatten(0, 1))
+    assert folded_time(torch.randn(4, 2, 3, 4, 5)).is_contiguous()  # contiguous: a view, as before
 
 
 def test_adaptive_pool_to_its_own_size_is_the_identity():
