@@ -27,17 +27,17 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from kornia.augmentation import (
-    RandomCrop,
-    RandomCutMixV2,
-    RandomErasing,
-    RandomHorizontalFlip,
-    RandomMixUpV2,
-    auto,
-)
 from torch.distributions import Beta
 
 AUTO_AUGMENTS = ("none", "randaugment", "trivialaugment")
+
+
+def _kornia():
+    """``kornia.augmentation``, imported on first use: a run without augmentation (the embedded
+    default) does not pay its 0.35 s import."""
+    import kornia.augmentation
+
+    return kornia.augmentation
 _MIX_KEYS = ["input", "class"]  # kornia mixes return (images, [own label, partner label, lambda] rows)
 
 
@@ -59,9 +59,9 @@ def random_crop_flip(x: torch.Tensor, padding: int, flip: bool) -> torch.Tensor:
     x: float ``[B, C, H, W]`` -> same shape. Draws from torch's global RNG (kornia).
     """
     if padding > 0:
-        x = RandomCrop(tuple(x.shape[-2:]), padding=padding, fill=0.0)(x)
+        x = _kornia().RandomCrop(tuple(x.shape[-2:]), padding=padding, fill=0.0)(x)
     if flip:
-        x = RandomHorizontalFlip(p=0.5)(x)
+        x = _kornia().RandomHorizontalFlip(p=0.5)(x)
     return x
 
 
@@ -90,21 +90,22 @@ def mixup_cutmix(
     use_cutmix = cutmix_alpha > 0 and (mixup_alpha <= 0 or torch.rand(()).item() < 0.5)
     if use_cutmix:
         # same_on_batch: one box per batch; use_correct_lambda: lambda = share of the own image
-        cutmix = RandomCutMixV2(beta=cutmix_alpha, same_on_batch=True, use_correct_lambda=True, data_keys=_MIX_KEYS)
+        cutmix = _kornia().RandomCutMixV2(beta=cutmix_alpha, same_on_batch=True, use_correct_lambda=True,
+                                          data_keys=_MIX_KEYS)
         x, rows = cutmix(x, y)
         return x, _soft_labels(rows[0], num_classes, 1 - rows[0][:, 2])
     # Kept by hand: kornia's mixup draws lambda uniformly from `lambda_val`, not from
     # Beta(alpha, alpha); the Beta draw is made here and pinned as the range.
     lam = float(Beta(float(mixup_alpha), float(mixup_alpha)).sample())
-    x, rows = RandomMixUpV2(lambda_val=(lam, lam), data_keys=_MIX_KEYS)(x, y)
+    x, rows = _kornia().RandomMixUpV2(lambda_val=(lam, lam), data_keys=_MIX_KEYS)(x, y)
     return x, _soft_labels(rows, num_classes, rows[:, 2])
 
 
 def _auto_policy(kind: str, magnitude: int):
     if kind == "randaugment":
-        return auto.RandAugment(n=2, m=magnitude)
+        return _kornia().auto.RandAugment(n=2, m=magnitude)
     if kind == "trivialaugment":
-        return auto.TrivialAugment()
+        return _kornia().auto.TrivialAugment()
     return None
 
 
@@ -175,7 +176,7 @@ class BatchCollate:
             if self.augment is not None:
                 self._auto = _auto_policy(self.augment.auto_augment, self.augment.randaugment_magnitude)
                 if self.augment.random_erasing > 0:
-                    self._erase = RandomErasing(p=self.augment.random_erasing)
+                    self._erase = _kornia().RandomErasing(p=self.augment.random_erasing)
         return self._gen
 
     def _normalise(self, x: torch.Tensor) -> torch.Tensor:

@@ -28,6 +28,22 @@ def test_default_batches_shape_dtype():
     assert abs(z.mean().item()) < 0.05 and abs(z.std().item() - 1) < 0.05
 
 
+def test_digits_file_reads_as_sklearn_loads_it(monkeypatch):
+    """The packaged file, read without importing scikit-learn, and ``load_digits`` (the fallback
+    where the file is not found) give the same arrays."""
+    from sklearn.datasets import load_digits
+
+    from lit_snn.data import digits
+
+    images, labels = digits.load_digits_arrays()
+    d = load_digits()
+    assert images.dtype == np.float32 and labels.dtype == np.int64 and images.shape == (1797, 8, 8)
+    assert np.array_equal(images, d.images.astype(np.float32) / 16.0) and np.array_equal(labels, d.target)
+    monkeypatch.setattr(digits.importlib.util, "find_spec", lambda name: None)
+    fallback = digits.load_digits_arrays()
+    assert np.array_equal(fallback[0], images) and np.array_equal(fallback[1], labels)
+
+
 def test_split_sizes_deterministic_disjoint_and_stratified():
     a, b = DigitsDataModule(seed=0), DigitsDataModule(seed=0)
     a.setup()
