@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..neurons import NeuronConfig, SpikingNeuron, create_neuron, neuron_config
@@ -56,8 +57,8 @@ class _FoldMixin:
     An input that is the same at every step as a stride-0 view (a static image under direct
     encoding, ``x.expand(T, ...)``) runs once and its output is expanded the same way: exact for a
     per-sample layer, and T times cheaper forward and backward (``small_conv``'s first conv on the
-    8x8 digits: 4x). Batch norm opts out (``_per_sample = False``): its running variance's n - 1
-    correction counts the T copies."""
+    8x8 digits: 4x). Batch norm is not per sample (``_per_sample = False``) and handles it itself
+    (``BatchNorm2d``)."""
 
     _per_sample = True
 
@@ -75,9 +76,40 @@ class Conv2d(_FoldMixin, nn.Conv2d):
 
 
 class BatchNorm2d(_FoldMixin, nn.BatchNorm2d):
-    """``nn.BatchNorm2d`` on ``[T, B, C, H, W]``: statistics over T*B*H*W per channel."""
+    """``nn.BatchNorm2d`` on ``[T, B, C, H, W]``: statistics over T*B*H*W per channel.
+
+    A stride-0 input (T copies of one ``[B, C, H, W]``: a static image behind a per-sample stem)
+    is normalised once and expanded: the T*B*H*W statistics are the one copy's, and the gradient
+    through the expand, the T copies' sum, is what batch norm over the folded batch gives. T times
+    less work forward and backward. Only the running variance's unbiased correction n / (n - 1)
+    counts the T copies, so the running statistics are updated here with n = T*B*H*W (torch's
+    batch norm on the one copy would count B*H*W): the same update as on the folded batch."""
 
     _per_sample = False
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() == 5 and x.stride(0) == 0 and x[0].numel() > x.shape[2]:  # [T, B, C, H, W], T copies
+            y = self._normalise_once(x[0], copies=x.shape[0])  # [B, C, H, W]
+            return y.unsqueeze(0).expand(x.shape[0], *y.shape)
+        return super().forward(x)
+
+    def _normalise_once(self, x: Tensor, copies: int) -> Tensor:
+        if not (self.training or self.running_mean is None):  # running statistics: per sample
+            return nn.BatchNorm2d.forward(self, x)
+        if self.training and self.track_running_stats:
+            self._update_running_stats(x, copies)
+        return F.batch_norm(x, None, None, self.weight, self.bias, True, 0.0, self.eps)  # batch statistics
+
+    @torch.no_grad()
+    def _update_running_stats(self, x: Tensor, copies: int) -> None:
+        """``nn.BatchNorm2d``'s update (momentum, or the cumulative mean when it is None) for a
+        batch of ``copies`` copies of ``x``."""
+        self.num_batches_tracked.add_(1)
+        factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        var, mean = torch.var_mean(x, dim=(0, 2, 3), correction=0)  # [C]: the copies' biased statistics
+        n = copies * (x.numel() // x.shape[1])
+        self.running_mean.mul_(1 - factor).add_(mean.to(self.running_mean.dtype), alpha=factor)
+        self.running_var.mul_(1 - factor).add_((var * (n / (n - 1))).to(self.running_var.dtype), alpha=factor)
 
 
 class AvgPool2d(_FoldMixin, nn.AvgPool2d):

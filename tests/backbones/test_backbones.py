@@ -171,26 +171,37 @@ def test_time_folded_layers_equal_per_step_layers():
     assert isinstance(conv, nn.Conv2d)
 
 
-def test_a_static_input_runs_a_per_sample_layer_once():
-    """Direct encoding (a stride-0 ``expand`` over T): conv runs once and expands, with the same output
-    and gradients as on the materialised input; batch norm takes the whole folded batch (its running
-    variance counts the T copies)."""
+@pytest.mark.parametrize("momentum", [0.1, None], ids=["momentum", "cumulative"])
+def test_a_static_input_runs_the_stem_once(momentum):
+    """Direct encoding (a stride-0 ``expand`` over T): conv runs once and expands, and batch norm
+    normalises once, with the outputs, gradients and running statistics of both on the
+    materialised input (the running variance's n - 1 correction counts the T copies)."""
     torch.manual_seed(0)  # float64: the sums over T are taken in another order
     image = torch.randn(2, 3, 6, 6, dtype=torch.float64, requires_grad=True)  # [B, C, H, W]
     static = image.unsqueeze(0).expand(4, *image.shape)  # [T, B, C, H, W], stride 0 over T
-    conv, bn = Conv2d(3, 5, 3, padding=1).double(), BatchNorm2d(5).double()
+    conv, bn = Conv2d(3, 5, 3, padding=1).double(), BatchNorm2d(5, momentum=momentum).double()
+    with torch.no_grad():
+        bn.weight.uniform_(0.5, 1.5), bn.bias.uniform_(-0.5, 0.5)
     twin_conv, twin_bn = copy.deepcopy(conv), copy.deepcopy(bn)
-    out = bn(conv(static))
-    assert conv(static).stride(0) == 0  # ran once
     twin_image = image.detach().clone().requires_grad_(True)
-    twin = twin_bn(twin_conv(twin_image.unsqueeze(0).repeat(4, 1, 1, 1, 1)))  # materialised copies
-    torch.testing.assert_close(out, twin)
-    torch.testing.assert_close(bn.running_var, twin_bn.running_var, rtol=0, atol=0)
+    for _ in range(2):  # two updates of the running statistics
+        out = bn(conv(static))
+        twin = twin_bn(twin_conv(twin_image.unsqueeze(0).repeat(4, 1, 1, 1, 1)))  # materialised copies
+    assert conv(static).stride(0) == 0 and out.stride(0) == 0  # both ran once
+    torch.testing.assert_close(out, twin, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(bn.running_mean, twin_bn.running_mean, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(bn.running_var, twin_bn.running_var, rtol=1e-12, atol=1e-12)
+    assert bn.num_batches_tracked == twin_bn.num_batches_tracked == 2
     cot = torch.randn_like(out)
     (out * cot).sum().backward()
     (twin * cot).sum().backward()
-    torch.testing.assert_close(image.grad, twin_image.grad)
-    torch.testing.assert_close(conv.weight.grad, twin_conv.weight.grad)
+    for name, a, b in [("image", image, twin_image), ("conv", conv.weight, twin_conv.weight),
+                       ("bn.weight", bn.weight, twin_bn.weight), ("bn.bias", bn.bias, twin_bn.bias)]:
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-10, atol=1e-12, msg=name)
+    bn.eval(), twin_bn.eval()  # running statistics
+    with torch.no_grad():
+        stem = conv(static)
+        torch.testing.assert_close(bn(stem), twin_bn(stem.contiguous()), rtol=1e-12, atol=1e-12)
 
 
 def test_a_static_channels_last_input_folds_channels_last():
