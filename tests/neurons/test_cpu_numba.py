@@ -102,6 +102,92 @@ def test_no_gradient_wanted_for_parameters(numba_on):
     torch.testing.assert_close(xs[0].grad, xs[1].grad, rtol=1e-9, atol=1e-9)
 
 
+
+# ------------------------------------------------------------------- the simple variants' fused backward
+SIMPLE_PRESETS = ["lif", "plif", "hard_lif", "da_lif", "soft_lif", "i_lif", "ib_ra_lif", "klif"]
+FUSED_SIZES = {  # T = 1 and 7, N not a multiple of the chunk, per layer and per channel
+    "T7-one-chunk-and-a-bit": ((7, CHUNK + 3), None),
+    "T1-three-chunks-minus-one": ((1, 3 * CHUNK - 1), None),
+    "T7-channel-S-straddles-chunks": ((7, 3, 5, 7, 11), 5),
+}
+
+
+def grads_of(spec, params, x, cot, learn, state_grads):
+    """[spikes, V_T, M_T, dL/dx, dL/d(each parameter in ``learn``)] of one weighted loss."""
+    x = x.clone().requires_grad_(True)
+    params = {k: v.clone().requires_grad_(k in learn) for k, v in params.items()}
+    spikes, v, m = multistep_cpu(x, **params, spec=spec)
+    loss = (spikes * cot[0]).sum()
+    if state_grads:
+        loss = loss + (v * cot[1]).sum() + (m * cot[2]).sum()
+    inputs = [x, *(params[k] for k in learn)]
+    return [spikes.detach(), v.detach(), m.detach(), *torch.autograd.grad(loss, inputs)]
+
+
+def assert_fused_matches_general(monkeypatch, spec, params, x, cot, learn, state_grads=True):
+    """The fused backward (``numba_scan.FUSED_BACKWARD``) against the general one, to 1e-12."""
+    out = []
+    for fused in (True, False):
+        monkeypatch.setattr(numba_scan, "FUSED_BACKWARD", fused)
+        out.append(grads_of(spec, params, x, cot, learn, state_grads))
+    assert torch.equal(out[0][0], out[1][0])
+    for a, b in zip(out[0][1:], out[1][1:]):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12 * max(b.abs().max().item(), 1.0))
+
+
+@pytest.mark.parametrize("state_grads", [True, False], ids=["state-grads", "spike-loss-only"])
+@pytest.mark.parametrize("size", list(FUSED_SIZES))
+@pytest.mark.parametrize("preset", SIMPLE_PRESETS)
+def test_fused_backward_matches_general(preset, size, state_grads, numba_on, monkeypatch):
+    shape, channels = FUSED_SIZES[size]
+    spec, params, x, cot = make_case(neuron_config(preset), shape, channels=channels, seed=13)
+    learn = ["alpha", "beta", "vth"] + (["slope"] if spec.slope else [])
+    assert_fused_matches_general(monkeypatch, spec, params, x, cot, learn, state_grads)
+
+
+@pytest.mark.parametrize("learn", [(), ("alpha", "beta"), ("vth",), ("slope",)], ids=["none", "decay", "vth", "slope"])
+@pytest.mark.parametrize("surrogate", ["rectangle", "triangle", "sigmoid", "atan"])
+@pytest.mark.parametrize("detach", [False, True], ids=["attached", "detached"])
+@pytest.mark.parametrize("preset", ["lif", "soft_lif", "klif", "i_lif"])
+def test_fused_backward_every_axis(preset, detach, surrogate, learn, numba_on, monkeypatch):
+    """Each surrogate (binary), detach_reset on and off, hard and soft reset, binary and integer
+    spikes, with a slope, and each set of parameter gradients wanted (none, alpha and beta, vth)."""
+    if neuron_config(preset).spike != "binary" and surrogate != "sigmoid":
+        pytest.skip("integer spikes have no surrogate")
+    cfg = neuron_config(preset).replace(detach_reset=detach, surrogate=surrogate)
+    spec, params, x, cot = make_case(cfg, (7, 2, 3, CHUNK // 4 + 5), channels=3, seed=17)
+    learn = [k for k in learn if k != "slope" or spec.slope]
+    assert_fused_matches_general(monkeypatch, spec, params, x, cot, learn)
+
+
+
+# --------------------------------------------------------------------------------------------- threads
+@pytest.fixture
+def torch_threads():
+    """Set torch's thread count (the kernels' thread count follows it); restored afterwards."""
+    before = torch.get_num_threads()
+    yield torch.set_num_threads
+    torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("preset", ["lif", "i_lif", "klif", "ar_lif", "clif", "glif", "alif"])
+def test_threads_give_identical_results(preset, numba_on, torch_threads):
+    """Forward outputs and every gradient bitwise the same on 1, 2 and 3 threads (a multi-chunk case,
+    per channel: each thread's range of chunks writes its own partial sums)."""
+    spec, params, x, cot = make_case(neuron_config(preset), (5, 2, 3, 2 * CHUNK + 301), channels=3, seed=19)
+    from test_cpu_path import run
+
+    chunks = -(-x[0].numel() // CHUNK)
+    out = []
+    for threads in (1, 2, 3):
+        torch_threads(threads)
+        assert numba_scan.threads_for(chunks) == threads
+        out.append(run(multistep_cpu, spec, params, x, cot))
+    for other in out[1:]:
+        for a, b in zip(out[0], other):
+            assert torch.equal(a, b)
+
+
 # --------------------------------------------------------------------------------------------- PSN
 numba_parallel = pytest.importorskip("lit_snn.neurons.cpu.numba_parallel")
 PSN_CHUNK = numba_parallel.CHUNK

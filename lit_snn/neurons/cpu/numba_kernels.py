@@ -20,6 +20,14 @@ da_lif, soft_lif, i_lif, ib_ra_lif) is one loop per step (``_simple_step``: 25-3
 so is that of the binary gated (glif: ``_gated_step``) and complementary (clif:
 ``_complementary_step``) resets with a fixed threshold, in the forward and in the backward's replay
 (``_gated_replay``, ``_complementary_replay``: the same operations, writing what the adjoint reads).
+The backward of the simple variants (and of KLIF's slope, U = relu(k P)) is fused as a whole
+(``scan_backward``'s ``fused``): its replay (``_simple_replay``) keeps only U (and P) and the V
+entering each step, the adjoint recomputes S and the integer spike's argument from U (the same
+operations, the same values), and each step's adjoint is one loop per spike kind
+(``_adjoint_loops``: inlined per kind, its surrogate folded in) writing dL/dX and dL/dV_{t-1} where
+no parameter gradient and no slope is wanted; else that loop writes dL/dU (and dL/dth) and
+``_charge_adjoint`` the rest. It computes what ``_adjoint`` computes, operation for operation, and
+cuts the backward's kernel time by 15-30% here.
 
 GLIF's gated integration (``SpikingNeuron.glif_input``: ``x'_t = gain_t x_t + bias``, gain
 ``[T, Pg]``, bias ``[Pg]``, Pg = 1 or C) runs inside both kernels (``_gate``: one loop per step
@@ -38,6 +46,14 @@ straight into ``gx`` ``[T, N]``; the parameter gradients accumulate per element 
 of ``work`` and are summed at the chunk's end into ``part[chunk, row, channel]`` (float64), reduced
 afterwards by one numpy sum: deterministic, no atomics. Only the rows flagged in ``used`` are
 accumulated, and dL/dth only where a threshold term or vth's gradient reads it.
+
+Threads: both kernels run a range of chunks (``c0``, ``c1``), and ``numba_scan.run_chunks`` runs
+one call per thread (``nogil``) on the same range, each thread claiming the next unprocessed block
+of contiguous chunks (``_next_chunk``: an atomic counter), so that a thread that gets its core
+late (torch's OpenMP threads still spinning on it) does fewer blocks instead of holding the others
+up. A chunk's results (its neurons' outputs and gradients, its rows of ``part``, ``part_gain``,
+``part_bias``) depend on that chunk alone, so they are bitwise the same for any thread count and
+any claiming order.
 
 Numerics (``fastmath=False``: no fma contraction, as the reference's separate roundings; IEEE
 division, ``error_model="numpy"``: x / 0 is inf, no branch): all arithmetic in the arrays' dtype
@@ -66,6 +82,7 @@ F_INT_MAX, F_INT_SCALE, F_INT_TOP, F_SURROGATE, F_ZERO, F_ONE, F_TWO, F_HALF, F_
 NUM_FLOATS = 9
 
 _JIT = dict(cache=True, fastmath=False, nogil=True, error_model="numpy", _nrt=False)  # numpy: x / 0 is inf, no branch
+_JIT_INLINE = dict(_JIT, inline="always")  # inlined into numba's IR at each call: constant arguments fold there
 
 
 # ---------------------------------------------------------------------------------------------
@@ -87,6 +104,19 @@ def _int_bits_as_float32(typingctx, i):
         return builder.bitcast(low, ir.FloatType())
 
     return types.float32(i), codegen
+
+
+@intrinsic
+def _claim(typingctx, counter):
+    """``counter[0]`` (int64), atomically incremented: the next block for the calling thread."""
+    if not (isinstance(counter, types.Array) and counter.dtype == types.int64):
+        return None
+
+    def codegen(context, builder, signature, args):
+        data = context.make_array(signature.args[0])(context, builder, args[0]).data
+        return builder.atomic_rmw("add", data, ir.Constant(ir.IntType(64), 1), "monotonic")
+
+    return types.int64(counter), codegen
 
 
 _E_LO, _E_HI = np.float32(-87.3), np.float32(88.3)
@@ -138,6 +168,17 @@ def _tanh_impl(x):
 
 
 @njit(**_JIT)
+def _next_chunk(claim, block, c0, c1, ci, last):
+    """(the chunk to run after ``ci``, the end of its block): ``ci + 1`` within its block (ending at
+    ``last``), else the first of the next unclaimed block of ``block`` chunks of c0 .. c1 - 1 (the
+    counter ``claim``); a chunk >= its end: none left."""
+    if ci + 1 < last:
+        return ci + 1, last
+    first = c0 + _claim(claim) * block
+    return first, min(first + block, c1)
+
+
+@njit(**_JIT)
 def _chunk_params(table, i0, n, C, S, prm):
     """Rows 0..8 of ``prm``: the table's parameters of neurons ``i0 .. i0 + n - 1``."""
     P = table.shape[1]
@@ -152,9 +193,10 @@ def _chunk_params(table, i0, n, C, S, prm):
                 row[j] = table[k, ((i0 + j) // S) % C]
 
 
-# Every loop below writes one array and reads few: LLVM vectorises a loop over arrays it cannot
-# prove distinct only behind runtime overlap checks, and a loop writing two rows measured slower
-# here than two loops writing one each.
+# Every loop below writes one or two arrays and reads few: LLVM vectorises a loop over arrays it
+# cannot prove distinct only behind runtime overlap checks, which it gives up on past a few arrays.
+# Measured here (``_adjoint_loops``): a loop writing two rows runs as fast as one writing one; a
+# third row, or two more rows written under a flag (even one that is off), make it 2-3 times slower.
 
 
 @njit(**_JIT)
@@ -431,11 +473,55 @@ def _complementary_replay(xt, v, m, u, s, q, mn, sm, vn, n, prm, fs):
 
 
 @njit(**_JIT)
-def scan_forward(x, table, C, S, flags, fs, spikes, v_out, m_out, work, gain, bias):
+def _integer_fire(uu, th, fs):
+    """The integer spike of U as ``_charge_fire`` computes it: (U / th, S)."""
+    zero, scale, top, half = fs[F_ZERO], fs[F_INT_SCALE], fs[F_INT_TOP], fs[F_HALF]
+    a = uu / th
+    return a, np.floor(min(max(a * scale, zero), top) + half) / scale
+
+
+@njit(**_JIT)
+def _reset_of(uu, sv, th, HARD, fs):
+    """V_t of the hard or soft reset as ``_reset`` computes it (F = [S > 0]: S itself for binary spikes)."""
+    zero, one = fs[F_ZERO], fs[F_ONE]
+    return uu * (one - (one if sv > zero else zero)) if HARD else uu - sv * th
+
+
+@njit(**_JIT)
+def _simple_replay(xt, v, pre, u, vn, n, prm, HARD, INTEGER, SLOPE, fs):
+    """``_simple_step`` (and KLIF's slope, U = relu(k P)) for the backward's replay, one loop: U kept
+    (and P, with SLOPE), V_t into ``vn``. S and the integer spike's argument are not kept: the
+    adjoint recomputes them from U and th (the same operations, the same values)."""
+    alpha, beta, vth, sl = prm[0], prm[1], prm[2], prm[6]
+    zero, one = fs[F_ZERO], fs[F_ONE]
+    if SLOPE:
+        for j in range(n):
+            p = beta[j] * v[j] + alpha[j] * xt[j]
+            pre[j] = p
+            uu = max(sl[j] * p, zero)
+            u[j] = uu
+            sv = _integer_fire(uu, vth[j], fs)[1] if INTEGER else (one if uu >= vth[j] else zero)
+            vn[j] = _reset_of(uu, sv, vth[j], HARD, fs)
+    elif INTEGER:
+        for j in range(n):
+            uu = beta[j] * v[j] + alpha[j] * xt[j]
+            u[j] = uu
+            vn[j] = _reset_of(uu, _integer_fire(uu, vth[j], fs)[1], vth[j], HARD, fs)
+    else:
+        for j in range(n):
+            uu = beta[j] * v[j] + alpha[j] * xt[j]
+            u[j] = uu
+            vn[j] = _reset_of(uu, one if uu >= vth[j] else zero, vth[j], HARD, fs)
+
+
+@njit(**_JIT)
+def scan_forward(x, table, C, S, flags, fs, spikes, v_out, m_out, work, gain, bias, claim, block, c0, c1):
     """x, spikes: [T, N]; table: [9, P]; v_out, m_out: [N] (m_out written when M is an output);
-    work: [WORK_ROWS, CHUNK] scratch; gain [T, Pg], bias [Pg] (Pg = 1 or C): GLIF's gated input
-    x'_t = gain_t x_t + bias, the scan's input in x's place (``gain`` [0, 1]: none). All in the
-    compute dtype."""
+    work: [WORK_ROWS, CH] scratch (CH: the chunk); gain [T, Pg], bias [Pg] (Pg = 1 or C): GLIF's
+    gated input x'_t = gain_t x_t + bias, the scan's input in x's place (``gain`` [0, 1]: none). All
+    in the compute dtype. Runs chunks c0 .. c1 - 1 only (of ceil(N / CH): the neurons
+    ``c0 CH .. min(c1 CH, N) - 1``), in blocks of ``block`` chunks that the threads sharing
+    ``claim`` (int64 [1], zeroed) take in turn (``_next_chunk``)."""
     T, N = x.shape
     GATED = gain.shape[0] != 0
     xg, grow, brow = work[22], work[23], work[24]
@@ -453,7 +539,12 @@ def scan_forward(x, table, C, S, flags, fs, spikes, v_out, m_out, work, gain, bi
     gated = TH == 0 and not SLOPE and not INTEGER and RESET == 4  # glif
     complementary = TH == 0 and not SLOPE and not INTEGER and RESET == 3  # clif
     zero = fs[F_ZERO]
-    for i0 in range(0, N, CH):
+    ci, last = c0 - 1, c0
+    while True:
+        ci, last = _next_chunk(claim, block, c0, c1, ci, last)
+        if ci >= last:
+            break
+        i0 = ci * CH
         n = min(CH, N - i0)
         _chunk_params(table, i0, n, C, S, prm)
         v, m, vn, mn = work[9], work[10], work[17], work[18]  # the states, double-buffered
@@ -743,17 +834,155 @@ def _adjoint(xt, v, m, gs, has_gs, av, am, n, prm, flags, fs, used, pre, u, tx, 
 
 
 @njit(**_JIT)
+def _binary_terms(a, g, uu, th, d, HARD, DETACH, fs):
+    """One neuron's adjoint of a binary simple step up to the charge (``_adjoint``'s reset, detach
+    and fire stages, the same operations): (dL/dU, dL/dth) from dL/dV_t ``a``, dL/dS_t ``g``, U, th
+    and the surrogate's dS/dU ``d``; the reset and detach chosen by selects."""
+    zero, one = fs[F_ZERO], fs[F_ONE]
+    sv = one if uu >= th else zero
+    base = a * (one - sv) if HARD else a  # the reset's dL/dU
+    gsp = g if DETACH else (-a * uu if HARD else -a * th) + g  # into the spike function
+    t1 = gsp * d
+    return base + t1, (zero if HARD else -a * sv) - t1
+
+
+@njit(**_JIT)
+def _integer_terms(a, g, uu, th, HARD, DETACH, fs):
+    """``_binary_terms`` of the integer spike: straight-through on 0 <= U / th <= D; F = [S > 0]
+    carries no gradient (the hard reset's share of dL/dS is 0)."""
+    zero, one = fs[F_ZERO], fs[F_ONE]
+    arg, sv = _integer_fire(uu, th, fs)
+    base = a * (one - (one if sv > zero else zero)) if HARD else a
+    gsp = g if (DETACH or HARD) else -a * th + g
+    gsp = gsp if (arg >= zero and arg <= fs[F_INT_MAX]) else zero
+    return base + gsp / th, (zero if HARD else -a * sv) - gsp * uu / (th * th)
+
+
+@njit(**_JIT)
+def _step_terms(a, g, uu, th, KIND, HARD, DETACH, c1, c2, fs):
+    """(dL/dU, dL/dth) of one neuron: ``KIND`` 0..3 a binary spike with that surrogate
+    (``_surrogate``'s factors, ``c1``, ``c2`` their constants), 4 the integer spike."""
+    zero, one, sp = fs[F_ZERO], fs[F_ONE], fs[F_SURROGATE]
+    if KIND == 4:
+        return _integer_terms(a, g, uu, th, HARD, DETACH, fs)
+    dd = uu - th
+    if KIND == 0:  # rectangle of width w: 1/w on |d| < w/2 (c1 = w/2, c2 = 1/w)
+        d = c2 if abs(dd) < c1 else zero
+    elif KIND == 1:  # triangle of width w: max(0, w - |d|) / w^2 (c1 = w^2)
+        d = max(sp - abs(dd), zero) / c1
+    elif KIND == 2:  # sigmoid: alpha sig(alpha d) (1 - sig(alpha d))
+        sig = one / (one + exp(-(sp * dd)))
+        d = sp * sig * (one - sig)
+    else:  # atan: alpha / 2 / (1 + (pi/2 alpha d)^2) (c1 = pi/2 alpha, c2 = alpha / 2)
+        q = c1 * dd
+        d = c2 / (one + q * q)
+    return _binary_terms(a, g, uu, th, d, HARD, DETACH, fs)
+
+
+@njit(**_JIT_INLINE)
+def _adjoint_loops(u, gs, av, n, prm, KIND, OUT, HARD, DETACH, c1, c2, fs, o1, o2):
+    """The loop of ``_simple_adjoint`` for one spike kind (inlined where ``KIND`` is a constant, so
+    that each kind compiles to its own loop): ``OUT`` 0 writes dL/dX_t into ``o1`` and dL/dV_{t-1}
+    into ``av``, 1 dL/dU into ``o1``, 2 dL/dU into ``o1`` and dL/dth into ``o2`` (at most two rows
+    written per loop: more stop it vectorising)."""
+    alpha, beta, vth = prm[0], prm[1], prm[2]
+    if OUT == 0:
+        for j in range(n):
+            gu = _step_terms(av[j], gs[j], u[j], vth[j], KIND, HARD, DETACH, c1, c2, fs)[0]
+            o1[j] = gu * alpha[j]
+            av[j] = gu * beta[j]
+    elif OUT == 1:
+        for j in range(n):
+            o1[j] = _step_terms(av[j], gs[j], u[j], vth[j], KIND, HARD, DETACH, c1, c2, fs)[0]
+    else:
+        for j in range(n):
+            gu, gth = _step_terms(av[j], gs[j], u[j], vth[j], KIND, HARD, DETACH, c1, c2, fs)
+            o1[j] = gu
+            o2[j] = gth
+
+
+@njit(**_JIT)
+def _charge_adjoint(xt, v, pre, g_u, g_th, n, prm, SLOPE, used, fs, acc, gx, av):
+    """The rest of a simple step's adjoint where parameter gradients or a slope are wanted, from
+    dL/dU (``g_u``) and dL/dth (``g_th``, read where vth's gradient is wanted): the slope (SLOPE),
+    dL/dX into ``gx``, dL/dV_{t-1} into ``av``, the parameter terms into ``acc`` (``_adjoint``'s
+    last stages), each parameter's term in the loop of the row it shares a factor with."""
+    alpha, beta, sl = prm[0], prm[1], prm[6]
+    zero = fs[F_ZERO]
+    if used[2]:
+        acc2 = acc[2]
+        for j in range(n):
+            acc2[j] += g_th[j]
+    if SLOPE and used[6]:  # U = relu(k P)
+        acc6 = acc[6]
+        for j in range(n):
+            gu, p, k = g_u[j], pre[j], sl[j]
+            acc6[j] += gu * p if k * p > zero else zero
+            g_u[j] = gu * k if k * p > zero else zero
+    elif SLOPE:
+        for j in range(n):
+            g_u[j] = g_u[j] * sl[j] if sl[j] * pre[j] > zero else zero
+    # g_u is now dL/dP
+    if used[0]:
+        acc0 = acc[0]
+        for j in range(n):
+            gu = g_u[j]
+            gx[j] = gu * alpha[j]
+            acc0[j] += gu * xt[j]
+    else:
+        for j in range(n):
+            gx[j] = g_u[j] * alpha[j]
+    if used[1]:
+        acc1 = acc[1]
+        for j in range(n):
+            gu = g_u[j]
+            av[j] = gu * beta[j]
+            acc1[j] += gu * v[j]
+    else:
+        for j in range(n):
+            av[j] = g_u[j] * beta[j]
+
+
+@njit(**_JIT)
+def _simple_adjoint(xt, v, pre, u, gs, av, n, prm, flags, used, fs, acc, gx, g_u, g_th):
+    """The adjoint of one step of the simple variants over a chunk: from the replay's U (and P,
+    SLOPE) and V_{t-1} (``v``), dL/dS_t (``gs``) and dL/dV_t (``av``), dL/dX_t into ``gx``,
+    dL/dV_{t-1} into ``av`` (in place), the parameter terms into ``acc``. One loop (``_adjoint_loops``)
+    where no parameter gradient and no slope is wanted; else that loop writes dL/dU (``g_u``, and
+    dL/dth into ``g_th`` where vth's gradient is wanted) and ``_charge_adjoint`` does the rest."""
+    HARD, INTEGER, SLOPE, DETACH, SURR = flags[0] == 0, flags[2], flags[4], flags[5], flags[6]
+    zero, one, two, sp = fs[F_ZERO], fs[F_ONE], fs[F_TWO], fs[F_SURROGATE]
+    OUT = 2 if used[2] else 1 if (SLOPE or used[0] or used[1]) else 0
+    o1 = gx if OUT == 0 else g_u
+    if INTEGER:
+        _adjoint_loops(u, gs, av, n, prm, 4, OUT, HARD, DETACH, zero, zero, fs, o1, g_th)
+    elif SURR == 0:
+        _adjoint_loops(u, gs, av, n, prm, 0, OUT, HARD, DETACH, sp / two, one / sp, fs, o1, g_th)
+    elif SURR == 1:
+        _adjoint_loops(u, gs, av, n, prm, 1, OUT, HARD, DETACH, sp * sp, zero, fs, o1, g_th)
+    elif SURR == 2:
+        _adjoint_loops(u, gs, av, n, prm, 2, OUT, HARD, DETACH, zero, zero, fs, o1, g_th)
+    else:
+        _adjoint_loops(u, gs, av, n, prm, 3, OUT, HARD, DETACH, fs[F_HALF_PI] * sp, sp / two, fs, o1, g_th)
+    if OUT != 0:
+        _charge_adjoint(xt, v, pre, g_u, g_th, n, prm, SLOPE, used, fs, acc, gx, av)
+
+
+@njit(**_JIT)
 def scan_backward(x, table, C, S, flags, fs, gs, has_gs, gv, gm, has_gv, has_gm, used, gx, part, states, traj,
-                  work, gain, bias, used_gate, part_gain, part_bias, lanes):
+                  work, gain, bias, used_gate, part_gain, part_bias, lanes, fused, claim, block, c0, c1):
     """x, gs, gx: [T, N]; gv, gm: [N] (read where ``has_gv``/``has_gm``); used: [9] int (rows of the
     parameter gradient to accumulate); part: [n_chunks, 9, P] float64, zeroed, out; states:
     [2, T + 1, CH] (V, M entering each step); traj: [TRAJ_ROWS, T, CH] (each step's U, S, the spike
-    function's argument (integer), th, tanh X, P, F and ``_reset``'s sigmoids, kept by the replay for the
-    adjoint); work: [WORK_ROWS, CH]. All but ``part``, ``flags``, ``used`` in the compute dtype; CH
-    is the chunk (``work.shape[1]``). GLIF's gated input (as ``scan_forward``; ``gain`` [0, 1]:
-    none): the replay keeps x'_t (``traj[10]``), dL/dx = dL/dx' gain; ``used_gate`` [2] int (the
-    gain's, the bias's gradient wanted); part_gain [n_chunks, T, Pg], part_bias [n_chunks, Pg]:
-    float64, zeroed, out; lanes: [LANES] float64 scratch."""
+    function's argument (integer), th, tanh X, P, F and ``_reset``'s sigmoids, kept by the replay for
+    the adjoint; the fused path keeps U and P only); work: [WORK_ROWS, CH]. All but ``part``,
+    ``flags``, ``used`` in the compute dtype; CH is the chunk (``work.shape[1]``). GLIF's gated
+    input (as ``scan_forward``; ``gain`` [0, 1]: none): the replay keeps x'_t (``traj[10]``), dL/dx
+    = dL/dx' gain; ``used_gate`` [2] int (the gain's, the bias's gradient wanted); part_gain
+    [n_chunks, T, Pg], part_bias [n_chunks, Pg]: float64, zeroed, out; lanes: [LANES] float64
+    scratch. ``fused``: the simple variants' fused replay and adjoint (else the general ones, as
+    for every other variant). Runs chunks c0 .. c1 - 1 only, claimed as ``scan_forward``'s, writing
+    their rows of ``gx``, ``part``, ``part_gain``, ``part_bias``."""
     T, N = x.shape
     GATED = gain.shape[0] != 0
     Pg = gain.shape[1]
@@ -772,11 +1001,18 @@ def scan_backward(x, table, C, S, flags, fs, gs, has_gs, gv, gm, has_gv, has_gm,
     no_carry = RESET == 2 and not CARRY  # AR-LIF's memory restarts every step: M_{t-1} reads as 0
     gated = TH == 0 and not SLOPE and not INTEGER and RESET == 4  # glif: the replay's step in one loop
     complementary = TH == 0 and not SLOPE and not INTEGER and RESET == 3  # clif
+    # lif, plif, hard_lif, da_lif, soft_lif, i_lif, ib_ra_lif, klif: the fused replay and adjoint
+    simple = fused and TH == 0 and (RESET == 0 or RESET == 1) and not GATED
+    HARD = RESET == 0
     any_param = False
     for kk in range(9):
         if used[kk]:
             any_param = True
-    for ci in range(0, (N + CH - 1) // CH):
+    ci, last = c0 - 1, c0
+    while True:
+        ci, last = _next_chunk(claim, block, c0, c1, ci, last)
+        if ci >= last:
+            break
         i0 = ci * CH
         n = min(CH, N - i0)
         _chunk_params(table, i0, n, C, S, prm)
@@ -794,6 +1030,9 @@ def scan_backward(x, table, C, S, flags, fs, gs, has_gs, gv, gm, has_gv, has_gm,
             th = traj[3, t] if TH != 0 else prm[2]
             pre = traj[5, t] if SLOPE else u
             f = traj[6, t] if INTEGER else s_  # binary: F is S
+            if simple:
+                _simple_replay(xt, vs[t], traj[5, t], u, vs[t + 1], n, prm, HARD, INTEGER, SLOPE, fs)
+                continue
             if gated:
                 _gated_replay(xt, vs[t], u, s_, vs[t + 1], n, prm, fs)
                 continue
@@ -820,6 +1059,10 @@ def scan_backward(x, table, C, S, flags, fs, gs, has_gs, gv, gm, has_gv, has_gm,
             th = traj[3, t] if TH != 0 else prm[2]
             pre = traj[5, t] if SLOPE else u
             f = traj[6, t] if INTEGER else s_
+            if simple:
+                _simple_adjoint(xt, vs[t], pre, u, gs[t, i0:i0 + n] if has_gs else zrow, av, n, prm, flags, used, fs,
+                                acc, gx[t, i0:i0 + n], g_u, g_th)
+                continue
             _adjoint(xt, vs[t], m_t, gs[t, i0:i0 + n], has_gs, av, am, n, prm, flags, fs, used, pre, u, tx, th,
                      arg, s_, f, traj[7, t], traj[8, t], traj[9, t], g_u, g_sp, g_th, g_x, amp, t1, t2, t3, t4,
                      gx[t, i0:i0 + n], acc)

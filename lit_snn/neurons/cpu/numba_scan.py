@@ -13,6 +13,12 @@ mixed parameters); only the combination the kernel rejects too (a spike-adaptive
 second-state reset) falls back to the torch CPU path. Compute dtype: float64 for float64 inputs,
 float32 otherwise (bf16/fp16 inputs are widened on entry, outputs rounded back to the input's dtype).
 
+Threads: with torch's thread count above 1 the kernels run on that many Python threads
+(``run_chunks``: one persistent pool; at least two chunks per thread), each with its own scratch,
+taking blocks of chunks in turn; the results are bitwise those of one thread. The outputs
+(spikes, states, dL/dx) are fresh numpy-allocated tensors (``fresh``: huge pages, where a fresh
+``torch.empty`` of a few MiB costs more in page faults than the scan itself).
+
 The kernels are compiled on first use (numba is imported lazily, so importing ``lit_snn`` does
 not pay for it) and cached on disk by numba, one compilation per compute dtype for every variant.
 """
@@ -20,6 +26,9 @@ not pay for it) and cached on disk by numba, one compilation per compute dtype f
 from __future__ import annotations
 
 import math
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 import torch
@@ -35,6 +44,7 @@ NUM_PARAMS = len(PARAM_NAMES)
 
 _kernels = None  # the numba_kernels module, imported (and numba with it) on first use
 _VARIANTS: dict = {}  # spec -> (flags, floats): derived once per spec
+FUSED_BACKWARD = True  # the simple variants' fused backward (False: the general one, for the tests)
 
 
 def numba_supports(spec: KernelSpec) -> bool:
@@ -95,6 +105,53 @@ def memory_order(x: Tensor) -> tuple[int, ...] | None:
 def kernel_input(x: Tensor) -> Tensor:
     """x as ``NumbaScan`` takes it: unchanged if contiguous or channels-last, else a contiguous copy."""
     return x if memory_order(x) is not None else x.contiguous()
+
+
+_POOL: list = [None, 0, 0]  # run_chunks' worker threads: [executor, its size, the process it runs in]
+_POOL_LOCK = threading.Lock()
+
+
+def threads_for(chunks: int) -> int:
+    """Threads a kernel call runs on: torch's thread count, at most one per two chunks."""
+    return max(1, min(torch.get_num_threads(), chunks // 2))
+
+
+def _executor(workers: int) -> ThreadPoolExecutor:
+    """The persistent pool of at least ``workers`` threads (made anew after a fork: a child has none)."""
+    with _POOL_LOCK:
+        pool, size, pid = _POOL
+        if pool is None or size < workers or pid != os.getpid():
+            if pool is not None and pid == os.getpid():
+                pool.shutdown(wait=False)
+            _POOL[:] = [ThreadPoolExecutor(workers, thread_name_prefix="lit_snn_cpu"), workers, os.getpid()]
+        return _POOL[0]
+
+
+def run_chunks(kernel, args_of, chunks: int, threads: int) -> None:
+    """``kernel(*args_of(i), claim, block, 0, chunks)`` on ``threads`` threads, this one and the
+    pool's (the kernels release the GIL): they take blocks of contiguous chunks in turn from the
+    shared counter ``claim``, four blocks per thread; ``args_of(i)`` (called here) gives thread i
+    its own scratch. A chunk's results depend on that chunk alone: the same for any thread count."""
+    claim = np.zeros(1, dtype=np.int64)
+    if threads <= 1:
+        kernel(*args_of(0), claim, chunks, 0, chunks)
+        return
+    block = -(-chunks // (4 * threads))
+    pool = _executor(threads - 1)
+    futures = [pool.submit(kernel, *args_of(i), claim, block, 0, chunks) for i in range(1, threads)]
+    try:
+        kernel(*args_of(0), claim, block, 0, chunks)
+    finally:
+        wait(futures)  # the scratch stays taken until every thread is done
+    for f in futures:
+        f.result()
+
+
+def fresh(shape, dtype: torch.dtype) -> Tensor:
+    """An uninitialised output tensor (float32 or float64) in numpy's memory: numpy asks the kernel
+    for huge pages on large blocks (``madvise``), where a fresh ``torch.empty`` faults its pages in
+    4 KiB at a time on first touch (0.4 against 4 ms to fill 8 MiB on this project's VM)."""
+    return torch.from_numpy(np.empty(shape, dtype=np.float64 if dtype == torch.float64 else np.float32))
 
 
 def _layout(x: Tensor, params, bias: Tensor | None = None) -> tuple[int, int, int]:
@@ -169,13 +226,15 @@ class NumbaScan(torch.autograd.Function):
         table = _table(params, C, dtype)
         gain_np, bias_np = _gate_args(gain, bias, T, dtype)
         has_m = spec.keeps_memory
-        spikes = torch.empty((T, N), dtype=dtype)
-        v = torch.empty(N, dtype=dtype)
-        m = torch.empty(N, dtype=dtype) if has_m else v
+        spikes = fresh((T, N), dtype)
+        v = fresh(N, dtype)
+        m = fresh(N, dtype) if has_m else v
+        chunk = min(k.CHUNK, N)
+        chunks = (N + chunk - 1) // chunk
+        args = (xc.numpy(), table, C, S, flags, _float_args(floats, np_dtype), spikes.numpy(), v.numpy(), m.numpy())
         with scratch.scope():  # temporaries from the CPU path's pool: their pages stay mapped between calls
-            work = scratch.take((k.WORK_ROWS, min(k.CHUNK, N)), xc).numpy()
-            k.scan_forward(xc.numpy(), table, C, S, flags, _float_args(floats, np_dtype), spikes.numpy(), v.numpy(),
-                           m.numpy(), work, gain_np, bias_np)
+            run_chunks(k.scan_forward, lambda i: (*args, scratch.take((k.WORK_ROWS, chunk), xc).numpy(), gain_np,
+                                                  bias_np), chunks, threads_for(chunks))
         ctx.save_for_backward(x, gain, bias, *params)
         ctx.spec, ctx.table, ctx.layout, ctx.gate = spec, table, (N, C, S, order), (gain_np, bias_np)
         ctx.set_materialize_grads(False)
@@ -204,20 +263,24 @@ class NumbaScan(torch.autograd.Function):
         needs = ctx.needs_input_grad
         used = np.array([int(p is not None and needs[4 + i]) for i, p in enumerate(params)], dtype=np.int64)
         used_gate = np.array([int(gain is not None and needs[2]), int(bias is not None and needs[3])], dtype=np.int64)
-        chunks = (N + chunk_size(k.CHUNK, T, N) - 1) // chunk_size(k.CHUNK, T, N)
+        chunk = chunk_size(k.CHUNK, T, N)
+        chunks = (N + chunk - 1) // chunk
         Pg = gain_np.shape[1]
         part_gain = np.zeros((chunks if used_gate[0] else 0, T, Pg), dtype=np.float64)
         part_bias = np.zeros((chunks if used_gate[1] else 0, Pg), dtype=np.float64)
-        chunk = chunk_size(k.CHUNK, T, N)
-        part = np.zeros(((N + chunk - 1) // chunk, NUM_PARAMS, C), dtype=np.float64)
-        grad_x = torch.empty((T, N), dtype=dtype)
+        part = np.zeros((chunks, NUM_PARAMS, C), dtype=np.float64)
+        grad_x = fresh((T, N), dtype)
+        args = (x_np, table, C, S, flags, _float_args(floats, np_dtype), gs, grad_s is not None, gv, gm,
+                grad_v is not None, has_gm, used, grad_x.numpy(), part)
+
+        def args_of(i):  # thread i's arguments, with its own scratch
+            scratches = [scratch.take(shape, xc).numpy()
+                         for shape in ((2, T + 1, chunk), (k.TRAJ_ROWS, T, chunk), (k.WORK_ROWS, chunk))]
+            return (*args, *scratches, gain_np, bias_np, used_gate, part_gain, part_bias,
+                    np.empty(k.LANES, dtype=np.float64), FUSED_BACKWARD)
+
         with scratch.scope():  # temporaries from the CPU path's pool: their pages stay mapped between calls
-            states = scratch.take((2, T + 1, chunk), xc).numpy()
-            traj = scratch.take((k.TRAJ_ROWS, T, chunk), xc).numpy()
-            work = scratch.take((k.WORK_ROWS, chunk), xc).numpy()
-            k.scan_backward(x_np, table, C, S, flags, _float_args(floats, np_dtype), gs, grad_s is not None, gv, gm,
-                            grad_v is not None, has_gm, used, grad_x.numpy(), part, states, traj, work, gain_np,
-                            bias_np, used_gate, part_gain, part_bias, np.empty(k.LANES, dtype=np.float64))
+            run_chunks(k.scan_backward, args_of, chunks, threads_for(chunks))
         grads = []
         if used.any():
             total = part.sum(axis=0)  # [9, C], one deterministic reduction
