@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..memory_layout import dense_copy, step_is_channels_last
 from ..neurons import NeuronConfig, SpikingNeuron, create_neuron, neuron_config
 
 
@@ -31,11 +32,10 @@ def fold_time(module: nn.Module, x: Tensor) -> Tensor:
 
 
 def folded(x: Tensor) -> Tensor:
-    """``x`` [T, B, *F] as one batch [T*B, *F]: a view where T and B fold, else a copy, which keeps
+    """``x`` [T, B, *F] as one batch [T*B, *F]: a view where T and B fold, else a copy that keeps
     a channels-last step channels-last (a plain ``flatten`` would copy it to contiguous)."""
-    if x.dim() == 5 and x.stride(0) == 0 and not x[0].is_contiguous() and \
-            x[0].is_contiguous(memory_format=torch.channels_last):  # [T, B, C, H, W], stride-0 T
-        return x.permute(0, 1, 3, 4, 2).reshape(-1, *x.shape[3:], x.shape[2]).permute(0, 3, 1, 2)
+    if step_is_channels_last(x):  # [T, B, C, H, W]: a view if x is dense, else a channels-last copy
+        return dense_copy(x).flatten(0, 1)
     return x.flatten(0, 1)
 
 

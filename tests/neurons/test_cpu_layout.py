@@ -7,10 +7,11 @@ import pytest
 import torch
 from test_cpu_path import SCAN_PRESETS, make_case, run
 
+from lit_snn.memory_layout import CHANNELS_LAST, memory_order
 from lit_snn.neurons import neuron_config
 from lit_snn.neurons.cpu import multistep_cpu
 from lit_snn.neurons.cpu import scan as cpu_scan
-from lit_snn.neurons.cpu.numba_scan import CHANNELS_LAST, kernel_input, memory_order
+from lit_snn.neurons.cpu.numba_scan import kernel_input
 
 pytest.importorskip("lit_snn.neurons.cpu.numba_kernels")
 
@@ -28,6 +29,23 @@ def test_memory_order_names_the_two_layouts_and_copies_any_other():
     assert memory_order(odd) is None and kernel_input(odd).is_contiguous()
     cl = channels_last(x)
     assert kernel_input(cl).data_ptr() == cl.data_ptr()  # taken as it is
+
+
+def test_a_static_channels_last_input_is_copied_channels_last(monkeypatch):
+    """A stride-0 expand of a channels-last image (batch norm behind the stem of a static input):
+    one dense copy in the channels-last layout, and spikes returned in it (so the next conv gets the
+    layout it runs fastest in), equal to those of the contiguous copy."""
+    monkeypatch.setattr(cpu_scan, "USE_NUMBA", True)
+    image = channels_last(torch.randn(1, 2, 5, 4, 6))[0]  # [B, C, H, W], channels-last
+    static = image.expand(3, *image.shape)  # [T, B, C, H, W], stride-0 T
+    assert memory_order(static) is None
+    dense = kernel_input(static)
+    assert memory_order(dense) == CHANNELS_LAST and torch.equal(dense, static)
+    assert memory_order(kernel_input(torch.randn(2, 3).expand(4, 2, 3))) == (0, 1, 2)  # else contiguous
+    spec, params, _, _ = make_case(neuron_config("lif"), (3, 2, 5, 4, 6))
+    spikes, _, _ = multistep_cpu(static, **params, spec=spec)
+    assert memory_order(spikes) == CHANNELS_LAST
+    assert torch.equal(spikes, multistep_cpu(static.contiguous(), **params, spec=spec)[0])
 
 
 @pytest.mark.parametrize("channels", [None, 5], ids=["per-layer", "per-channel"])

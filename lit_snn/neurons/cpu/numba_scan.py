@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ...memory_layout import CHANNELS_LAST, dense_copy, memory_order
 from ..reference import PARAM_NAMES, SECOND_STATE_RESETS, KernelSpec
 from ..surrogate import SURROGATE_IDS, integer_top
 from . import scratch
@@ -88,23 +89,10 @@ def _float_args(floats: tuple, dtype: np.dtype) -> np.ndarray:
     return np.array([*floats, 0.0, 1.0, 2.0, 0.5, math.pi / 2], dtype=dtype)
 
 
-CHANNELS_LAST = (0, 1, 3, 4, 2)  # [T, B, C, H, W] -> its memory order [T, B, H, W, C] under channels_last
-
-
-def memory_order(x: Tensor) -> tuple[int, ...] | None:
-    """The permutation of x's dims that is contiguous in memory, where the kernels take x as it is:
-    the identity for a contiguous x, ``CHANNELS_LAST`` for a channels-last ``[T, B, C, H, W]`` (the
-    conv nets' layout on the CPU, ``LitSNN(memory_format=...)``); None for any other x."""
-    if x.is_contiguous():
-        return tuple(range(x.dim()))
-    if x.dim() == 5 and x.permute(CHANNELS_LAST).is_contiguous():
-        return CHANNELS_LAST
-    return None
-
-
 def kernel_input(x: Tensor) -> Tensor:
-    """x as ``NumbaScan`` takes it: unchanged if contiguous or channels-last, else a contiguous copy."""
-    return x if memory_order(x) is not None else x.contiguous()
+    """x as ``NumbaScan`` takes it: unchanged if contiguous or channels-last, else a dense copy in
+    the layout of its steps (``memory_layout.dense_copy``)."""
+    return dense_copy(x)
 
 
 _POOL: list = [None, 0, 0]  # run_chunks' worker threads: [executor, its size, the process it runs in]
