@@ -171,17 +171,21 @@ def torch_threads():
 
 
 @pytest.mark.parametrize("preset", ["lif", "i_lif", "klif", "ar_lif", "clif", "glif", "alif"])
-def test_threads_give_identical_results(preset, numba_on, torch_threads):
+def test_threads_give_identical_results(preset, numba_on, torch_threads, monkeypatch):
     """Forward outputs and every gradient bitwise the same on 1, 2 and 3 threads (a multi-chunk case,
     per channel: each thread's range of chunks writes its own partial sums)."""
     spec, params, x, cot = make_case(neuron_config(preset), (5, 2, 3, 2 * CHUNK + 301), channels=3, seed=19)
     from test_cpu_path import run
 
     chunks = -(-x[0].numel() // CHUNK)
+    torch_threads(3)
+    assert numba_scan.threads_for(chunks, x.numel()) == 1  # too little work for a second thread
+    assert numba_scan.threads_for(chunks, 3 * numba_scan.MIN_ELEMENTS_PER_THREAD) == 3
+    monkeypatch.setattr(numba_scan, "MIN_ELEMENTS_PER_THREAD", 0)  # threads on this small case
     out = []
     for threads in (1, 2, 3):
         torch_threads(threads)
-        assert numba_scan.threads_for(chunks) == threads
+        assert numba_scan.threads_for(chunks, x.numel()) == threads
         out.append(run(multistep_cpu, spec, params, x, cot))
     for other in out[1:]:
         for a, b in zip(out[0], other):

@@ -99,9 +99,18 @@ _POOL: list = [None, 0, 0]  # run_chunks' worker threads: [executor, its size, t
 _POOL_LOCK = threading.Lock()
 
 
-def threads_for(chunks: int) -> int:
-    """Threads a kernel call runs on: torch's thread count, at most one per two chunks."""
-    return max(1, min(torch.get_num_threads(), chunks // 2))
+# Below this many elements (T * neurons) per thread a second thread loses here: handing work to it
+# costs more than it saves, and torch's OpenMP threads still spin on the cores after each conv
+# (lif fwd + bwd behind a conv, two threads against one: 0.83x at 262k elements, 0.96x at 2.1M,
+# 1.14x at 4.2M on this project's 2-core VM).
+MIN_ELEMENTS_PER_THREAD = 1 << 21
+
+
+def threads_for(chunks: int, elements: int) -> int:
+    """Threads a kernel call runs on: torch's thread count, at most one per two chunks and per
+    ``MIN_ELEMENTS_PER_THREAD`` of the call's ``elements``."""
+    by_work = elements // MIN_ELEMENTS_PER_THREAD if MIN_ELEMENTS_PER_THREAD else chunks
+    return max(1, min(torch.get_num_threads(), chunks // 2, by_work))
 
 
 def _executor(workers: int) -> ThreadPoolExecutor:
@@ -222,7 +231,7 @@ class NumbaScan(torch.autograd.Function):
         args = (xc.numpy(), table, C, S, flags, _float_args(floats, np_dtype), spikes.numpy(), v.numpy(), m.numpy())
         with scratch.scope():  # temporaries from the CPU path's pool: their pages stay mapped between calls
             run_chunks(k.scan_forward, lambda i: (*args, scratch.take((k.WORK_ROWS, chunk), xc).numpy(), gain_np,
-                                                  bias_np), chunks, threads_for(chunks))
+                                                  bias_np), chunks, threads_for(chunks, T * N))
         ctx.save_for_backward(x, gain, bias, *params)
         ctx.spec, ctx.table, ctx.layout, ctx.gate = spec, table, (N, C, S, order), (gain_np, bias_np)
         ctx.set_materialize_grads(False)
@@ -268,7 +277,7 @@ class NumbaScan(torch.autograd.Function):
                     np.empty(k.LANES, dtype=np.float64), FUSED_BACKWARD)
 
         with scratch.scope():  # temporaries from the CPU path's pool: their pages stay mapped between calls
-            run_chunks(k.scan_backward, args_of, chunks, threads_for(chunks))
+            run_chunks(k.scan_backward, args_of, chunks, threads_for(chunks, T * N))
         grads = []
         if used.any():
             total = part.sum(axis=0)  # [9, C], one deterministic reduction
