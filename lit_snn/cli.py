@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import sys
 
+from .entry_point import imports_without_gc, run_then_exit
+
 COMMANDS = ("train", "ablate", "sweep", "compare", "reproduce", "evaluate", "export", "neurobench", "bench", "neurons")
 
 
@@ -29,7 +31,8 @@ def _neurons(argv: list[str]) -> None:
 
 
 def _train(argv: list[str]) -> None:
-    from .train import main as train_main  # inside run_command: Ctrl-C during the imports is one line too
+    with imports_without_gc():
+        from .train import main as train_main  # inside run_command: Ctrl-C during the imports is one line too
 
     train_main(argv)
 
@@ -46,23 +49,28 @@ def main(argv: list[str] | None = None) -> int:
         verbose = "--verbose" in rest  # ours, not LightningCLI's
         return run_command("lit-snn train", lambda: _train([arg for arg in rest if arg != "--verbose"]), verbose)
     elif command in ("reproduce", "evaluate"):
-        from . import runs
+        with imports_without_gc():
+            from . import runs
 
         return int(getattr(runs, f"{command}_main")(rest) or 0)
     elif command in ("ablate", "sweep", "compare"):
-        from .orchestrate import cli as orchestrate_cli
+        with imports_without_gc():
+            from .orchestrate import cli as orchestrate_cli
 
         return int(getattr(orchestrate_cli, f"{command}_main")(rest) or 0)
     elif command == "export":
-        from .export.cli import export_main
+        with imports_without_gc():
+            from .export.cli import export_main
 
         return int(export_main(rest) or 0)
     elif command == "neurobench":
-        from .neurobench import neurobench_main
+        with imports_without_gc():
+            from .neurobench import neurobench_main
 
         return int(neurobench_main(rest) or 0)
     elif command == "bench":
-        from .bench import main as bench_main
+        with imports_without_gc():
+            from .bench import main as bench_main
 
         return int(bench_main(rest) or 0)
     elif command == "neurons":
@@ -73,5 +81,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def entry() -> None:
+    """The ``lit-snn`` script: ``main()`` in a process of its own (``entry_point``: the commands'
+    imports without the cyclic GC, the exit without the interpreter's teardown; 1.5 s a process),
+    its status the process's."""
+    sys.exit(run_then_exit(main))
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -34,6 +34,7 @@ import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
+from ..entry_point import imports_without_gc, run_then_exit
 from .dotted import flatten
 from .pruning import make_pruner
 from .space import (
@@ -450,7 +451,14 @@ class StudyHandle:
 
 # ---------------------------------------------------------------------- processes
 def _worker_entry(ctx: _WorkerContext) -> None:
+    """A spawned worker process: its trials, then its end without the interpreter's teardown."""
+    run_then_exit(lambda: _work(ctx))
+
+
+def _work(ctx: _WorkerContext) -> None:
     die_with_parent(ctx.parent_pid)
+    with imports_without_gc():
+        import lit_snn.train  # noqa: F401  # what every trial imports, before the first one
     quiet_libraries()
     if ctx.threads:
         import torch
