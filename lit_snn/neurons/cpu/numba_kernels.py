@@ -922,25 +922,22 @@ def _charge_adjoint(xt, v, pre, g_u, g_th, n, prm, SLOPE, used, fs, acc, gx, av)
     elif SLOPE:
         for j in range(n):
             g_u[j] = g_u[j] * sl[j] if sl[j] * pre[j] > zero else zero
-    # g_u is now dL/dP
-    if used[0]:
-        acc0 = acc[0]
+    # g_u is now dL/dP = dL/d(beta V_{t-1} + alpha X_t)
+    _scale_and_accumulate(g_u, alpha, gx, acc[0], xt, n, used[0])  # dL/dX_t, alpha's term
+    _scale_and_accumulate(g_u, beta, av, acc[1], v, n, used[1])  # dL/dV_{t-1}, beta's term
+
+
+@njit(**_JIT_INLINE)
+def _scale_and_accumulate(g, w, out, acc_row, factor, n, ACC):
+    """``out = g w`` and, where ``ACC``, ``acc_row += g factor``: one loop writing two rows."""
+    if ACC:
         for j in range(n):
-            gu = g_u[j]
-            gx[j] = gu * alpha[j]
-            acc0[j] += gu * xt[j]
+            gj = g[j]
+            out[j] = gj * w[j]
+            acc_row[j] += gj * factor[j]
     else:
         for j in range(n):
-            gx[j] = g_u[j] * alpha[j]
-    if used[1]:
-        acc1 = acc[1]
-        for j in range(n):
-            gu = g_u[j]
-            av[j] = gu * beta[j]
-            acc1[j] += gu * v[j]
-    else:
-        for j in range(n):
-            av[j] = g_u[j] * beta[j]
+            out[j] = g[j] * w[j]
 
 
 @njit(**_JIT)
