@@ -2,7 +2,7 @@
 channels-last (``LitSNN(memory_format="channels_last")``, the conv nets' layout on the CPU).
 
 Shared by the time-folded layers (``backbones.layers.folded``) and the CPU neurons
-(``neurons.cpu.numba_scan.kernel_input``), so that a copy either makes keeps the layout the
+(``neurons.cpu.numba_scan.NumbaScan``), so that a copy either makes keeps the layout the
 convolutions produced instead of reverting it to contiguous (which oneDNN then reorders back)."""
 
 from __future__ import annotations

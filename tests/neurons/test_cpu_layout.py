@@ -7,11 +7,10 @@ import pytest
 import torch
 from test_cpu_path import SCAN_PRESETS, make_case, run
 
-from lit_snn.memory_layout import CHANNELS_LAST, memory_order
+from lit_snn.memory_layout import CHANNELS_LAST, dense_copy, memory_order
 from lit_snn.neurons import neuron_config
 from lit_snn.neurons.cpu import multistep_cpu
 from lit_snn.neurons.cpu import scan as cpu_scan
-from lit_snn.neurons.cpu.numba_scan import kernel_input
 
 pytest.importorskip("lit_snn.neurons.cpu.numba_kernels")
 
@@ -26,9 +25,9 @@ def test_memory_order_names_the_two_layouts_and_copies_any_other():
     assert memory_order(x) == (0, 1, 2, 3, 4)
     assert memory_order(channels_last(x)) == CHANNELS_LAST
     odd = x.transpose(3, 4)  # neither: a contiguous copy
-    assert memory_order(odd) is None and kernel_input(odd).is_contiguous()
+    assert memory_order(odd) is None and dense_copy(odd).is_contiguous()
     cl = channels_last(x)
-    assert kernel_input(cl).data_ptr() == cl.data_ptr()  # taken as it is
+    assert dense_copy(cl).data_ptr() == cl.data_ptr()  # taken as it is
 
 
 def test_a_static_channels_last_input_is_copied_channels_last(monkeypatch):
@@ -39,9 +38,9 @@ def test_a_static_channels_last_input_is_copied_channels_last(monkeypatch):
     image = channels_last(torch.randn(1, 2, 5, 4, 6))[0]  # [B, C, H, W], channels-last
     static = image.expand(3, *image.shape)  # [T, B, C, H, W], stride-0 T
     assert memory_order(static) is None
-    dense = kernel_input(static)
+    dense = dense_copy(static)
     assert memory_order(dense) == CHANNELS_LAST and torch.equal(dense, static)
-    assert memory_order(kernel_input(torch.randn(2, 3).expand(4, 2, 3))) == (0, 1, 2)  # else contiguous
+    assert memory_order(dense_copy(torch.randn(2, 3).expand(4, 2, 3))) == (0, 1, 2)  # else contiguous
     spec, params, _, _ = make_case(neuron_config("lif"), (3, 2, 5, 4, 6))
     spikes, _, _ = multistep_cpu(static, **params, spec=spec)
     assert memory_order(spikes) == CHANNELS_LAST
@@ -75,3 +74,22 @@ def test_a_contiguous_cotangent_of_channels_last_spikes_is_read_in_their_layout(
     spikes, _, _ = multistep_cpu(x_cl, **params, spec=spec)
     (grad_from_channels_last,) = torch.autograd.grad(spikes, x_cl, channels_last(cot[0]))
     assert torch.equal(grad_from_contiguous, grad_from_channels_last)
+
+
+@pytest.mark.parametrize("preset", ["lif", "ar_lif"])
+def test_inputs_in_neither_layout_give_the_results_of_their_dense_copy(preset, monkeypatch):
+    """A transposed view and a stride-0 expand go through the kernels as a dense copy made inside
+    the Function: the same spikes as the copy's and dL/dx in the input's own shape."""
+    monkeypatch.setattr(cpu_scan, "USE_NUMBA", True)
+    spec, params, _, _ = make_case(neuron_config(preset), (4, 2, 3, 6, 5))
+    for x in (torch.randn(4, 2, 3, 5, 6).transpose(3, 4), torch.randn(2, 3, 6, 5).expand(4, 2, 3, 6, 5)):
+        assert memory_order(x) is None
+        results = []
+        for inp in (x, x.contiguous()):
+            inp = inp.detach().requires_grad_(True)
+            spikes, v, _ = multistep_cpu(inp, **params, spec=spec)
+            (spikes * torch.arange(spikes.numel()).reshape(spikes.shape).sin()).sum().backward()
+            results.append((spikes.detach(), v.detach(), inp.grad))
+        for a, b in zip(*results):
+            assert a.shape == b.shape
+            torch.testing.assert_close(a, b, rtol=0, atol=0)

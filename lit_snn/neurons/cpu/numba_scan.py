@@ -13,9 +13,10 @@ mixed parameters); only the combination the kernel rejects too (a spike-adaptive
 second-state reset) falls back to the torch CPU path. Compute dtype: float64 for float64 inputs,
 float32 otherwise (bf16/fp16 inputs are widened on entry, outputs rounded back to the input's dtype).
 
-Threads: with torch's thread count above 1 the kernels run on that many Python threads
-(``run_chunks``: one persistent pool; at least two chunks per thread), each with its own scratch,
-taking blocks of chunks in turn; the results are bitwise those of one thread. The outputs
+Threads: with torch's thread count above 1 the kernels run on up to that many Python threads
+(``run_chunks``: one persistent pool; at least two chunks and ``MIN_ELEMENTS_PER_THREAD`` elements
+per thread, ``threads_for``), each with its own scratch, taking blocks of chunks in turn; the
+results are bitwise those of one thread. The outputs
 (spikes, states, dL/dx) are fresh numpy-allocated tensors (``fresh``: huge pages, where a fresh
 ``torch.empty`` of a few MiB costs more in page faults than the scan itself).
 
@@ -87,12 +88,6 @@ def variant_args(spec: KernelSpec) -> tuple[np.ndarray, tuple]:
 def _float_args(floats: tuple, dtype: np.dtype) -> np.ndarray:
     """``fs`` of the kernels (``numba_kernels.F_*``) in the compute dtype."""
     return np.array([*floats, 0.0, 1.0, 2.0, 0.5, math.pi / 2], dtype=dtype)
-
-
-def kernel_input(x: Tensor) -> Tensor:
-    """x as ``NumbaScan`` takes it: unchanged if contiguous or channels-last, else a dense copy in
-    the layout of its steps (``memory_layout.dense_copy``)."""
-    return dense_copy(x)
 
 
 _POOL: list = [None, 0, 0]  # run_chunks' worker threads: [executor, its size, the process it runs in]
@@ -210,7 +205,7 @@ class NumbaScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, spec: KernelSpec, gain: Tensor | None, bias: Tensor | None, *params):
         k = kernels()
-        x = kernel_input(x)
+        x = dense_copy(x)  # x itself if contiguous or channels-last, else a copy in its steps' layout
         dtype = compute_dtype(x.dtype)
         T = x.shape[0]
         N, C, S = _layout(x, params, bias if gain is not None else None)

@@ -39,7 +39,7 @@ from ..reference import PARAM_NAMES, KernelSpec
 from . import scratch
 from .adjoint import scan_adjoint
 from .forward import run_scan
-from .numba_scan import NumbaScan, kernel_input, numba_supports
+from .numba_scan import NumbaScan, numba_supports
 from .params import compute_dtype, step_params
 
 USE_NUMBA = os.environ.get("LIT_SNN_CPU_NUMBA", "1").strip() != "0"  # the numba path (numba_scan.py); 0: torch ops
@@ -157,7 +157,7 @@ def multistep_cpu(
         return x.clone(), x.new_zeros(x.shape[1:]), x.new_zeros(x.shape[1:])
     if USE_NUMBA and _NUMBA_BROKEN is None and numba_supports(spec):
         try:
-            return NumbaScan.apply(kernel_input(x), spec, input_gain, input_bias, *flat)
+            return NumbaScan.apply(x, spec, input_gain, input_bias, *flat)
         except ImportError as err:  # numba missing or broken: the torch path, which needs none
             _numba_failed(err)
     if input_gain is not None:
