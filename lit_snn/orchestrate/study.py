@@ -367,13 +367,32 @@ class StudyHandle:
         return key, run_name(point.values, point.seed), point.config, point.raw, point.values
 
     def _close_run(self, run_id: str | None, state: str, tags: dict | None = None, status: str | None = None) -> None:
-        """Close a trial's MLflow run after a failure without letting a tracking error hide the first one."""
+        """Close a trial's MLflow run after a failure without letting a tracking error hide the first one
+        (a run left open so is closed by the next invocation: ``close_runs_left_running``)."""
         if not run_id or self.tracker is None:
             return
         try:
             self.tracker.finish(run_id, state, tags, status=status)
         except Exception as exc:  # noqa: BLE001
             self.log(f"[w{self.index}] could not close MLflow run {run_id}: {exc}")
+
+    def close_runs_left_running(self) -> None:
+        """Close the MLflow runs that finished trials left RUNNING, as KILLED for a failed trial, as
+        their state says otherwise. A worker that could not close its run leaves that: the workers
+        of a killed parent, all interrupted at once, tag their runs FAIL and then about one time in
+        ten one of them is left RUNNING (seen on SQLite stores, cause not pinned down), and no
+        stale-trial check sees a FAIL trial again."""
+        if self.tracker is None or not self.experiment_id:
+            return
+        running = self.tracker.running_trial_runs(self.experiment_id, self.options.study_name)
+        if not running:
+            return
+        for frozen in self.trials((TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)):
+            run_id = frozen.user_attrs.get(RUN_ATTR)
+            if run_id in running:
+                self.log(f"[w{self.index}] trial {frozen.number}'s MLflow run was left running: closed now")
+                self._close_run(run_id, frozen.state.name, {"lit_snn.closed_late": "true"},
+                                "KILLED" if frozen.state == TrialState.FAIL else None)
 
     def _objective_values(self, metrics: dict[str, float]) -> list[float]:
         """The trial's objective values (file order) from ``run_training``'s result; a NaN one raises."""
@@ -537,6 +556,7 @@ def run_study(spec: StudySpec, options: StudyOptions, log: Callable[[str], None]
     handle.tracker, handle.experiment_id, handle.parent_run_id = tracker, experiment_id, parent_run_id
 
     handle.reap()
+    handle.close_runs_left_running()
     added = handle.enqueue_missing() if spec.kind == "ablation" else 0  # new, and failed last time
     counts = handle.counts()
     log(f"study {options.study_name} ({spec.kind}, {total} trials) in {safe_url(options.storage)}; "
@@ -606,6 +626,7 @@ def _run_processes(spec: StudySpec, options: StudyOptions, experiment_id: str, p
 def _summarize(handle: StudyHandle, spec: StudySpec, options: StudyOptions, experiment_id: str,
                parent_run_id: str, started: float) -> StudyOutcome:
     handle.reap()
+    handle.close_runs_left_running()
     counts = handle.counts()
     outcome = StudyOutcome(options.study_name, spec.experiment, experiment_id, parent_run_id, counts,
                            wall_s=time.time() - started)

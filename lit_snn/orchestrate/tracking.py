@@ -174,6 +174,15 @@ class Tracker:
         all_tags.update({k: _text(v, MAX_TAG_CHARS) for k, v in tags.items()})
         return self.client.create_run(experiment_id, run_name=name, tags=all_tags).info.run_id
 
+    def running_trial_runs(self, experiment_id: str, study_name: str) -> set[str]:
+        """The ids of the study's trial runs whose MLflow status is still RUNNING."""
+        runs = self.client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`{TAG_STUDY}` = '{study_name}' and tags.`{TAG_ROLE}` = 'trial' "
+                          "and attributes.status = 'RUNNING'",
+        )
+        return {run.info.run_id for run in runs}
+
     # ------------------------------------------------------------------ logging (MLflow splits large batches)
     def log_params(self, run_id: str, params: list[tuple[str, Any]]) -> None:
         self.client.log_batch(run_id, params=[Param(key, _text(value)) for key, value in params])

@@ -114,6 +114,21 @@ def test_sigkill_of_the_parent_stops_its_workers_and_the_rerun_repairs(tmp_path,
     assert all(r.info.status != "RUNNING" for r in _runs(client, "ablation/orphans", "trial"))
 
 
+def test_a_run_its_worker_could_not_close_is_closed_by_the_next_invocation(tmp_path, write_study):
+    """A finished trial whose MLflow run stayed RUNNING (its worker's close was refused, then it
+    died) is closed by the next ``ablate`` of the study, as its Optuna state says."""
+    path = write_study("unclosed", axes={"model.neuron": ["lif"]}, seeds=[0], budget={"max_epochs": 1})
+    args = [str(path), *store_args(tmp_path), "--no-compare", "--no-log-checkpoints"]
+    assert ablate_main(args) == 0
+    client = _client(tmp_path)
+    (trial_run,) = _runs(client, "ablation/unclosed", "trial")
+    client.update_run(trial_run.info.run_id, status="RUNNING")  # the close that was lost
+    assert ablate_main(args) == 0
+    closed = client.get_run(trial_run.info.run_id)
+    assert closed.info.status == "FINISHED" and closed.data.tags["lit_snn.closed_late"] == "true"
+    assert closed.data.tags["lit_snn.state"] == "COMPLETE"
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
