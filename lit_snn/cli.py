@@ -16,11 +16,10 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 from .entry_point import imports_without_gc, run_then_exit
-
-COMMANDS = ("train", "ablate", "sweep", "compare", "reproduce", "evaluate", "export", "neurobench", "bench", "neurons")
 
 
 def _neurons(argv: list[str]) -> None:
@@ -30,11 +29,31 @@ def _neurons(argv: list[str]) -> None:
         print(f"{name:12s} {doc}")
 
 
-def _train(argv: list[str]) -> None:
-    with imports_without_gc():
-        from .train import main as train_main  # inside run_command: Ctrl-C during the imports is one line too
+# command -> (module, function): imported on use, so that ``lit-snn neurons`` pays for none of them
+_IMPORTED = {
+    "train": (".train", "main"),
+    "ablate": (".orchestrate.cli", "ablate_main"), "sweep": (".orchestrate.cli", "sweep_main"),
+    "compare": (".orchestrate.cli", "compare_main"),
+    "reproduce": (".runs", "reproduce_main"), "evaluate": (".runs", "evaluate_main"),
+    "export": (".export.cli", "export_main"),
+    "neurobench": (".neurobench", "neurobench_main"),
+    "bench": (".bench", "main"),
+}
+COMMANDS = (*_IMPORTED, "neurons")
 
-    train_main(argv)
+
+def _command(command: str):
+    """The function that runs ``command``, its module imported without the cyclic GC
+    (``entry_point.imports_without_gc``)."""
+    module, name = _IMPORTED[command]
+    with imports_without_gc():
+        return getattr(importlib.import_module(module, __package__), name)
+
+
+def _train(argv: list[str]) -> None:
+    """``lit-snn train``, imported inside run_command (Ctrl-C during the imports is one line too);
+    its metrics are for in-process callers, not the exit status."""
+    _command("train")(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,37 +67,13 @@ def main(argv: list[str] | None = None) -> int:
 
         verbose = "--verbose" in rest  # ours, not LightningCLI's
         return run_command("lit-snn train", lambda: _train([arg for arg in rest if arg != "--verbose"]), verbose)
-    elif command in ("reproduce", "evaluate"):
-        with imports_without_gc():
-            from . import runs
-
-        return int(getattr(runs, f"{command}_main")(rest) or 0)
-    elif command in ("ablate", "sweep", "compare"):
-        with imports_without_gc():
-            from .orchestrate import cli as orchestrate_cli
-
-        return int(getattr(orchestrate_cli, f"{command}_main")(rest) or 0)
-    elif command == "export":
-        with imports_without_gc():
-            from .export.cli import export_main
-
-        return int(export_main(rest) or 0)
-    elif command == "neurobench":
-        with imports_without_gc():
-            from .neurobench import neurobench_main
-
-        return int(neurobench_main(rest) or 0)
-    elif command == "bench":
-        with imports_without_gc():
-            from .bench import main as bench_main
-
-        return int(bench_main(rest) or 0)
-    elif command == "neurons":
+    if command == "neurons":
         _neurons(rest)
-    else:
-        print(f"lit-snn: unknown command {command!r}; valid commands: {', '.join(COMMANDS)}", file=sys.stderr)
-        return 2
-    return 0
+        return 0
+    if command in _IMPORTED:
+        return int(_command(command)(rest) or 0)
+    print(f"lit-snn: unknown command {command!r}; valid commands: {', '.join(COMMANDS)}", file=sys.stderr)
+    return 2
 
 
 def entry() -> None:
