@@ -379,9 +379,9 @@ class StudyHandle:
     def close_runs_left_running(self) -> None:
         """Close the MLflow runs that finished trials left RUNNING, as KILLED for a failed trial, as
         their state says otherwise. A worker that could not close its run leaves that: the workers
-        of a killed parent, all interrupted at once, tag their runs FAIL and then about one time in
-        ten one of them is left RUNNING (seen on SQLite stores, cause not pinned down), and no
-        stale-trial check sees a FAIL trial again."""
+        of a killed parent, all interrupted at once, tag their runs FAIL, and in 1 of 4-6 runs of the
+        sigkill fault test one of those runs stayed RUNNING (SQLite stores; cause not pinned down);
+        no stale-trial check sees a FAIL trial again."""
         if self.tracker is None or not self.experiment_id:
             return
         running = self.tracker.running_trial_runs(self.experiment_id, self.options.study_name)

@@ -48,6 +48,11 @@ def _metric_key(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9_\-. /]", "_", key)
 
 
+def _runs_of(study_name: str, role: str) -> str:
+    """An MLflow filter for the runs of ``study_name`` in ``role`` (``study``: its parent run; ``trial``)."""
+    return f"tags.`{TAG_STUDY}` = '{study_name}' and tags.`{TAG_ROLE}` = '{role}'"
+
+
 def safe_url(url: str) -> str:
     """A database URL with its password masked, fit for a tag."""
     try:
@@ -134,7 +139,7 @@ class Tracker:
     def find_parent_run(self, experiment_id: str, study_name: str) -> str | None:
         runs = self.client.search_runs(
             [experiment_id],
-            filter_string=f"tags.`{TAG_STUDY}` = '{study_name}' and tags.`{TAG_ROLE}` = 'study'",
+            filter_string=_runs_of(study_name, "study"),
             order_by=["attributes.start_time ASC"],
             max_results=1,
         )
@@ -178,8 +183,7 @@ class Tracker:
         """The ids of the study's trial runs whose MLflow status is still RUNNING."""
         runs = self.client.search_runs(
             [experiment_id],
-            filter_string=f"tags.`{TAG_STUDY}` = '{study_name}' and tags.`{TAG_ROLE}` = 'trial' "
-                          "and attributes.status = 'RUNNING'",
+            filter_string=_runs_of(study_name, "trial") + " and attributes.status = 'RUNNING'",
         )
         return {run.info.run_id for run in runs}
 
