@@ -33,9 +33,10 @@ import pandas as pd
 
 from .pareto import pareto_rows
 from .spec import StudySpec
-from .statistics import GRID_AXIS, LEVEL, SEED_COLUMN, Comparison, arm_stats, grid_label, is_points, seed_statistics
+from .statistics import GRID_AXIS, LEVEL, SEED_COLUMN, Comparison, arm_stats, grid_label, seed_statistics
 from .storage import make_storage, sqlite_path
 from .tracking import AXIS_TAG_PREFIX, TAG_KEY, TAG_STATE, TAG_TRIAL, Tracker
+from .units import LABELS, is_points
 
 CURVE_METRIC = "val/acc"  # the per-epoch history drawn in learning_curves.png
 ACC_ENERGY = [("test/acc", "maximize"), ("test/energy_mj", "minimize")]  # the Pareto ring of acc_vs_energy.png
@@ -44,11 +45,7 @@ RUN_ATTR = "mlflow_run_id"  # the Optuna user attr holding a trial's MLflow run 
 NEUROBENCH_METRICS = ("neurobench/ActivationSparsity", "neurobench/SynapticOperations/Effective_ACs",
                       "neurobench/SynapticOperations/Effective_MACs")
 BASE_METRICS = ("test/acc", "test/firing_rate", "test/sops", "test/energy_mj", *NEUROBENCH_METRICS)
-LABELS = {"test/acc": "test acc", "test/firing_rate": "firing rate", "test/sops": "SOPs/sample",
-          "test/energy_mj": "energy mJ/sample", "val/acc_best": "best val acc", "val/acc": "val acc",
-          "neurobench/ActivationSparsity": "NeuroBench act. sparsity",
-          "neurobench/SynapticOperations/Effective_ACs": "NeuroBench ACs",
-          "neurobench/SynapticOperations/Effective_MACs": "NeuroBench MACs"}
+
 
 
 @dataclass

@@ -17,9 +17,15 @@ An **ablation** file::
     baseline: {model.neuron: lif}         # optional: the arm each axis is tested against (default: its
                                           # first listed value)
     alpha: 0.05                           # optional: significance level of the Holm-adjusted p-values
+    equivalence_margin: {test/acc: 0.3}   # optional, per metric in its display unit (units.py: points
+                                          # for accuracy, µJ for energy): an arm within ± this of its
+                                          # baseline is tested for equivalence (TOST)
+    min_effect: {test/acc: 0.5}           # optional, per metric in its display unit: the difference the
+                                          # report plans seeds for (80% power), beside the observed one
 
-``baseline`` and ``alpha`` only change the report of ``lit-snn compare`` (statistics.py), not what a
-trial computes: they stay out of the fingerprint, so editing them keeps (and resumes) the study.
+``baseline``, ``alpha``, ``equivalence_margin`` and ``min_effect`` only change the report of ``lit-snn
+compare`` (statistics.py), not what a trial computes: they stay out of the fingerprint, so editing
+them keeps (and resumes) the study.
 
 A **sweep** file has the same base keys plus ``params`` (path -> ``{type: float|int|categorical,
 low, high, log, step, choices}``), ``n_trials``, ``seed`` (the training seed), ``sampler``
@@ -64,7 +70,7 @@ from .yamlio import SpecError, load_yaml, parse_value
 
 COMMON_KEYS = {"name", "description", "experiment", "base_config", "base", "overrides", "metric",
                "direction", "budget"}
-ABLATION_KEYS = COMMON_KEYS | {"axes", "seeds", "exclude", "baseline", "alpha"}
+ABLATION_KEYS = COMMON_KEYS | {"axes", "seeds", "exclude", "baseline", "alpha", "equivalence_margin", "min_effect"}
 SWEEP_KEYS = COMMON_KEYS | {"params", "n_trials", "seed", "sampler", "pruner", "objectives"}
 BUDGET_KEYS = {"max_epochs", "trial_time_limit_s", "time_limit_s"}
 KNOWN_METRICS = ("test/acc", "test/acc_top5", "test/loss", "test/firing_rate", "test/sops",
@@ -97,6 +103,9 @@ class StudySpec:
     exclude: list[dict] = field(default_factory=list)
     baseline: dict[str, Any] = field(default_factory=dict)  # axis path -> its baseline value (report only)
     alpha: float = 0.05  # significance level of the seed statistics (report only)
+    # metric -> a positive difference in the metric's display unit (units.unit_of; report only)
+    equivalence_margin: dict[str, float] = field(default_factory=dict)  # the TOST margin: equivalent within ±
+    min_effect: dict[str, float] = field(default_factory=dict)  # the difference seeds are planned for
     # sweep
     params: dict[str, dict] = field(default_factory=dict)
     n_trials: int = 0
@@ -160,7 +169,7 @@ class StudySpec:
             out["objectives"] = [{"metric": m, "direction": d} for m, d in self.objectives]
         if self.kind == "ablation":
             out.update(axes=self.axes, seeds=self.seeds, exclude=self.exclude, baseline=self.baseline,
-                       alpha=self.alpha)
+                       alpha=self.alpha, equivalence_margin=self.equivalence_margin, min_effect=self.min_effect)
         else:
             out.update(params=self.params, n_trials=self.n_trials, seed=self.seed, sampler=self.sampler,
                        pruner=self.pruner)
@@ -357,6 +366,22 @@ def _alpha(data: dict, where: str) -> float:
     return float(alpha)
 
 
+def _per_metric(data: dict, key: str, where: str) -> dict[str, float]:
+    """``equivalence_margin:`` / ``min_effect:``: metric -> a positive number (its display unit)."""
+    value = data.get(key) or {}
+    example = "{test/acc: 0.3} (points for accuracy, µJ for energy)"
+    if not isinstance(value, dict):
+        raise _fail(where, f"{key} must be a mapping of metric -> positive number, e.g. {example}; got {value!r}")
+    out: dict[str, float] = {}
+    for metric, number in value.items():
+        if not isinstance(metric, str) or not _METRIC_RE.match(metric):
+            raise _fail(where, f"{key}: {metric!r} is not a metric name (e.g. test/acc)")
+        if not _is_number(number) or not number > 0 or not math.isfinite(number):
+            raise _fail(where, f"{key}: {metric} must be a positive number in its display unit, got {number!r}")
+        out[metric] = float(number)
+    return out
+
+
 def _params(data: dict, where: str) -> dict[str, dict]:
     params = data.get("params")
     if not isinstance(params, dict) or not params:
@@ -521,7 +546,9 @@ def spec_from_dict(
         seeds = _seeds(data.get("seeds", [default_seed if _is_int(default_seed) else 0]), where)
         return StudySpec(kind, name, experiment, base, metric, direction, source, description, time_limit,
                          axes=axes, seeds=seeds, exclude=_exclude(data, axes, where), cli_sets=sets,
-                         baseline=_baseline(data, axes, where), alpha=_alpha(data, where))
+                         baseline=_baseline(data, axes, where), alpha=_alpha(data, where),
+                         equivalence_margin=_per_metric(data, "equivalence_margin", where),
+                         min_effect=_per_metric(data, "min_effect", where))
     objectives = _objectives(data, where)
     metric, direction = objectives[0] if objectives else _metric(data, where, "val/acc_best")
     n_trials = data.get("n_trials")

@@ -39,6 +39,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .units import is_points
+
 LEVEL = 0.95  # confidence level of every interval
 GRID_AXIS = "grid"  # the `axis` of per-grid-point rows
 SEED_COLUMN = "seed"
@@ -129,11 +131,6 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
         back[order] = adjusted
         out[ok] = back
     return out
-
-
-def is_points(metric: str) -> bool:
-    """Accuracy metrics (names containing ``acc``) are reported in points (x100) in sentences."""
-    return "acc" in metric.split("/")[-1]
 
 
 # ---------------------------------------------------------------------- one comparison

@@ -74,10 +74,13 @@ def test_bad_file_rejected_before_any_trial(tmp_path, text, message, capsys):
         ({"budget": {"max_epoch": 2}}, r"unknown budget key"),
         ({"exclude": [{"model.neuron": "plif"}]}, r"not a value of axis"),
         ({"params": {"model.lr": {"type": "float", "low": 0.1, "high": 1.0}}}, r"unknown key\(s\) \['params'\]"),
+        ({"equivalence_margin": {"test/acc": -0.3}}, r"equivalence_margin: test/acc must be a positive number"),
+        ({"min_effect": {"accuracy": 0.5}}, r"min_effect: 'accuracy' is not a metric name"),
+        ({"min_effect": 0.5}, r"min_effect must be a mapping of metric -> positive number"),
     ],
     ids=["neuron-field", "path-typo", "trainer-arg", "preset", "empty-axis", "scalar-axis", "no-axes",
          "no-seeds", "str-seed", "dup-seed", "bool-seed", "dup-value", "bad-value", "metric", "budget", "exclude",
-         "sweep-key"],
+         "sweep-key", "negative-margin", "margin-metric", "scalar-min-effect"],
 )
 def test_bad_study_rejected_before_any_trial(tmp_path, fields, message, capsys):
     path = tmp_path / "bad.yaml"
@@ -162,3 +165,13 @@ def test_shipped_study_files_are_valid(path, monkeypatch):
 ])
 def test_study_direction_defaults(metric, direction):
     assert _metric({"metric": metric}, "file.yaml", "test/acc") == (metric, direction)
+
+
+def test_report_settings_keep_the_fingerprint(tmp_path):
+    """equivalence_margin and min_effect change the report only: the study (and its name) stays."""
+    plain = spec_from_dict(_ablation(tmp_path), "ablation")
+    planned = spec_from_dict(_ablation(tmp_path, equivalence_margin={"test/acc": 0.3},
+                                       min_effect={"test/acc": 0.5, "test/energy_mj": 2}), "ablation")
+    assert planned.equivalence_margin == {"test/acc": 0.3}
+    assert planned.min_effect == {"test/acc": 0.5, "test/energy_mj": 2.0}
+    assert planned.fingerprint == plain.fingerprint
