@@ -1,7 +1,7 @@
 """The neuron family's configuration: one field per ablation axis of the three papers.
 
 Every preset (``lif``, ``ar_lif``, ``da_lif``, ``ib_ra_lif``, ...) is a point in this space;
-see ``presets.py`` and ``../shared/spec/neurons.md`` section 4.
+see ``presets.py`` and ``docs/neurons.md`` (the axes, their equations and provenance).
 """
 
 from __future__ import annotations
