@@ -14,6 +14,7 @@ import io
 import re
 
 import nir
+import numpy as np
 import pytest
 import snntorch
 import snntorch.utils
@@ -177,8 +178,68 @@ def test_layers_without_a_nir_node_are_refused():
     net = create_backbone("mnist_conv", neuron="lif", num_classes=10, in_channels=1, width=4)
     with pytest.raises(ValueError, match="MaxPool2d has no NIR node"):
         to_nir(net, torch.randn(2, 1, 1, 28, 28))
-    with pytest.raises(ValueError, match="chains of layers"):
+    with pytest.raises(ValueError, match=r"operation 'add' in the model's own forward \(Residual\) runs after layer "
+                                         r"'linear'"):
         to_nir(Residual(), torch.randn(T, 2, 3))
+
+
+class Between(nn.Module):
+    """linear1 -> lif -> ``between`` -> linear2: whatever runs between two layers NIR maps."""
+
+    def __init__(self, between=None, *, twice: bool = False, names: tuple[str, str] = ("first", "second")) -> None:
+        super().__init__()
+        self.names, self.between, self.twice = names, between, twice
+        setattr(self, names[0], nn.Linear(3, 3))
+        self.neuron = create_neuron("lif")
+        setattr(self, names[1], nn.Linear(3, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # [T, B, 3] -> [T, B, 3]
+        first, second = (getattr(self, n) for n in self.names)
+        h = self.neuron(first(x))
+        h = self.between(h) if self.between is not None else h
+        return first(h) if self.twice else second(h)
+
+
+@pytest.mark.parametrize("between, message", [
+    (nn.ReLU(inplace=True), r"operation 'relu' in 'between' \(ReLU\) runs after layer 'neuron'"),
+    (nn.ReLU(), r"operation 'relu' in 'between' \(ReLU\) runs after layer 'neuron'"),
+    (lambda h: h.transpose(0, 1).transpose(0, 1), r"operation 'transpose' in the model's own forward \(Between\)"),
+    (lambda h: h.reshape(h.shape), r"operation 'reshape' in the model's own forward"),
+], ids=["in-place", "not-in-place", "view", "reshape"])
+def test_an_operation_between_layers_is_refused_by_name(between, message):
+    """Each of these ran silently into a graph without the operation (a round trip off by ~0.4)."""
+    net = Between(between)
+    with pytest.raises(ValueError, match=message):
+        to_nir(net, torch.randn(T, 2, 3))
+
+
+def test_a_layer_called_twice_is_refused():
+    with pytest.raises(ValueError, match=r"layer 'first' \(Linear\) is called twice"):
+        to_nir(Between(twice=True), torch.randn(T, 2, 3))
+
+
+def test_layer_names_that_are_nir_reserved_are_renamed_and_round_trip():
+    torch.manual_seed(0)
+    net = Between(names=("input", "output")).eval()
+    x = 3 * torch.rand(T, 2, 3)
+    graph = to_nir(net, x)
+    assert set(graph.nodes) == {"input", "input_layer", "neuron", "output_layer", "output"}
+    assert graph.edges == [("input", "input_layer"), ("input_layer", "neuron"), ("neuron", "output_layer"),
+                           ("output_layer", "output")]
+    with torch.no_grad():
+        torch.testing.assert_close(from_nir(graph)(x), net(x), rtol=0, atol=1e-6)
+
+
+def test_identity_pooling_is_left_out_of_the_graph():
+    """small_conv at 8x8 pools 2x2 to its own size: an identity some NIR readers do not map."""
+    torch.manual_seed(0)
+    net = create_backbone("small_conv", neuron="lif", num_classes=10, in_channels=1, width=4).eval()
+    x = example_digits()
+    graph = to_nir(net, x)
+    pools = [n for n in graph.nodes.values() if isinstance(n, nir.AvgPool2d)]
+    assert all(tuple(np.broadcast_to(p.kernel_size, (2,))) != (1, 1) for p in pools)
+    with torch.no_grad():
+        torch.testing.assert_close(from_nir(graph)(x), net(x), rtol=0, atol=1e-6)
 
 
 class Residual(nn.Module):

@@ -1,10 +1,13 @@
 """NIR export and import of lit_snn backbones (``to_nir``, ``from_nir``).
 
-``to_nir`` runs the model once on an example input ``[T, B, ...]`` to record its layers in call
-order and their shapes; it exports chains of Conv2d (with a following BatchNorm2d folded in),
-Linear, Flatten, average pooling and the neurons of ``neurons.not_exportable_reason``. Anything
-else (max pooling, residual sums, soft-reset or integer neurons, ...) is a ``ValueError`` that
-names it: never an approximation. NIR describes one sample, so shapes drop the time and batch
+``to_nir`` runs the model once on an example input ``[T, B, ...]`` and records the modules it
+calls, in order, with their shapes, and every tensor operation that runs outside them; it exports
+chains of Conv2d (with a following BatchNorm2d folded in), Linear, Flatten, average pooling (an
+identity pooling is left out) and the neurons of ``neurons.not_exportable_reason``. Anything else
+(an operation between layers, in place or not, a view or a reshape; a module called twice; max
+pooling, residual sums, soft-reset or integer neurons, ...) is a ``ValueError`` that names the
+module and the reason: never an approximation. Layer names that are NIR's reserved node keys
+(``input``, ``output``) are renamed. NIR describes one sample, so shapes drop the time and batch
 dims. ``from_nir`` builds a time-first lit_snn module from such a graph with ``nirtorch``.
 """
 
@@ -16,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn.utils.fusion import fuse_conv_bn_weights
+from torch.overrides import TorchFunctionMode
 
 from ..backbones import AvgPool2d, Conv2d
 from ..neurons import SpikingNeuron
@@ -27,27 +31,83 @@ _LEAVES = (nn.Conv2d, nn.BatchNorm2d, nn.Linear, nn.Flatten, nn.AvgPool2d, nn.Ad
            nn.AdaptiveMaxPool2d, SpikingNeuron) + _SKIPPED
 
 
+class _Recorder(TorchFunctionMode):
+    """Records the leaf layers ``model`` calls, in order, and every tensor operation run outside them.
+
+    The graph comes from the modules' calls, not from tensor identity: an operation between two
+    layers (an in-place ``relu_``, a view such as a transpose, a reshape, a sum), even one that
+    keeps the tensor object or its storage, is seen here and refused, since NIR would drop it.
+    Hand-written because neither torch.fx (the time-folding layers branch on the input's strides)
+    nor nirtorch's tracer reports operations that run outside modules.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: list[tuple[str, nn.Module, Tensor, Tensor]] = []  # (name, leaf, input, output)
+        self.stack: list[tuple[str, nn.Module]] = []  # the modules being run, outermost first
+        self.inside_leaf = 0
+        self.stray: list[tuple[str, str, int]] = []  # (operation, innermost module, layers called before it)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        if not self.inside_leaf and isinstance(out, Tensor):  # metadata (shape, dim, ...) is no operation
+            where = self.stack[-1][0] if self.stack else ""
+            self.stray.append((getattr(func, "__name__", str(func)), where, len(self.calls)))
+        return out
+
+    def enter(self, name: str, module: nn.Module) -> None:
+        self.stack.append((name, module))
+        self.inside_leaf += isinstance(module, _LEAVES)
+
+    def leave(self, name: str, module: nn.Module, args: tuple, output) -> None:
+        self.stack.pop()
+        if isinstance(module, _LEAVES):
+            self.inside_leaf -= 1
+            if not self.inside_leaf:
+                self.calls.append((name, module, args[0] if args else None, output))
+
+
+def _describe(name: str, model: nn.Module) -> str:
+    module = model.get_submodule(name) if name else model
+    return f"{name!r} ({type(module).__name__})" if name else f"the model's own forward ({type(module).__name__})"
+
+
 def _call_order(model: nn.Module, example_input: Tensor) -> list[tuple[str, nn.Module, tuple, tuple]]:
     """``(name, module, input shape, output shape)`` of every leaf layer in the order ``model`` calls
-    them on ``example_input``; raises ``ValueError`` unless each layer reads the previous one's output."""
-    calls: list[tuple[str, nn.Module, Tensor, Tensor]] = []
-    handles = [m.register_forward_hook(lambda m, i, o, name=name: calls.append((name, m, i[0], o)))
-               for name, m in model.named_modules() if isinstance(m, _LEAVES)]
+    them on ``example_input``; raises ``ValueError`` naming the module and the reason unless the
+    model is a chain of leaf layers, each called once on the previous one's output, nothing between."""
+    recorder = _Recorder()
+    handles = []
+    for name, module in model.named_modules():
+        handles.append(module.register_forward_pre_hook(lambda m, a, name=name: recorder.enter(name, m)))
+        handles.append(module.register_forward_hook(lambda m, a, o, name=name: recorder.leave(name, m, a, o)))
     try:
-        with torch.no_grad():
+        with torch.no_grad(), recorder:
             output = model(example_input)
     finally:
         for h in handles:
             h.remove()
+    names = [name for name, *_ in recorder.calls]
+    if recorder.stray:
+        op, where, before = recorder.stray[0]
+        after = f"after layer {names[before - 1]!r}" if before else "before the first layer"
+        raise ValueError(f"operation {op!r} in {_describe(where, model)} runs {after}, outside any layer NIR maps: "
+                         "NIR export handles chains of Conv2d, BatchNorm2d, Linear, Flatten, average pooling and "
+                         "spiking neurons with nothing between them (no in-place op, view, reshape or sum)")
+    seen: dict[int, str] = {}
     previous = example_input
-    for name, module, x, out in calls:
-        if x is not previous and x.data_ptr() != previous.data_ptr():
+    for name, module, x, out in recorder.calls:
+        if id(module) in seen:
+            raise ValueError(f"layer {name!r} ({type(module).__name__}) is called twice: a NIR graph holds each "
+                             "node once (use one module per call)")
+        seen[id(module)] = name
+        if x is not previous:
             raise ValueError(f"layer {name!r} ({type(module).__name__}) does not read the previous layer's output: "
                              "NIR export handles chains of layers (no residual sums or branches)")
         previous = out
     if output is not previous:
         raise ValueError("the model's output is not its last layer's output: NIR export handles chains of layers")
-    return [(name, m, tuple(x.shape[2:]), tuple(o.shape[2:])) for name, m, x, o in calls]
+    return [(name, m, tuple(x.shape[2:]), tuple(o.shape[2:])) for name, m, x, o in recorder.calls]
 
 
 def _pool_geometry(name: str, module: nn.Module, in_shape: tuple, out_shape: tuple) -> tuple[tuple, tuple, tuple]:
@@ -79,10 +139,31 @@ def _conv_node(conv: nn.Conv2d, bn: nn.BatchNorm2d | None, in_shape: tuple) -> n
                       bias=bias.detach().numpy().astype(np.float32))
 
 
+RESERVED_KEYS = ("input", "output")  # NIR's Input and Output nodes
+
+
+def _node_keys(names: list[str]) -> list[str]:
+    """A NIR node key per layer name: dots become ``_``; a key that is one of NIR's reserved nodes
+    (``input``, ``output``) or repeats an earlier key gets a ``_layer`` / ``_2`` suffix."""
+    taken: set[str] = set(RESERVED_KEYS)
+    keys = []
+    for name in names:
+        key = name.replace(".", "_") or "layer"
+        if key in RESERVED_KEYS:
+            key += "_layer"
+        base, n = key, 2
+        while key in taken:
+            key, n = f"{base}_{n}", n + 1
+        taken.add(key)
+        keys.append(key)
+    return keys
+
+
 def _layer_nodes(layers: list[tuple[str, nn.Module, tuple, tuple]], dt: float) -> list[tuple[str, nir.NIRNode]]:
     nodes: list[tuple[str, nir.NIRNode]] = []
+    keys = _node_keys([name for name, *_ in layers])
     for i, (name, module, in_shape, out_shape) in enumerate(layers):
-        key = name.replace(".", "_")
+        key = keys[i]
         following = layers[i + 1][1] if i + 1 < len(layers) else None
         if isinstance(module, _SKIPPED):
             continue
@@ -105,6 +186,8 @@ def _layer_nodes(layers: list[tuple[str, nn.Module, tuple, tuple]], dt: float) -
                                            end_dim=end)))
         elif isinstance(module, (nn.AvgPool2d, nn.AdaptiveAvgPool2d)):
             kernel, stride, padding = _pool_geometry(name, module, in_shape, out_shape)
+            if kernel == stride == (1, 1) and padding == (0, 0):
+                continue  # the identity: some NIR readers map no 1x1 pooling and would run half the graph
             nodes.append((key, nir.AvgPool2d(kernel_size=np.array(kernel), stride=np.array(stride),
                                              padding=np.array(padding))))
         elif isinstance(module, SpikingNeuron):
@@ -132,7 +215,7 @@ def to_nir(model: nn.Module, example_input: Tensor, dt: float = DEFAULT_DT) -> n
     finally:
         model.train(was_training)
     nodes = _layer_nodes(layers, dt)
-    names = ["input"] + [k for k, _ in nodes] + ["output"]
+    names = [*RESERVED_KEYS[:1], *(k for k, _ in nodes), *RESERVED_KEYS[1:]]
     graph_nodes = {"input": nir.Input(input_type={"input": np.array(example_input.shape[2:])}), **dict(nodes),
                    "output": nir.Output(output_type={"output": np.array(layers[-1][3])})}
     neurons = sorted({m.name for _, m, _, _ in layers if isinstance(m, SpikingNeuron)})
