@@ -77,6 +77,8 @@ KNOWN_METRICS = ("test/acc", "test/acc_top5", "test/loss", "test/firing_rate", "
                  "test/energy_mj", "test/ann_energy_mj", "val/acc_best", "val/acc", "val/loss",
                  "train_seconds")
 _METRIC_RE = re.compile(r"^(train|val|test)/[A-Za-z0-9_./-]+$")
+# "ablation/default": relative, no empty, "." or ".." part, so results/<experiment>/ stays inside --results-dir
+_EXPERIMENT_RE = re.compile(r"^(?!\.{1,2}(/|$))[A-Za-z0-9_.-]+(/(?!\.{1,2}(/|$))[A-Za-z0-9_.-]+)*$")
 _PATH_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 # Quiet trainers under the orchestrator; a base config that sets these wins.
 ORCHESTRATOR_DEFAULTS = {"trainer": {"enable_progress_bar": False, "enable_model_summary": False}}
@@ -318,6 +320,8 @@ def _axes(data: dict, where: str, sets: list[str]) -> dict[str, list]:
         if not values:
             raise _fail(where, f"axis {path} is empty: give it at least one value")
         for i, value in enumerate(values):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise _fail(where, f"axis {path}: value {value!r} is not a finite number")
             if any(_same(value, other) for other in values[:i]):
                 raise _fail(where, f"axis {path}: value {value!r} is listed twice")
         out[path] = list(values)
@@ -538,6 +542,9 @@ def spec_from_dict(
     if not isinstance(name, str) or not re.match(r"^[A-Za-z0-9_.-]+$", name):
         raise _fail(where, f"name must be letters, digits, '_', '-' or '.', got {name!r}")
     experiment = data.get("experiment") or f"{kind}/{name}"
+    if not isinstance(experiment, str) or not _EXPERIMENT_RE.match(experiment):
+        raise _fail(where, f"experiment must be names of letters, digits, '_', '-' or '.' joined by '/' (it is also "
+                           f"the folder under --results-dir), e.g. ablation/{name}; got {experiment!r}")
     description = str(data.get("description") or "").strip()
     if kind == "ablation":
         metric, direction = _metric(data, where, "test/acc")

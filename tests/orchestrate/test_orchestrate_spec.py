@@ -77,10 +77,15 @@ def test_bad_file_rejected_before_any_trial(tmp_path, text, message, capsys):
         ({"equivalence_margin": {"test/acc": -0.3}}, r"equivalence_margin: test/acc must be a positive number"),
         ({"min_effect": {"accuracy": 0.5}}, r"min_effect: 'accuracy' is not a metric name"),
         ({"min_effect": 0.5}, r"min_effect must be a mapping of metric -> positive number"),
+        ({"experiment": "../../x"}, r"experiment must be names .*got '../../x'"),
+        ({"experiment": "/tmp/x"}, r"experiment must be names .*got '/tmp/x'"),
+        ({"experiment": "a/../../x"}, r"experiment must be names"),
+        ({"axes": {"model.lr": [0.1, float("nan")]}}, r"axis model.lr: value nan is not a finite number"),
     ],
     ids=["neuron-field", "path-typo", "trainer-arg", "preset", "empty-axis", "scalar-axis", "no-axes",
          "no-seeds", "str-seed", "dup-seed", "bool-seed", "dup-value", "bad-value", "metric", "budget", "exclude",
-         "sweep-key", "negative-margin", "margin-metric", "scalar-min-effect"],
+         "sweep-key", "negative-margin", "margin-metric", "scalar-min-effect", "experiment-up", "experiment-absolute",
+         "experiment-inner-up", "nan-axis-value"],
 )
 def test_bad_study_rejected_before_any_trial(tmp_path, fields, message, capsys):
     path = tmp_path / "bad.yaml"
