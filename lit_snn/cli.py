@@ -10,6 +10,7 @@
     lit-snn evaluate  RUN_ID [--ckpt PATH_IN_ARTIFACTS]     # test an MLflow run's logged checkpoint
     lit-snn export  RUN_ID_OR_CKPT --nir FILE [--input-shape C,H,W] [--dt S]   # NIR graph (exact presets only)
     lit-snn neurobench RUN_ID_OR_CKPT [--limit N]          # NeuroBench's metrics, by the neurobench package
+    lit-snn inspect RUN_ID_OR_CKPT [--samples 4] [--out DIR]  # spike rasters, membrane traces, rate maps (PNG)
     lit-snn bench   [--quick]
     lit-snn neurons                       # list the neuron presets
 """
@@ -37,6 +38,7 @@ _IMPORTED = {
     "reproduce": (".runs", "reproduce_main"), "evaluate": (".runs", "evaluate_main"),
     "export": (".export.cli", "export_main"),
     "neurobench": (".neurobench", "neurobench_main"),
+    "inspect": (".inspect.cli", "inspect_main"),
     "bench": (".bench", "main"),
 }
 COMMANDS = (*_IMPORTED, "neurons")

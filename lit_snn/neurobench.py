@@ -135,15 +135,13 @@ def _run(args: argparse.Namespace) -> int:
 
     model, run = load_model(args.source, args.tracking_uri)
     if run is not None:  # the run's own data, as its trial tested it
-        from .train import build_from_dict
+        from .runs import test_datamodule
 
         given = {k: v for k, v in (("batch_size", args.batch_size), ("limit_test", args.limit)) if v is not None}
-        config = {**run.config, "trainer": {**run.config.get("trainer", {}), "logger": False}}
-        config["data"] = {**config["data"], "init_args": {**config["data"].get("init_args", {}), **given}}
-        dm = build_from_dict(config, loggers=[]).datamodule
+        dm = test_datamodule(run.config, **given)
     else:
         dm = DigitsDataModule(batch_size=args.batch_size or 64, limit_test=args.limit)
-    dm.setup("test")
+        dm.setup("test")
     results = neurobench_metrics(model.net, dm.test_dataloader(), model.hparams.time_steps)
     for key, value in flat_metrics(results).items():
         print(f"{key:48s} {value:.6g}")

@@ -173,6 +173,18 @@ def _tracking_uri(args: argparse.Namespace) -> str:
     return default_paths(args.store_dir)["tracking_uri"]
 
 
+def test_datamodule(config: dict, **init_args: Any):
+    """The DataModule of a run config, its ``init_args`` updated with ``init_args`` (e.g. ``limit_test``),
+    set up for ``test``."""
+    from .train import build_from_dict
+
+    config = {**config, "trainer": {**config.get("trainer", {}), "logger": False}}
+    config["data"] = {**config["data"], "init_args": {**config["data"].get("init_args", {}), **init_args}}
+    dm = build_from_dict(config, loggers=[]).datamodule
+    dm.setup("test")
+    return dm
+
+
 def reproduce(run_id: str, tracking_uri: str, atol: float = 0.0) -> int:
     """Re-train the run's config with its thread count; print logged vs reproduced test metrics and a
     verdict. 0 when every logged ``test/*`` metric is reproduced (within ``atol``), 1 otherwise."""

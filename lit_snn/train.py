@@ -11,6 +11,8 @@ A run config is Lightning-CLI YAML::
 ``model.time_steps`` is the single source of T (linked into the DataModule, which frames DVS
 data with it); ``num_classes`` and ``in_channels`` come from the DataModule.
 ``--ckpt_path FILE`` (or ``ckpt_path:`` in a run config) resumes a fit from a Lightning checkpoint.
+``lit-snn train`` records the training as an MLflow run (``lit_snn.tracked_train``; ``--no-mlflow``
+opts out), the record that ``lit-snn reproduce|evaluate RUN_ID`` read (``lit_snn.runs``).
 """
 
 from __future__ import annotations
@@ -56,6 +58,23 @@ class LitSNNCLI(LightningCLI):
         parser.add_argument("--ckpt_path", type=Optional[str], default=None,
                             help="Resume the fit from this Lightning checkpoint (epoch, weights, optimizer, "
                                  "scheduler, callbacks)")
+        add_tracking_arguments(parser)
+
+
+TRACKING_KEYS = ("no_mlflow", "tracking_uri", "store_dir", "experiment")  # where the run is recorded, not a setting
+
+
+def add_tracking_arguments(parser) -> None:
+    """``lit-snn train``'s MLflow options (read by ``lit_snn.tracked_train``; a run config may hold them too)."""
+    group = parser.add_argument_group("MLflow", "Every training is an MLflow run (lit-snn reproduce|evaluate|"
+                                      "export|neurobench|inspect RUN_ID) unless --no-mlflow.")
+    group.add_argument("--no-mlflow", action="store_true", help="do not record the training in MLflow")
+    group.add_argument("--tracking-uri", type=Optional[str], default=None,
+                       help="MLflow tracking URI (default: sqlite:///<store-dir>/mlruns.db)")
+    group.add_argument("--store-dir", type=Optional[str], default=None,
+                       help="folder of the default store mlruns.db and mlartifacts/ (default: the current folder)")
+    group.add_argument("--experiment", type=Optional[str], default=None,
+                       help="MLflow experiment (default: train/<stem of the first --config>)")
 
 
 def _trainer_defaults(callbacks: list | None = None, loggers: list | None = None,
@@ -171,6 +190,8 @@ def resolve_run(config: dict) -> ResolvedRun:
     out = yaml.safe_load(cli.parser.dump(cli.config, format="yaml", skip_none=False))
     out.pop("config", None)
     out.pop("ckpt_path", None)  # a command-line action (resume), not a setting of the run
+    for key in TRACKING_KEYS:
+        out.pop(key, None)
     # linked values are dropped from the dump: put them back so a run's record is complete
     out["data"].setdefault("init_args", {})["time_steps"] = cli.datamodule.time_steps
     out["model"]["num_classes"] = cli.model.hparams.num_classes
@@ -181,11 +202,32 @@ def resolve_run(config: dict) -> ResolvedRun:
 def run_training(config: dict, *, callbacks: list | None = None, loggers: list | None = None,
                  default_root_dir: str | None = None, verbose: bool = False) -> dict[str, float]:
     """Fit then test one run config; returns the final metrics (``test/acc``, ``val/acc_best``, ...)."""
-    config = copy.deepcopy(config)
-    if loggers is not None:  # the loggers handed in win over a `trainer.logger` in the (resolved) config
-        config.get("trainer", {}).pop("logger", None)
-    cli = build_from_dict(config, callbacks=callbacks, loggers=loggers, default_root_dir=default_root_dir)
+    cli = training_cli(config, callbacks=callbacks, loggers=loggers, default_root_dir=default_root_dir)
     return fit_and_test(cli.trainer, cli.model, cli.datamodule, verbose=verbose, ckpt_path=cli.config.get("ckpt_path"))
+
+
+def training_cli(config: dict, *, callbacks: list | None = None, loggers: list | None = None,
+                 default_root_dir: str | None = None) -> LitSNNCLI:
+    """The trainer, model and data ``run_training`` fits: ``build_from_dict`` with the loggers handed
+    in winning over a ``trainer.logger`` of the (resolved) config."""
+    config = copy.deepcopy(config)
+    if loggers is not None:
+        config.get("trainer", {}).pop("logger", None)
+    return build_from_dict(config, callbacks=callbacks, loggers=loggers, default_root_dir=default_root_dir)
+
+
+def recorded_config(cli: LitSNNCLI) -> dict:
+    """The run config that ``run_training`` turns into the same training as ``cli``: every value
+    parsed (its seed included), without where it logs and writes (``trainer.logger``,
+    ``trainer.default_root_dir``, the MLflow options); ``ckpt_path`` only when it resumes."""
+    out = yaml.safe_load(cli.parser.dump(cli.config, format="yaml", skip_none=False))
+    for key in ("config", *TRACKING_KEYS):
+        out.pop(key, None)
+    if out.get("ckpt_path") is None:
+        out.pop("ckpt_path", None)
+    for key in ("logger", "default_root_dir"):
+        out.get("trainer", {}).pop(key, None)
+    return out
 
 
 @contextlib.contextmanager
@@ -249,13 +291,24 @@ def summary_line(metrics: dict[str, float], ckpt_path: str | None = None) -> str
 
 
 def main(argv: list[str] | None = None) -> dict[str, float] | None:
-    """``lit-snn train --config FILE [--model.neuron ar_lif ...] [--ckpt_path FILE]``: fit (or resume),
-    test, print a summary line. A bad config raises ``ExpectedError`` with the parser's or
+    """``lit-snn train --config FILE [--model.neuron ar_lif ...] [--ckpt_path FILE] [--no-mlflow]``: fit
+    (or resume), test, print a summary line; recorded as an MLflow run unless ``--no-mlflow``
+    (``lit_snn.tracked_train``). A bad config raises ``ExpectedError`` with the parser's or
     constructor's message; a failure during the fit says which checkpoint was kept."""
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        cli = build_cli(list(sys.argv[1:] if argv is None else argv))
+        cli = build_cli(argv)
     except (ValueError, KeyError, argparse.ArgumentError, MisconfigurationException) as exc:
         raise ExpectedError(str(exc)) from exc
+    if not cli.config.get("no_mlflow"):
+        from .tracked_train import train_tracked
+
+        return train_tracked(cli, argv)
+    return fit_reporting(cli)
+
+
+def fit_reporting(cli: LitSNNCLI) -> dict[str, float]:
+    """``fit_and_test`` of a built CLI; a failure says which checkpoint was kept, the end a summary line."""
     try:
         metrics = fit_and_test(cli.trainer, cli.model, cli.datamodule, ckpt_path=cli.config.get("ckpt_path"))
     except BaseException as exc:  # say what was kept and how to go on

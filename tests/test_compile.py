@@ -66,7 +66,7 @@ def test_cli_trains_compiled_with_inductor_and_the_checkpoint_loads_eager(tmp_pa
         [sys.executable, "-m", "lit_snn.cli", "train", "--config", str(ROOT / "configs" / "digits_lif.yaml"),
          "--model.compile", "true", "--trainer.max_epochs", "1", "--trainer.limit_train_batches", "4",
          "--data.init_args.limit_val", "64", "--data.init_args.limit_test", "64",
-         "--trainer.enable_progress_bar", "false"],
+         "--trainer.enable_progress_bar", "false", "--no-mlflow"],
         cwd=tmp_path, capture_output=True, text=True,
         env={**os.environ, "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "inductor")})  # a cold compilation
     assert out.returncode == 0, out.stderr[-3000:]

@@ -118,7 +118,8 @@ def test_cli_print_config_and_dotted_overrides(tmp_path):
 
 def test_cli_trains_and_prints_summary(tmp_path):
     out = _cli("train", "--config", str(ROOT / "configs" / "digits_lif.yaml"), "--trainer.max_epochs", "1",
-               "--data.init_args.limit_train", "256", "--trainer.enable_progress_bar", "false", cwd=tmp_path)
+               "--data.init_args.limit_train", "256", "--trainer.enable_progress_bar", "false", "--no-mlflow",
+               cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
     summary = [line for line in out.stdout.splitlines() if line.startswith("lit-snn: test acc")]
     assert summary and "firing rate" in summary[0] and "energy" in summary[0], out.stdout[-2000:]
@@ -231,13 +232,13 @@ def test_resume_gives_the_weights_of_an_uninterrupted_fit(resumed):
 def test_cli_resumes_and_names_the_checkpoint(resumed, tmp_path, capsys):
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(tiny(tmp_path)))
-    assert cli_main(["train", "--config", str(cfg), "--ckpt_path", str(resumed["ckpt"])]) == 0
+    assert cli_main(["train", "--config", str(cfg), "--ckpt_path", str(resumed["ckpt"]), "--no-mlflow"]) == 0
     (summary,) = [line for line in capsys.readouterr().out.splitlines() if line.startswith("lit-snn: test acc")]
     (best,) = tmp_path.rglob("*.ckpt")
     assert summary.endswith(f" | best checkpoint {best}"), summary
     assert "epoch=1" in best.name  # the resumed fit saved its own (second) epoch
 
-    assert cli_main(["train", "--config", str(cfg), "--ckpt_path", str(tmp_path / "missing.ckpt")]) == 2
+    assert cli_main(["train", "--config", str(cfg), "--ckpt_path", str(tmp_path / "missing.ckpt"), "--no-mlflow"]) == 2
     assert capsys.readouterr().err == f"lit-snn train: error: checkpoint not found: {tmp_path / 'missing.ckpt'}\n"
 
 
@@ -257,7 +258,8 @@ def test_corrupt_data_file_is_one_line_naming_it(tmp_path, capsys):
         (raw / name).write_bytes(b"not an idx file at all")
     code = cli_main(["train", "--config", str(ROOT / "configs" / "digits_lif.yaml"),
                      "--data", "lit_snn.data.MNISTDataModule", "--data.root", str(tmp_path),
-                     "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false"])
+                     "--trainer.default_root_dir", str(tmp_path), "--trainer.enable_progress_bar", "false",
+                     "--no-mlflow"])
     err = [line for line in capsys.readouterr().err.splitlines() if line.startswith("lit-snn")]
     assert code == 2 and len(err) == 1, err
     assert err[0].startswith(f"lit-snn train: error: corrupt or unreadable data file '{raw}/train-images-idx3-ubyte'")
@@ -270,7 +272,7 @@ def test_disk_full_is_one_line_saying_where(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(torch, "save", no_space)
     cfg = tmp_path / "tiny.yaml"
     cfg.write_text(yaml.safe_dump(tiny(tmp_path, max_epochs=1)))
-    assert cli_main(["train", "--config", str(cfg)]) == 1
+    assert cli_main(["train", "--config", str(cfg), "--no-mlflow"]) == 1
     err = capsys.readouterr().err.splitlines()
     assert err[-1].startswith("lit-snn train: error: disk full (No space left on device); writing checkpoints to "
                               f"{tmp_path}"), err

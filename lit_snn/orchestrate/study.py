@@ -35,7 +35,6 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from ..entry_point import imports_without_gc, run_then_exit
-from .dotted import flatten
 from .pruning import make_pruner
 from .space import (
     SEED_PARAM,
@@ -62,7 +61,7 @@ from .tracking import (
     is_server,
     safe_url,
 )
-from .training import quiet_libraries, reproducibility_info, result_settings, run_training
+from .training import quiet_libraries, run_training
 from .workers import HOST, Heartbeat, die_with_parent, identity, is_dead_local
 from .yamlio import SpecError, dump_yaml
 
@@ -428,11 +427,7 @@ class StudyHandle:
                                              name[:250], tags)
             trial.set_user_attr(RUN_ATTR, run_id)
             # the trainer's logger/callbacks are the orchestrator's (MLflow, pruning), not part of the config
-            logged = {**config, "trainer": {k: v for k, v in config.get("trainer", {}).items()
-                                            if k not in ("logger", "callbacks", "default_root_dir")}}
-            tracker.log_params(run_id, [*flatten(logged), *result_settings().items()])
-            tracker.set_tags(run_id, {f"repro.{k}": v for k, v in reproducibility_info(config).items()})
-            tracker.log_text(run_id, dump_yaml(raw), "config.yaml")
+            tracker.log_run_record(run_id, config, raw)
             callbacks: list = []
             if self.options.neurobench:
                 from lit_snn.neurobench import NeuroBenchCallback

@@ -22,8 +22,10 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
+from .dotted import flatten
 from .storage import absolute_sqlite_url, creation_lock
-from .yamlio import SpecError
+from .training import reproducibility_info, result_settings
+from .yamlio import SpecError, dump_yaml
 
 MAX_VALUE_CHARS = 500  # MLflow's param limit before 2.x raised it; stay portable to older servers
 MAX_TAG_CHARS = 5000
@@ -210,6 +212,16 @@ class Tracker:
 
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         self.client.log_text(run_id, text, artifact_file)
+
+    def log_run_record(self, run_id: str, config: dict, raw: dict) -> None:
+        """What ``lit_snn.runs`` needs to redo a run: the config as params (without where it logs and
+        writes), the settings outside it that change its numbers, the reproducibility tags, and the
+        artifact ``config.yaml`` = ``raw``, the config exactly as ``run_training`` gets it."""
+        logged = {**config, "trainer": {k: v for k, v in config.get("trainer", {}).items()
+                                        if k not in ("logger", "callbacks", "default_root_dir")}}
+        self.log_params(run_id, [*flatten(logged), *result_settings().items()])
+        self.set_tags(run_id, {f"repro.{k}": v for k, v in reproducibility_info(config).items()})
+        self.log_text(run_id, dump_yaml(raw), "config.yaml")
 
     def finish(self, run_id: str, state: str, extra_tags: dict[str, Any] | None = None,
                status: str | None = None) -> None:
