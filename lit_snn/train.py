@@ -38,6 +38,7 @@ from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
+from .checkpoints import WEIGHTS_ONLY, read_checkpoint
 from .data import SNNDataModule
 from .errors import DISK_FULL, ExpectedError
 from .module import LitSNN
@@ -251,15 +252,17 @@ def fit_and_test(trainer: L.Trainer, model: LitSNN, datamodule, verbose: bool = 
     checkpoint; returns the final metrics plus ``train_seconds`` and ``epochs``."""
     if ckpt_path and "://" not in ckpt_path and not os.path.isfile(ckpt_path):
         raise FileNotFoundError(errno.ENOENT, "checkpoint not found", ckpt_path)
+    if ckpt_path and "://" not in ckpt_path:
+        read_checkpoint(ckpt_path)  # refused in one line if it needs code to load, or is damaged
     start = time.perf_counter()
     with ctrl_c_as_keyboard_interrupt():
-        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path)
+        trainer.fit(model, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=WEIGHTS_ONLY)
     seconds = time.perf_counter() - start
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith(("val/", "train/"))}
     ckpt = "best" if best_checkpoint(trainer) else None
     with ctrl_c_as_keyboard_interrupt():
         (results,) = trainer.test(model if ckpt is None else None, datamodule=datamodule, ckpt_path=ckpt,
-                                  verbose=verbose)
+                                  verbose=verbose, weights_only=WEIGHTS_ONLY)
     metrics.update({k: float(v) for k, v in results.items()})
     metrics["train_seconds"] = seconds
     metrics["epochs"] = float(trainer.current_epoch)

@@ -4,6 +4,7 @@ torch file that is no checkpoint are each refused in one line (exit 2); a real o
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import lightning as L
 import pytest
@@ -74,3 +75,21 @@ def test_a_torch_file_that_is_no_checkpoint_is_refused(tmp_path):
     torch.save(torch.zeros(3), path)
     with pytest.raises(CheckpointRefused, match=r"tensor.ckpt is not a Lightning checkpoint"):
         read_checkpoint(path)
+
+
+def test_resuming_from_a_crafted_checkpoint_runs_nothing(checkpoint, tmp_path, monkeypatch, capsys):
+    from lit_snn.cli import main
+
+    marker = tmp_path / "PWNED"
+    data = torch.load(checkpoint[0], weights_only=True)
+    data["callbacks"]["note"] = RunsAShellCommand(marker)
+    evil = tmp_path / "evil.ckpt"
+    torch.save(data, evil)
+    monkeypatch.chdir(tmp_path)
+    config = Path(__file__).resolve().parents[1] / "configs" / "digits_lif.yaml"
+    code = main(["train", "--config", str(config), "--ckpt_path", str(evil), "--no-mlflow",
+                 "--trainer.max_epochs", "1"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("lit-snn train: error: checkpoint ") and "needs posix.system" in err[-1]
+    assert not marker.exists()
