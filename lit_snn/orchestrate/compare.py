@@ -2,27 +2,32 @@
 
 Ablation: one table per axis (each value's mean ± std over seeds and the other axes), one row per
 grid point (mean ± std over seeds), the seed statistics of statistics.py (``stats.csv``: n, mean,
-95% CI per arm, the test against the baseline arm with Holm-adjusted p; a table and one sentence
-per comparison in the report), accuracy, firing rate and energy per axis value (bars with 95% CI
-error bars and each arm's n), accuracy vs energy (one point per grid point, 95% CIs) and the
-learning curves (``learning_curves.png``: mean val/acc per epoch of each axis value with its 95%
-CI band, from MLflow's metric history). On the accuracy-vs-energy plot a ring marks the grid points
-that are Pareto-optimal for (max test acc, min energy) over their means (pareto.py). Sweep: the
-trials ranked by the objective, the objective against each searched parameter, accuracy vs energy.
-A sweep with several objectives also gets its Pareto-optimal trials: ``pareto.csv`` (trial, run_id,
-one column per objective, one per searched parameter) and ``pareto_front.png``. Both come from the
-Optuna study (``study.best_trials``, ``optuna.visualization.matplotlib.plot_pareto_front``) when
-compare can open it (``storage``, else the storage the study run recorded); otherwise from the
-MLflow runs with ``pareto.non_dominated`` (the same definition) and a matplotlib scatter, and the
-report says which. Only COMPLETE trials enter the statistics and the fronts; std is the sample std
-(ddof 1; 0 for a single run in the mean ± std tables).
+95% CI per arm, the test against the baseline arm with Holm-adjusted p; a table and one sentence per
+comparison in the report), one figure per axis (``axis_<path>.png``: the estimation plot of the
+objective, i.e. each arm's per-seed paired differences to the baseline and the difference's 95% CI,
+then each arm's mean and 95% CI of accuracy, firing rate and energy), accuracy vs energy (one point
+per grid point, 95% CIs) and the learning curves (``learning_curves.png``: mean val/acc per epoch of
+each axis value with its 95% CI band, from MLflow's metric history). On the accuracy-vs-energy plot
+a ring marks the grid points that are Pareto-optimal for (max test acc, min energy) over their means
+(pareto.py). Sweep: the trials ranked by the objective, the objective against each searched
+parameter, accuracy vs energy. A sweep with several objectives also gets its Pareto-optimal trials:
+``pareto.csv`` (trial, run_id, one column per objective, one per searched parameter) and
+``pareto_front.png``. Both come from the Optuna study (``study.best_trials``,
+``optuna.visualization.matplotlib.plot_pareto_front``) when compare can open it (``storage``, else
+the storage the study run recorded); otherwise from the MLflow runs with ``pareto.non_dominated``
+(the same definition) and a matplotlib scatter, and the report says which. Only COMPLETE trials
+enter the statistics and the fronts; std is the sample std (ddof 1; 0 for a single run in the mean ±
+std tables). The figures are drawn by plots.py.
+
+Every file written also goes to the study's MLflow parent run (artifact folder ``comparison/``,
+replaced by each compare), and an ablation's per-arm summaries become its metrics
+(``arm/<axis>_<value>/<metric>/mean``, ...: ``arm_metrics``); when MLflow refuses, one line says so.
 """
 
 from __future__ import annotations
 
 import math
 import re
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,11 +37,21 @@ import mlflow
 import pandas as pd
 
 from .pareto import pareto_rows
+from .plots import axis_figure, curves_plot, optuna_pareto_plot, panels, runs_pareto_plot, scatter
 from .spec import StudySpec
-from .statistics import GRID_AXIS, LEVEL, SEED_COLUMN, Comparison, arm_stats, grid_label, seed_statistics
+from .statistics import (
+    GRID_AXIS,
+    LEVEL,
+    SEED_COLUMN,
+    Comparison,
+    arm_stats,
+    grid_label,
+    per_seed,
+    seed_statistics,
+)
 from .storage import make_storage, sqlite_path
-from .tracking import AXIS_TAG_PREFIX, TAG_KEY, TAG_STATE, TAG_TRIAL, Tracker
-from .units import LABELS, is_points
+from .tracking import AXIS_TAG_PREFIX, COMPARISON_DIR, TAG_KEY, TAG_STATE, TAG_TRIAL, Tracker, arm_metric_key
+from .units import LABELS
 
 CURVE_METRIC = "val/acc"  # the per-epoch history drawn in learning_curves.png
 ACC_ENERGY = [("test/acc", "maximize"), ("test/energy_mj", "minimize")]  # the Pareto ring of acc_vs_energy.png
@@ -65,6 +80,7 @@ class CompareResult:
     out_dir: Path | None = None
     files: list[Path] = field(default_factory=list)
     markdown: str = ""
+    logged: bool = False  # the files and per-arm metrics are on the MLflow parent run too
 
 
 # ---------------------------------------------------------------------- reading
@@ -167,102 +183,6 @@ def _stat_table(frame: pd.DataFrame, keys: list[str], metrics: list[str], key_na
     return markdown_table(headers, rows)
 
 
-# ---------------------------------------------------------------------- plots
-def _figure(width: float = 6.0, height: float = 4.0):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=110)
-    FigureCanvasAgg(fig)  # Agg: no display needed
-    return fig
-
-
-def _yerr(frame: pd.DataFrame, metric: str) -> list[pd.Series]:
-    """Asymmetric error bars from the CI columns (none where the CI is undefined, n < 2)."""
-    mean = frame[f"{metric}_mean"]
-    return [(mean - frame[f"{metric}_ci_low"]).fillna(0.0).clip(lower=0.0),
-            (frame[f"{metric}_ci_high"] - mean).fillna(0.0).clip(lower=0.0)]
-
-
-def _bars(path: Path, frame: pd.DataFrame, metrics: list[str], title: str, xlabel: str) -> Path:
-    """One bar panel per metric (mean with its 95% CI as error bar, n under each value) over one axis."""
-    fig = _figure(max(4.0, 1.0 * len(frame) + 1.5) * len(metrics), 4.2)
-    for i, metric in enumerate(metrics):
-        ax = fig.add_subplot(1, len(metrics), i + 1)
-        mean = frame[f"{metric}_mean"]
-        ax.bar(range(len(frame)), mean, yerr=_yerr(frame, metric), capsize=4, color="#4c78a8")
-        labels = [f"{v}\nn={int(n)}" for v, n in zip(frame["value"], frame[f"{metric}_n"])]
-        ax.set_xticks(range(len(frame)), labels, rotation=20 if max(map(len, frame["value"])) > 8 else 0,
-                      ha="right" if max(map(len, frame["value"])) > 8 else "center", fontsize=8)
-        ax.set_xlabel(xlabel, fontsize=9)
-        ax.set_ylabel(LABELS.get(metric, metric), fontsize=9)
-        ax.set_title(f"{LABELS.get(metric, metric)} (mean, {LEVEL:.0%} CI)", fontsize=9)
-        if is_points(metric):  # bars from 0 on the whole accuracy scale: no zoom that exaggerates differences
-            top = frame[f"{metric}_ci_high"].max()
-            ax.set_ylim(0.0, max(1.0, float(top)) if pd.notna(top) else 1.0)
-        ax.grid(axis="y", alpha=0.3)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
-
-
-def _scatter(path: Path, frame: pd.DataFrame, x: str, y: str, labels: list[str], title: str,
-             errors: bool = True, logx: bool = False, mark: pd.Series | None = None, mark_label: str = "") -> Path:
-    """``errors``: ``frame`` holds ``<m>_mean`` and the 95% CI columns ``<m>_ci_low/_ci_high`` of x and y.
-
-    ``mark``: a boolean Series aligned with ``frame``; those points get a ring and the legend entry ``mark_label``.
-    """
-    fig = _figure(6.5, 4.5)
-    ax = fig.add_subplot()
-    xs, ys = (frame[f"{x}_mean"], frame[f"{y}_mean"]) if errors else (frame[x], frame[y])
-    if errors:
-        ax.errorbar(xs, ys, xerr=_yerr(frame, x), yerr=_yerr(frame, y), fmt="o", capsize=3, color="#e45756")
-    else:
-        ax.scatter(xs, ys, color="#e45756")
-    if mark is not None and bool(mark.any()):
-        ax.scatter(xs[mark.to_numpy()], ys[mark.to_numpy()], s=170, facecolors="none", edgecolors="black",
-                   linewidths=1.4, zorder=3, label=mark_label)
-        ax.legend(fontsize=8)
-    for label, xv, yv in zip(labels, xs, ys):
-        if not (math.isnan(xv) or math.isnan(yv)):
-            ax.annotate(label, (xv, yv), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    if logx:
-        ax.set_xscale("log")
-    ax.set_xlabel(LABELS.get(x, x))
-    ax.set_ylabel(LABELS.get(y, y))
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
-
-
-def _curves_plot(path: Path, curves: dict[str, pd.DataFrame], metric: str, title: str) -> Path:
-    """One panel per axis: each value's mean ``metric`` per epoch and its 95% CI band over seeds."""
-    fig = _figure(5.5 * len(curves), 4.2)
-    for i, (axis, frame) in enumerate(curves.items()):
-        ax = fig.add_subplot(1, len(curves), i + 1)
-        for value, line in frame.groupby("value", sort=False):
-            n = int(line["n"].min()) if int(line["n"].min()) == int(line["n"].max()) else \
-                f"{int(line['n'].min())}-{int(line['n'].max())}"
-            drawn = ax.plot(line["epoch"], line["mean"], marker="o", markersize=3, label=f"{value} (n={n})")
-            ax.fill_between(line["epoch"], line["ci_low"], line["ci_high"], color=drawn[0].get_color(), alpha=0.2,
-                            linewidth=0)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(f"{LABELS.get(metric, metric)} (mean, {LEVEL:.0%} CI over seeds)", fontsize=9)
-        ax.set_title(axis, fontsize=9)
-        if is_points(metric):
-            ax.set_ylim(0.0, 1.0)
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
-
-
 def learning_curves(done: pd.DataFrame, histories: pd.DataFrame, axes: dict[str, list],
                     columns: dict[str, str]) -> dict[str, pd.DataFrame]:
     """Per axis: ``value, epoch, n, mean, std, ci_low, ci_high`` over seeds (one observation per seed
@@ -290,6 +210,55 @@ def _pivot(stats: pd.DataFrame, axis: str, metrics: list[str]) -> pd.DataFrame:
         by_value = rows[rows["metric"] == metric].set_index("value")
         for column in ("n", "mean", "ci_low", "ci_high"):
             out[f"{metric}_{column}"] = out["value"].map(by_value[column])
+    return out
+
+
+DELTA_CI = ["delta_ci_low", "delta_ci_high"]  # the CI of an arm's difference to its baseline
+
+
+def with_delta_ci(stats: pd.DataFrame, comparisons: list[Comparison]) -> pd.DataFrame:
+    """``stats`` with the CI of each arm's difference to its baseline in ``DELTA_CI``: the frame's own
+    columns where statistics.py writes them, else the intervals of ``comparisons`` (the same tests)."""
+    if all(c in stats for c in DELTA_CI):
+        return stats
+    interval = {(c.metric, c.axis, c.value): (c.ci_low, c.ci_high) for c in comparisons}
+    found = [interval.get(k, (math.nan, math.nan)) for k in zip(stats["metric"], stats["axis"], stats["value"])]
+    return stats.assign(delta_ci_low=[f[0] for f in found], delta_ci_high=[f[1] for f in found])
+
+
+def paired_differences(done: pd.DataFrame, column: str, metric: str, baseline: str) -> pd.DataFrame:
+    """``value, seed, diff``: each arm's observation minus the baseline's at the same seed (the pairs of
+    the paired test; one observation per value and seed, the mean over the other axes, as statistics.py)."""
+    obs = per_seed(done.assign(**{column: done[column].astype(str)}), [column], metric)
+    table = obs.pivot_table(index=SEED_COLUMN, columns=column, values=metric, aggfunc="mean")  # seeds x arms
+    rows = []
+    if baseline in table:
+        for value in (v for v in dict.fromkeys(obs[column]) if v != baseline):
+            pairs = table[[value, baseline]].dropna()
+            rows += [{"value": value, SEED_COLUMN: int(seed), "diff": float(a - b)}
+                     for seed, (a, b) in zip(pairs.index, pairs.to_numpy())]
+    return pd.DataFrame(rows, columns=["value", SEED_COLUMN, "diff"])
+
+
+def _estimation_data(stats: pd.DataFrame, done: pd.DataFrame, path: str, column: str, metric: str,
+                     baseline: str) -> tuple[pd.DataFrame, pd.DataFrame, str] | None:
+    """What the estimation panel of axis ``path`` draws (``plots.axis_figure``), None without a compared arm."""
+    rows = stats[(stats["axis"] == path) & (stats["metric"] == metric) & (stats["value"].astype(str) != baseline)]
+    if rows.empty:
+        return None
+    return paired_differences(done, column, metric, baseline), rows[["value", "n", "delta", *DELTA_CI]], baseline
+
+
+def arm_metrics(stats: pd.DataFrame) -> dict[str, float]:
+    """The per-arm summaries logged on the study's parent run: n, mean, CI and the difference to the
+    baseline with its CI, per axis value (and grid point) and metric, in the metric's logged scale."""
+    out: dict[str, float] = {}
+    for row in stats.to_dict("records"):
+        arm = str(row["value"]) if row["axis"] == GRID_AXIS else f"{row['axis']}={row['value']}"
+        for stat in ("n", "mean", "ci_low", "ci_high", "delta", *DELTA_CI):
+            value = row.get(stat)
+            if value is not None and not (isinstance(value, float) and math.isnan(value)):
+                out[arm_metric_key(arm, row["metric"], stat)] = float(value)
     return out
 
 
@@ -400,69 +369,6 @@ def pareto_front(spec: StudySpec, done: pd.DataFrame, study: Any = None) -> pd.D
     return out[columns].reset_index(drop=True)
 
 
-def _optuna_pareto_plot(path: Path, study: Any, spec: StudySpec, title: str) -> Path:
-    """Optuna's own Pareto-front plot (matplotlib; 2 or 3 objectives, else the first two), front trials numbered."""
-    import matplotlib
-    from matplotlib import pyplot as plt
-    from optuna.visualization.matplotlib import plot_pareto_front
-
-    names = [f"{LABELS.get(m, m)} ({d})" for m, d in spec.objectives]
-    extra = {} if len(names) <= 3 else {"targets": lambda t: t.values[:2]}
-    with warnings.catch_warnings(), matplotlib.rc_context():  # it sets the ggplot style globally; undone on exit
-        warnings.simplefilter("ignore")
-        ax = plot_pareto_front(study, target_names=names if len(names) <= 3 else names[:2], **extra)
-        fig = ax.figure
-        try:
-            if len(names) == 2 or len(names) > 3:
-                for t in study.best_trials:
-                    ax.annotate(str(t.number), (t.values[0], t.values[1]), fontsize=7, xytext=(3, 3),
-                                textcoords="offset points")
-            ax.set_title(title, fontsize=10)
-            fig.set_size_inches(6.5, 4.5)
-            fig.tight_layout()
-            fig.savefig(path, dpi=110)
-        finally:
-            plt.close(fig)
-    return path
-
-
-def _runs_pareto_plot(path: Path, done: pd.DataFrame, front: pd.DataFrame, spec: StudySpec, title: str) -> Path:
-    """The first two objectives of every COMPLETE run, the Pareto-optimal ones highlighted (no study at hand)."""
-    x, y = spec.metrics[0], spec.metrics[1]
-    fig = _figure(6.5, 4.5)
-    ax = fig.add_subplot()
-    on = done["trial"].isin(front["trial"])
-    ax.scatter(done.loc[~on, x], done.loc[~on, y], color="#4c78a8", label="Trial")
-    ax.scatter(done.loc[on, x], done.loc[on, y], color="#e45756", label="Pareto-optimal trial")
-    for _, r in done[on].iterrows():
-        ax.annotate(str(int(r["trial"])), (r[x], r[y]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    ax.set_xlabel(f"{LABELS.get(x, x)} ({spec.directions[0]})")
-    ax.set_ylabel(f"{LABELS.get(y, y)} ({spec.directions[1]})")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
-
-
-def _panels(path: Path, frame: pd.DataFrame, x: str, ys: list[str], title: str, logx: bool = False) -> Path:
-    """One scatter panel per objective against one searched parameter (multi-objective sweeps)."""
-    fig = _figure(4.5 * len(ys), 4.0)
-    for i, y in enumerate(ys):
-        ax = fig.add_subplot(1, len(ys), i + 1)
-        ax.scatter(frame[x], frame[y], color="#e45756")
-        if logx:
-            ax.set_xscale("log")
-        ax.set_xlabel(x, fontsize=9)
-        ax.set_ylabel(LABELS.get(y, y), fontsize=9)
-        ax.grid(alpha=0.3)
-    fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
-    fig.savefig(path)
-    return path
-
-
 # ---------------------------------------------------------------------- entry point
 def _find_parent(tracker: Tracker, spec: StudySpec, study_name: str | None, fallback_latest: bool,
                  log: Callable[[str], None]) -> tuple[str, str, str] | None:
@@ -524,6 +430,7 @@ def compare(spec: StudySpec, tracking_uri: str, *, study_name: str | None = None
         columns = dict(zip(spec.axes, axis_cols))
         stats, result.comparisons = seed_statistics(done, spec.axes, columns, present, spec.baseline, spec.alpha)
         result.stats = stats
+        intervals = with_delta_ci(stats, result.comparisons)
         shown = list(dict.fromkeys([spec.metric, *(m for m in ("test/firing_rate", "test/energy_mj")
                                                    if m in present)])) if spec.metric in present else []
         for path, col in zip(spec.axes, axis_cols):
@@ -533,8 +440,9 @@ def compare(spec: StudySpec, tracking_uri: str, *, study_name: str | None = None
             files.append(out_dir / f"axis_{_slug(path)}.csv")
             result.per_axis[path].to_csv(files[-1], index=False)
             if plots and shown:
-                files.append(_bars(out_dir / f"axis_{_slug(path)}.png", _pivot(stats, path, shown), shown,
-                                   f"{spec.experiment}: by {path} (n = seeds)", path))
+                estimation = _estimation_data(intervals, done, path, col, shown[0], str(spec.baseline_of(path)))
+                files.append(axis_figure(out_dir / f"axis_{_slug(path)}.png", _pivot(stats, path, shown), shown,
+                                         f"{spec.experiment}: by {path} (n = seeds)", path, estimation))
         grid = _agg(done, axis_cols, present)
         for path, col in reversed(list(zip(spec.axes, axis_cols))):
             grid = _order(grid, col, spec.axes[path])
@@ -555,14 +463,14 @@ def compare(spec: StudySpec, tracking_uri: str, *, study_name: str | None = None
             front = pareto_arms(points)
             sections += ["## Pareto-optimal arms (max test acc, min energy; over the means)", "",
                          ", ".join(f"`{v}`" for v in points.loc[front, "value"]) or "none", ""]
-            files.append(_scatter(out_dir / "acc_vs_energy.png", points, "test/energy_mj", "test/acc", labels,
+            files.append(scatter(out_dir / "acc_vs_energy.png", points, "test/energy_mj", "test/acc", labels,
                                   f"{spec.experiment}: accuracy vs energy (mean, {LEVEL:.0%} CI over seeds)",
                                   mark=front, mark_label="Pareto-optimal (max acc, min energy)"))
         if plots:
             histories = load_histories(tracker.tracking_uri, list(done["run_id"]), CURVE_METRIC)
             if not histories.empty:
                 curves = learning_curves(done, histories, spec.axes, columns)
-                files.append(_curves_plot(out_dir / "learning_curves.png", curves, CURVE_METRIC,
+                files.append(curves_plot(out_dir / "learning_curves.png", curves, CURVE_METRIC,
                                           f"{spec.experiment}: learning curves"))
     else:
         ranked = done.sort_values(spec.metric, ascending=spec.direction == "minimize")
@@ -598,24 +506,24 @@ def compare(spec: StudySpec, tracking_uri: str, *, study_name: str | None = None
             result.pareto.to_csv(files[-1], index=False)
             if plots and not result.pareto.empty:
                 title = f"{spec.experiment}: Pareto front"
-                files.append(_optuna_pareto_plot(out_dir / "pareto_front.png", study, spec, title)
-                             if study is not None else
-                             _runs_pareto_plot(out_dir / "pareto_front.png", done, result.pareto, spec,
-                                               title + " (from the MLflow runs)"))
+                files.append(optuna_pareto_plot(out_dir / "pareto_front.png", study, spec.metrics, spec.directions,
+                                                title) if study is not None else
+                             runs_pareto_plot(out_dir / "pareto_front.png", done, result.pareto, spec.metrics,
+                                              spec.directions, list(spec.params), title + " (from the MLflow runs)"))
         if plots and spec.multi_objective and all(m in present for m in spec.metrics):
             for path, col in zip(spec.params, params):
                 frame = ranked.assign(**{path: ranked[col].map(_num)})
-                files.append(_panels(out_dir / f"param_{_slug(path)}.png", frame, path, spec.metrics,
+                files.append(panels(out_dir / f"param_{_slug(path)}.png", frame, path, spec.metrics,
                                      f"{spec.experiment}: objectives vs {path}", bool(spec.params[path].get("log"))))
         elif plots and spec.metric in present:
             for path, col in zip(spec.params, params):
                 frame = pd.DataFrame({"x": ranked[col].map(_num), "y": ranked[spec.metric]})
-                files.append(_scatter(out_dir / f"param_{_slug(path)}.png", frame.rename(columns={"x": path,
+                files.append(scatter(out_dir / f"param_{_slug(path)}.png", frame.rename(columns={"x": path,
                                       "y": spec.metric}), path, spec.metric, [""] * len(frame),
                                       f"{spec.experiment}: {spec.metric} vs {path}", errors=False,
                                       logx=bool(spec.params[path].get("log"))))
         if plots and "test/acc" in present and "test/energy_mj" in present:
-            files.append(_scatter(out_dir / "acc_vs_energy.png", ranked, "test/energy_mj", "test/acc",
+            files.append(scatter(out_dir / "acc_vs_energy.png", ranked, "test/energy_mj", "test/acc",
                                   [str(int(t)) for t in ranked["trial"]], f"{spec.experiment}: accuracy vs energy",
                                   errors=False))
     result.markdown = "\n".join(head + sections)
@@ -624,7 +532,24 @@ def compare(spec: StudySpec, tracking_uri: str, *, study_name: str | None = None
     result.files = files
     log(result.markdown)
     log(f"\ncompare: tables and plots in {out_dir}/ ({', '.join(f.name for f in files)})")
+    result.logged = _log_to_mlflow(tracker, result, log)
     return result
+
+
+def _log_to_mlflow(tracker: Tracker, result: CompareResult, log: Callable[[str], None]) -> bool:
+    """The files as artifacts of the study's parent run and the per-arm summaries as its metrics;
+    one line and False when MLflow refuses (the local files are the comparison either way)."""
+    metrics = arm_metrics(with_delta_ci(result.stats, result.comparisons)) if result.stats is not None else {}
+    try:
+        tracker.log_comparison(result.parent_run_id, result.files, metrics)
+    except Exception as exc:  # noqa: BLE001 - a read-only store, a server that refuses: the files are kept
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log(f"compare: could not log the comparison to MLflow run {result.parent_run_id} ({reason}); "
+            f"it is in {result.out_dir}/ only")
+        return False
+    log(f"compare: the same files in MLflow run {result.parent_run_id}, folder {COMPARISON_DIR}/"
+        + (f", and {len(metrics)} per-arm metrics (arm/...)" if metrics else ""))
+    return True
 
 
 def _num(value: Any) -> Any:

@@ -70,6 +70,8 @@ RUN_ATTR = "mlflow_run_id"  # user attr: the trial's nested MLflow run
 WORKER_ATTR = "lit_snn:worker"  # system attr: host/pid of the process running the trial
 DUPLICATE_ATTR = "lit_snn:duplicate_of"  # system attr: the trial that already had this point
 FINGERPRINT_ATTR = "lit_snn:fingerprint"  # study user attr
+TAG_BEST, TAG_BEST_RUN = "lit_snn.best_trial", "lit_snn.best_trial_run_id"  # a sweep's parent run: its best trial
+TAG_PARETO = "lit_snn.pareto_trials"  # a multi-objective sweep's parent run: the numbers of its Pareto-optimal trials
 LIVE = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -158,6 +160,10 @@ class StudyHandle:
         if create:
             self.study = optuna.create_study(storage=self.storage, study_name=options.study_name, sampler=sampler,
                                              pruner=pruner, directions=spec.directions, load_if_exists=True)
+            if self.study.metric_names != spec.metrics:  # optuna-dashboard names the objectives by them
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                    self.study.set_metric_names(spec.metrics)
         else:
             self.study = optuna.load_study(study_name=options.study_name, storage=self.storage, sampler=sampler,
                                            pruner=pruner)
@@ -583,10 +589,15 @@ def _close_parent(handle: StudyHandle, tracker: Tracker, spec: StudySpec, outcom
     trials of it (that one closes it; a dead one's run is reopened by the next invocation)."""
     run_id = outcome.parent_run_id
     tracker.log_metrics(run_id, {f"trials_{k.lower()}": v for k, v in outcome.counts.items()})
-    if spec.multi_objective:  # no single best: the size of the Pareto front (compare lists it)
-        tracker.log_metrics(run_id, {"pareto_trials": len(handle.study.best_trials)})
-    elif outcome.counts["COMPLETE"]:
-        tracker.log_metrics(run_id, {f"best/{spec.metric}": handle.study.best_value})
+    # an ablation has no "best" (that would be its luckiest seed): compare logs each arm's mean and CI (arm/...)
+    if spec.kind == "sweep" and spec.multi_objective:  # no single best: the Pareto front (compare lists it)
+        front = sorted(t.number for t in handle.study.best_trials)
+        tracker.log_metrics(run_id, {"pareto_trials": len(front)})
+        tracker.set_tags(run_id, {TAG_PARETO: ",".join(map(str, front))})
+    elif spec.kind == "sweep" and outcome.counts["COMPLETE"]:
+        best = handle.study.best_trial
+        tracker.log_metrics(run_id, {f"best_trial/{spec.metric}": best.value, "best_trial/number": best.number})
+        tracker.set_tags(run_id, {TAG_BEST: best.number, TAG_BEST_RUN: best.user_attrs.get(RUN_ATTR, "")})
     if outcome.counts["RUNNING"] and not interrupted:
         return
     status = "KILLED" if interrupted or (outcome.pending and not outcome.failed_keys) else \

@@ -38,6 +38,9 @@ TAG_KEY = "lit_snn.key"
 TAG_TRIAL = "optuna.trial_number"
 TAG_NOTE = "mlflow.note.content"  # the description the MLflow UI shows on an experiment or run
 AXIS_TAG_PREFIX = "axis."
+COMPARISON_DIR = "comparison"  # the parent run's artifact folder holding compare's files
+# config values the training links from another field (lit_snn.train.LitSNNCLI): not logged twice
+LINKED_PARAMS = {"data.init_args.time_steps": "model.time_steps"}
 
 
 def _text(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
@@ -48,6 +51,21 @@ def _text(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
 def _metric_key(key: str) -> str:
     # MLflow keys: alphanumerics, _ - . space / ; anything else becomes _
     return re.sub(r"[^A-Za-z0-9_\-. /]", "_", key)
+
+
+def arm_metric_key(arm: str, metric: str, stat: str) -> str:
+    """``arm/model.neuron_ar_lif/test/acc/mean``: one statistic of one arm of a comparison as an MLflow key;
+    ``arm`` is ``path=value``, or a grid point's ``path=value,path=value`` (the comma becomes a space)."""
+    return _metric_key(f"arm/{arm.replace(',', ' ')}/{metric}/{stat}")
+
+
+def trial_params(config_items: list[tuple[str, Any]], settings: dict[str, Any]) -> list[tuple[str, Any]]:
+    """A trial run's params: the flattened config and the ``settings`` that change its numbers, each
+    value once (no ``None``: an unset field is the default the config file records; no linked copy,
+    ``LINKED_PARAMS``; a setting only where the config does not have it already)."""
+    out = {key: value for key, value in config_items if value is not None and key not in LINKED_PARAMS}
+    out.update({key: value for key, value in settings.items() if value is not None and key not in out})
+    return list(out.items())
 
 
 def _runs_of(study_name: str, role: str) -> str:
@@ -219,9 +237,23 @@ class Tracker:
         artifact ``config.yaml`` = ``raw``, the config exactly as ``run_training`` gets it."""
         logged = {**config, "trainer": {k: v for k, v in config.get("trainer", {}).items()
                                         if k not in ("logger", "callbacks", "default_root_dir")}}
-        self.log_params(run_id, [*flatten(logged), *result_settings().items()])
+        self.log_params(run_id, trial_params(flatten(logged), result_settings()))
         self.set_tags(run_id, {f"repro.{k}": v for k, v in reproducibility_info(config).items()})
         self.log_text(run_id, dump_yaml(raw), "config.yaml")
+
+    def log_comparison(self, run_id: str, files: list[Path], metrics: dict[str, float]) -> None:
+        """Put compare's ``files`` in the run's ``comparison/`` folder, replacing what an earlier
+        compare left there, and log ``metrics`` (the per-arm summaries)."""
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        repository = get_artifact_repository(self.client.get_run(run_id).info.artifact_uri)
+        try:  # MLflow's client has no delete; its artifact repositories do (local, mlflow-artifacts, S3...)
+            repository.delete_artifacts(COMPARISON_DIR)
+        except (NotImplementedError, MlflowException, FileNotFoundError):
+            pass  # a store that cannot delete: the files below overwrite those of the same name
+        for path in files:
+            self.client.log_artifact(run_id, str(path), COMPARISON_DIR)
+        self.log_metrics(run_id, metrics)
 
     def finish(self, run_id: str, state: str, extra_tags: dict[str, Any] | None = None,
                status: str | None = None) -> None:
