@@ -12,6 +12,7 @@
     lit-snn neurobench RUN_ID_OR_CKPT [--limit N]          # NeuroBench's metrics, by the neurobench package
     lit-snn bench   [--quick]
     lit-snn neurons                       # list the neuron presets
+    lit-snn doctor  [--root DIR] [--json] # versions, every backend vs the reference, stores, datasets
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ _IMPORTED = {
     "export": (".export.cli", "export_main"),
     "neurobench": (".neurobench", "neurobench_main"),
     "bench": (".bench", "main"),
+    "doctor": (".doctor", "doctor_main"),
 }
 COMMANDS = (*_IMPORTED, "neurons")
 
