@@ -17,6 +17,7 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import sys
 
@@ -74,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if command in _IMPORTED:
         return int(_command(command)(rest) or 0)
-    print(f"lit-snn: unknown command {command!r}; valid commands: {', '.join(COMMANDS)}", file=sys.stderr)
+    close = difflib.get_close_matches(command, COMMANDS, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    print(f"lit-snn: unknown command {command!r}; valid commands: {', '.join(COMMANDS)}{hint}", file=sys.stderr)
     return 2
 
 

@@ -107,7 +107,8 @@ def test_stores_and_datasets(tmp_path, torch_ops, capsys):
     rows = {row["check"]: row for row in json.loads(capsys.readouterr().out)}
     assert rows["data mnist"]["status"] == "ok" and rows["data mnist"]["detail"] == f"present in {raw}"
     assert rows["optuna storage"]["status"] == "ok" and rows["optuna storage"]["detail"].endswith(": 1 studies")
-    assert rows["mlflow tracking"]["status"] == "FAIL" and "not readable as a store" in rows["mlflow tracking"]["detail"]
+    tracking = rows["mlflow tracking"]
+    assert tracking["status"] == "FAIL" and "not readable as a store" in tracking["detail"]
 
 
 def test_unreachable_tracking_server_fails(tmp_path, torch_ops, capsys):

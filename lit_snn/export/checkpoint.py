@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
+from ..errors import ExpectedError
+
 DEFAULT_TRACKING_URI = "sqlite:///./mlruns.db"
+
+
+def looks_like_path(source: str) -> bool:
+    """A checkpoint path rather than an MLflow run id (hex): a ``.ckpt`` name or a folder separator in it."""
+    return source.endswith(".ckpt") or "/" in source or os.sep in source
 
 
 def load_model(run_or_ckpt: str, tracking_uri: str = DEFAULT_TRACKING_URI):
@@ -17,6 +25,10 @@ def load_model(run_or_ckpt: str, tracking_uri: str = DEFAULT_TRACKING_URI):
 
     if Path(run_or_ckpt).is_file():
         return LitSNN.load_from_checkpoint(run_or_ckpt, map_location="cpu").eval(), None
+    if looks_like_path(run_or_ckpt):  # not a run id: say which file is missing, not "no such run"
+        if Path(run_or_ckpt).is_dir():
+            raise ExpectedError(f"{run_or_ckpt} is a folder, not a checkpoint file")
+        raise ExpectedError(f"no such checkpoint file: {run_or_ckpt}")
     run = TrialRun(run_or_ckpt, tracking_uri)
     with tempfile.TemporaryDirectory(prefix="lit_snn_ckpt_") as tmp:
         local = run.download(run.checkpoint(), tmp)

@@ -37,6 +37,7 @@ from .statistics import GRID_AXIS, LEVEL, SEED_COLUMN, Comparison, arm_stats, gr
 from .storage import make_storage, sqlite_path
 from .tracking import AXIS_TAG_PREFIX, TAG_KEY, TAG_STATE, TAG_TRIAL, Tracker
 from .units import LABELS, is_points
+from .yamlio import SpecError
 
 CURVE_METRIC = "val/acc"  # the per-epoch history drawn in learning_curves.png
 ACC_ENERGY = [("test/acc", "maximize"), ("test/energy_mj", "minimize")]  # the Pareto ring of acc_vs_energy.png
@@ -468,8 +469,7 @@ def _find_parent(tracker: Tracker, spec: StudySpec, study_name: str | None, fall
                  log: Callable[[str], None]) -> tuple[str, str, str] | None:
     experiment_id = tracker.experiment_id(spec.experiment, create=False)
     if experiment_id is None:
-        log(f"compare: no MLflow experiment {spec.experiment!r} at {tracker.tracking_uri}; run the study first")
-        return None
+        raise SpecError(f"no MLflow experiment {spec.experiment!r} at {tracker.tracking_uri}; run the study first")
     name = study_name or spec.default_study_name
     parent = tracker.find_parent_run(experiment_id, name)
     if parent is None and fallback_latest:
@@ -479,8 +479,7 @@ def _find_parent(tracker: Tracker, spec: StudySpec, study_name: str | None, fall
             log(f"compare: no study {spec.default_study_name!r} (this file with these overrides); "
                 f"showing the latest study of the experiment, {name!r}")
     if parent is None:
-        log(f"compare: no study {name!r} in experiment {spec.experiment!r}; run it first")
-        return None
+        raise SpecError(f"no study {name!r} in experiment {spec.experiment!r}; run it first")
     return experiment_id, parent, name
 
 
