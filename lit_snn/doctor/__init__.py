@@ -86,6 +86,7 @@ def run_checks(args: argparse.Namespace, presets: list[str] | None, progress=pri
         hits, compiled = numba_compile_counts()
         rows.append(Row("numba kernels", OK, f"{compiled} compiled now, {hits} loaded from the cache"))
     if has_gpu and not any(r.check == "triton" and r.status == FAIL for r in rows):
+        progress("lit-snn doctor: checking the Triton kernels (a first run compiles them: up to a minute)")
         rows += _kernel_rows(triton_backend(), presets)
     paths = default_paths(args.store_dir)
     rows.append(optuna_row(args.storage or paths["storage"]))
