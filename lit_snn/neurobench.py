@@ -154,12 +154,10 @@ def _run(args: argparse.Namespace) -> int:
     else:
         dm = DigitsDataModule(batch_size=args.batch_size or 64, limit_test=args.limit)
     dm.setup("test")
-    loader = dm.test_dataloader()
-    hp = model.hparams
-    what = f"run {args.source}" if run is not None else f"checkpoint {args.source}"
+    results = neurobench_metrics(model.net, dm.test_dataloader(), model.hparams.time_steps)
+    hp, what = model.hparams, f"run {args.source}" if run is not None else f"checkpoint {args.source}"
     print(f"lit-snn neurobench: {what}: {hp.backbone} with {hp.neuron}, T {hp.time_steps}; "
-          f"{dm.name} test split, {len(loader.dataset)} samples")
-    results = neurobench_metrics(model.net, loader, hp.time_steps)
+          f"{dm.name} test split, {len(dm.test_set)} samples")
     for key, value in flat_metrics(results, prefix="").items():
         print(f"{key:36s} {value:>14.6g}  {UNITS.get(key, '')}".rstrip())
     return 0

@@ -23,12 +23,11 @@ def load_model(run_or_ckpt: str, tracking_uri: str = DEFAULT_TRACKING_URI):
     from ..module import LitSNN
     from ..runs import TrialRun
 
+    if looks_like_path(run_or_ckpt) and not Path(run_or_ckpt).is_file():  # a path, not a run id: not "no such run"
+        raise ExpectedError(f"{run_or_ckpt} is a folder, not a checkpoint file" if Path(run_or_ckpt).is_dir()
+                            else f"no such checkpoint file: {run_or_ckpt}")
     if Path(run_or_ckpt).is_file():
         return LitSNN.load_from_checkpoint(run_or_ckpt, map_location="cpu").eval(), None
-    if looks_like_path(run_or_ckpt):  # not a run id: say which file is missing, not "no such run"
-        if Path(run_or_ckpt).is_dir():
-            raise ExpectedError(f"{run_or_ckpt} is a folder, not a checkpoint file")
-        raise ExpectedError(f"no such checkpoint file: {run_or_ckpt}")
     run = TrialRun(run_or_ckpt, tracking_uri)
     with tempfile.TemporaryDirectory(prefix="lit_snn_ckpt_") as tmp:
         local = run.download(run.checkpoint(), tmp)

@@ -37,7 +37,6 @@ from .statistics import GRID_AXIS, LEVEL, SEED_COLUMN, Comparison, arm_stats, gr
 from .storage import make_storage, sqlite_path
 from .tracking import AXIS_TAG_PREFIX, TAG_KEY, TAG_STATE, TAG_TRIAL, Tracker
 from .units import LABELS, is_points
-from .yamlio import SpecError
 
 CURVE_METRIC = "val/acc"  # the per-epoch history drawn in learning_curves.png
 ACC_ENERGY = [("test/acc", "maximize"), ("test/energy_mj", "minimize")]  # the Pareto ring of acc_vs_energy.png
@@ -467,6 +466,8 @@ def _panels(path: Path, frame: pd.DataFrame, x: str, ys: list[str], title: str, 
 # ---------------------------------------------------------------------- entry point
 def _find_parent(tracker: Tracker, spec: StudySpec, study_name: str | None, fallback_latest: bool,
                  log: Callable[[str], None]) -> tuple[str, str, str] | None:
+    from .yamlio import SpecError  # nothing to compare is bad input: lit-snn compare exits 2
+
     experiment_id = tracker.experiment_id(spec.experiment, create=False)
     if experiment_id is None:
         raise SpecError(f"no MLflow experiment {spec.experiment!r} at {tracker.tracking_uri}; run the study first")
