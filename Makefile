@@ -11,7 +11,7 @@ ABLATION ?= ablations/default.yaml
 WORKERS ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 
-.PHONY: help venv test test-gpu ablation compare ui train bench bench-cpu lint clean
+.PHONY: help venv test test-gpu ablation compare ui train bench bench-cpu doctor lint clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -58,8 +58,11 @@ bench: $(STAMP)  ## neuron kernel benchmark (needs a GPU; says so and exits othe
 bench-cpu: $(STAMP)  ## CPU neuron benchmark: ours vs eager, torch.compile, SpikingJelly, snnTorch; 1 and 2 threads
 	$(BIN)/lit-snn bench --device cpu
 
+doctor: $(STAMP)  ## check this machine: versions, every neuron backend against the reference, stores, datasets
+	$(BIN)/lit-snn doctor
+
 lint: $(STAMP)  ## ruff over the package and tests
 	$(BIN)/ruff check lit_snn tests
 
-clean:  ## remove the virtual environment and local stores
-	rm -rf $(VENV) mlruns.db mlartifacts optuna.db .lit_snn_cache
+clean:  ## remove the virtual environment, local stores, results and Lightning's logs
+	rm -rf $(VENV) mlruns.db mlruns.db.lock mlartifacts optuna.db optuna.db.lock .lit_snn_cache results lightning_logs

@@ -13,10 +13,12 @@
     lit-snn inspect RUN_ID_OR_CKPT [--samples 4] [--out DIR]  # spike rasters, membrane traces, rate maps (PNG)
     lit-snn bench   [--quick]
     lit-snn neurons                       # list the neuron presets
+    lit-snn doctor  [--root DIR] [--json] # versions, every backend vs the reference, stores, datasets
 """
 
 from __future__ import annotations
 
+import difflib
 import importlib
 import sys
 
@@ -40,6 +42,7 @@ _IMPORTED = {
     "neurobench": (".neurobench", "neurobench_main"),
     "inspect": (".inspect.cli", "inspect_main"),
     "bench": (".bench", "main"),
+    "doctor": (".doctor", "doctor_main"),
 }
 COMMANDS = (*_IMPORTED, "neurons")
 
@@ -74,7 +77,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if command in _IMPORTED:
         return int(_command(command)(rest) or 0)
-    print(f"lit-snn: unknown command {command!r}; valid commands: {', '.join(COMMANDS)}", file=sys.stderr)
+    close = difflib.get_close_matches(command, COMMANDS, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    print(f"lit-snn: unknown command {command!r}; valid commands: {', '.join(COMMANDS)}{hint}", file=sys.stderr)
     return 2
 
 

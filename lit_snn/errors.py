@@ -9,7 +9,11 @@ data package's error classes are checked only when that package is loaded.
 from __future__ import annotations
 
 import argparse
+import difflib
 import errno
+import importlib
+import inspect
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -49,6 +53,52 @@ _NOISE = ("Subtypes:", "Given value type:")  # jsonargparse's Union report: the 
 def _one_line(text) -> str:
     lines = (line.strip() for line in str(text).splitlines())
     return " ".join(" ".join(line.split()) for line in lines if line and not line.startswith(_NOISE))
+
+
+# jsonargparse's report of a bad ``class_path`` + ``init_args`` value: each Union subtype tried (the class,
+# then None); only the class's problem matters
+_CLASS_PROBLEM = re.compile(r'Parser key "(?P<key>[\w.]+)": Does not validate against any of the Union subtypes.*?'
+                            r"Problem with given class_path '(?P<cls>[\w.]+)': (?P<problem>.*?)"
+                            r"(?: - Expected a <class 'NoneType'>.*)?$")
+_NOT_ACCEPTED = re.compile(r"Option '(?P<option>\w+)' is not accepted")
+
+
+def init_arguments(class_path: str) -> list[str]:
+    """The keyword arguments ``class_path``'s constructor accepts, through the ``**kwargs`` it forwards to
+    its bases (as jsonargparse resolves them); ``[]`` when the class cannot be imported."""
+    module, _, name = class_path.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError):
+        return []
+    names: list[str] = []
+    for klass in inspect.getmro(cls):
+        if "__init__" not in vars(klass):
+            continue
+        params = list(inspect.signature(klass.__init__).parameters.values())[1:]  # without self
+        names += [p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and p.name not in names]
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break  # nothing forwarded further up
+    return names
+
+
+def _class_path_message(text: str) -> str | None:
+    """One line for jsonargparse's "Does not validate against any of the Union subtypes" about a
+    ``class_path`` value: the key and class, and for an unknown argument a "did you mean" from the
+    class's real arguments (``--data.init_args.batchsize 8``); None for any other message."""
+    match = _CLASS_PROBLEM.search(text)
+    if match is None:
+        return None
+    key, class_path, problem = match["key"], match["cls"], match["problem"].strip()
+    short = class_path.rpartition(".")[2]
+    unknown = _NOT_ACCEPTED.fullmatch(problem)
+    if unknown is None:
+        return f"{key} ({short}): {problem}"
+    valid = init_arguments(class_path)
+    close = difflib.get_close_matches(unknown["option"], valid, n=1)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    listed = f" (its arguments: {', '.join(valid)})" if valid else ""
+    return f"{key}: {short} has no argument '{unknown['option']}'{hint}{listed}"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -101,6 +151,7 @@ def describe_expected(exc: BaseException) -> str | None:
         msg = _config_message(exc)
     if msg is None:
         return None
+    msg = _class_path_message(msg) or msg  # a class_path value's problem, not every Union subtype tried
     notes = [_one_line(n) for n in getattr(exc, "__notes__", ())]
     return "; ".join([msg, *notes])
 

@@ -29,6 +29,16 @@ from .neurons import SpikingNeuron
 
 STATIC = ("Footprint", "ConnectionSparsity", "ParameterCount")
 WORKLOAD = ("ActivationSparsity", "SynapticOperations", "ClassificationAccuracy")
+UNITS = {  # flat_metrics' keys (without the prefix) -> the unit of NeuroBench's number
+    "Footprint": "bytes (parameters and buffers)",
+    "ConnectionSparsity": "fraction of zero weights",
+    "ParameterCount": "parameters",
+    "ActivationSparsity": "fraction of zero neuron outputs",
+    "SynapticOperations/Effective_MACs": "MACs per sample (all T steps)",
+    "SynapticOperations/Effective_ACs": "ACs per sample (all T steps)",
+    "SynapticOperations/Dense": "operations per sample (all T steps, dense)",
+    "ClassificationAccuracy": "fraction correct",
+}
 
 
 def _time_first_model_class():
@@ -143,8 +153,11 @@ def _run(args: argparse.Namespace) -> int:
         dm = DigitsDataModule(batch_size=args.batch_size or 64, limit_test=args.limit)
         dm.setup("test")
     results = neurobench_metrics(model.net, dm.test_dataloader(), model.hparams.time_steps)
-    for key, value in flat_metrics(results).items():
-        print(f"{key:48s} {value:.6g}")
+    hp, what = model.hparams, f"run {args.source}" if run is not None else f"checkpoint {args.source}"
+    print(f"lit-snn neurobench: {what}: {hp.backbone} with {hp.neuron}, T {hp.time_steps}; "
+          f"{dm.name} test split, {len(dm.test_set)} samples")
+    for key, value in flat_metrics(results, prefix="").items():
+        print(f"{key:36s} {value:>14.6g}  {UNITS.get(key, '')}".rstrip())
     return 0
 
 

@@ -23,6 +23,8 @@ def as_hw(size: int | tuple[int, int]) -> tuple[int, int]:
     return (int(size[0]), int(size[1]))
 
 
+DEFAULT_ROOT = "data"  # a DataModule whose root is left at this default may look in system folders too
+
 class EpochShuffle(Sampler[int]):
     """A permutation per epoch drawn from ``seed + epoch``, so a fit resumed at epoch e sees the
     order an uninterrupted one would (Lightning calls ``set_epoch`` on the train sampler before
@@ -76,7 +78,7 @@ class SNNDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        root: str = "data",
+        root: str = DEFAULT_ROOT,
         batch_size: int = 64,
         num_workers: int = 0,
         time_steps: int = 4,

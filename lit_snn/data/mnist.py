@@ -4,7 +4,9 @@ Looked up, in order, in
 
 * ``<root>/MNIST/raw/`` resp. ``<root>/FashionMNIST/raw/`` (torchvision's layout), then
 * for Fashion-MNIST, ``/usr/share/datasets/fashion-mnist/``, where Debian's
-  ``dataset-fashion-mnist`` package installs them (``apt-get install dataset-fashion-mnist``),
+  ``dataset-fashion-mnist`` package installs them (``apt-get install dataset-fashion-mnist``);
+  only when ``root`` is left at its default: an explicit root without the files is an error,
+  never a silent switch to another copy,
 
 each of ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte``,
 ``t10k-labels-idx1-ubyte``, gzipped (``.gz``, as published) or not. The first folder holding all
@@ -19,7 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from .base import Splits
+from .base import DEFAULT_ROOT, Splits
 from .errors import CorruptDataError, DatasetNotFoundError
 from .idx import read_idx_images, read_idx_labels
 from .static import StaticDataModule
@@ -56,8 +58,8 @@ class MNISTDataModule(StaticDataModule):
 
     Args:
         system_dirs: folders searched after ``<root>/<folder>/raw`` (default: the class's
-            ``default_system_dirs``, e.g. Debian's install path for Fashion-MNIST; ``[]``
-            searches ``root`` only).
+            ``default_system_dirs``, e.g. Debian's install path for Fashion-MNIST, when ``root``
+            is left at its default, else none; ``[]`` searches ``root`` only).
     """
 
     name = "mnist"
@@ -74,7 +76,9 @@ class MNISTDataModule(StaticDataModule):
 
     def __init__(self, system_dirs: Sequence[str] | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.system_dirs = tuple(self.default_system_dirs if system_dirs is None else system_dirs)
+        if system_dirs is None:  # an explicit root is where the user put the data: no fallback elsewhere
+            system_dirs = self.default_system_dirs if self.root == DEFAULT_ROOT else ()
+        self.system_dirs = tuple(system_dirs)
         self.files: dict[str, str] = {}
 
     @property
@@ -101,7 +105,7 @@ class MNISTDataModule(StaticDataModule):
         source = f"the four IDX files from {self.source_url}"
         if self.debian_package:
             source += (f", or on Debian/Ubuntu `apt-get install {self.debian_package}` (installs them in "
-                       f"{', '.join(self.default_system_dirs)}, found without any `root`)")
+                       f"{', '.join(self.default_system_dirs)}, found when no `root` is given)")
         raise DatasetNotFoundError(
             self.name, first, layout, source,
             detail=f"missing {', '.join(missing)}" + (
@@ -117,7 +121,7 @@ class MNISTDataModule(StaticDataModule):
         return torch.from_numpy(x.copy())[:, None], y  # [N, 1, H, W] uint8 (writable copy)
 
     def check_data(self) -> None:
-        self._locate()
+        self.files = self._locate()
 
     def load_splits(self) -> Splits:
         self.files = self._locate()

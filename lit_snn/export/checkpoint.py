@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
+from ..errors import ExpectedError
+
 DEFAULT_TRACKING_URI = "sqlite:///./mlruns.db"
+
+
+def looks_like_path(source: str) -> bool:
+    """A checkpoint path rather than an MLflow run id (hex): a ``.ckpt`` name or a folder separator in it."""
+    return source.endswith(".ckpt") or "/" in source or os.sep in source
 
 
 def load_model(run_or_ckpt: str, tracking_uri: str = DEFAULT_TRACKING_URI):
@@ -16,6 +24,9 @@ def load_model(run_or_ckpt: str, tracking_uri: str = DEFAULT_TRACKING_URI):
     from ..checkpoints import load_lit_snn
     from ..runs import TrialRun
 
+    if looks_like_path(run_or_ckpt) and not Path(run_or_ckpt).is_file():  # a path, not a run id: not "no such run"
+        raise ExpectedError(f"{run_or_ckpt} is a folder, not a checkpoint file" if Path(run_or_ckpt).is_dir()
+                            else f"no such checkpoint file: {run_or_ckpt}")
     if Path(run_or_ckpt).is_file():
         return load_lit_snn(run_or_ckpt), None
     run = TrialRun(run_or_ckpt, tracking_uri)

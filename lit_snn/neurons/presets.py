@@ -6,6 +6,7 @@ fields, so any axis of any preset can be ablated: ``create_neuron("ar_lif", rese
 
 from __future__ import annotations
 
+import difflib
 from typing import Callable
 
 from .config import NeuronConfig
@@ -109,7 +110,9 @@ def neuron_config(name: str, **overrides) -> NeuronConfig:
     if isinstance(name, NeuronConfig):
         return name.replace(**overrides)
     if name not in _PRESETS:
-        raise ValueError(f"unknown neuron {name!r}; valid neurons: {', '.join(list_neurons())}")
+        close = difflib.get_close_matches(str(name), list_neurons(), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown neuron {name!r}; valid neurons: {', '.join(list_neurons())}{hint}")
     unknown = sorted(set(overrides) - set(NeuronConfig.field_names()))
     if unknown:
         raise ValueError(

@@ -203,9 +203,7 @@ def _compare_parsed(args: argparse.Namespace) -> int:
         result = compare(spec, tracking_uri, study_name=args.study_name, results_dir=args.results_dir,
                          plots=not args.no_plots, fallback_latest=args.study_name is None,
                          storage=args.storage or default_paths(args.store_dir)["storage"])
-    except SpecError as exc:
+    except SpecError as exc:  # a bad file, or no study of it to compare yet
         return _error("lit-snn compare", exc)
-    if result is None:
-        return 1
     print(f"lit-snn compare: wrote {len(result.files)} file(s) to {result.out_dir} in {time.time() - started:.1f} s")
     return 0

@@ -372,10 +372,11 @@ def pareto_front(spec: StudySpec, done: pd.DataFrame, study: Any = None) -> pd.D
 # ---------------------------------------------------------------------- entry point
 def _find_parent(tracker: Tracker, spec: StudySpec, study_name: str | None, fallback_latest: bool,
                  log: Callable[[str], None]) -> tuple[str, str, str] | None:
+    from .yamlio import SpecError  # nothing to compare is bad input: lit-snn compare exits 2
+
     experiment_id = tracker.experiment_id(spec.experiment, create=False)
     if experiment_id is None:
-        log(f"compare: no MLflow experiment {spec.experiment!r} at {tracker.tracking_uri}; run the study first")
-        return None
+        raise SpecError(f"no MLflow experiment {spec.experiment!r} at {tracker.tracking_uri}; run the study first")
     name = study_name or spec.default_study_name
     parent = tracker.find_parent_run(experiment_id, name)
     if parent is None and fallback_latest:
@@ -385,8 +386,7 @@ def _find_parent(tracker: Tracker, spec: StudySpec, study_name: str | None, fall
             log(f"compare: no study {spec.default_study_name!r} (this file with these overrides); "
                 f"showing the latest study of the experiment, {name!r}")
     if parent is None:
-        log(f"compare: no study {name!r} in experiment {spec.experiment!r}; run it first")
-        return None
+        raise SpecError(f"no study {name!r} in experiment {spec.experiment!r}; run it first")
     return experiment_id, parent, name
 
 

@@ -69,6 +69,7 @@ KEY_ATTR = "key"  # user attr: the grid point of an ablation trial
 RUN_ATTR = "mlflow_run_id"  # user attr: the trial's nested MLflow run
 WORKER_ATTR = "lit_snn:worker"  # system attr: host/pid of the process running the trial
 DUPLICATE_ATTR = "lit_snn:duplicate_of"  # system attr: the trial that already had this point
+REPEAT_ATTR = "repeat_of"  # user attr: the finished sweep trial whose params (and values) a sweep trial repeats
 FINGERPRINT_ATTR = "lit_snn:fingerprint"  # study user attr
 TAG_BEST, TAG_BEST_RUN = "lit_snn.best_trial", "lit_snn.best_trial_run_id"  # a sweep's parent run: its best trial
 TAG_PARETO = "lit_snn.pareto_trials"  # a multi-objective sweep's parent run: the numbers of its Pareto-optimal trials
@@ -323,6 +324,23 @@ class StudyHandle:
         counts = self.counts()
         return counts["COMPLETE"] + counts["PRUNED"] + counts["RUNNING"] < self.spec.n_trials
 
+    def _finished_twin(self, trial: optuna.trial.Trial) -> optuna.trial.FrozenTrial | None:
+        """The COMPLETE trial whose params equal those the sampler just gave ``trial``, tagged on ``trial``
+        as ``repeat_of`` (NSGA-II's crossover and mutation can hand out a finished configuration again).
+
+        Its values are reused instead of training again (Optuna's FAQ on duplicated samples): a trial is
+        seeded, so retraining would report the same values and the sampler sees the objective's true
+        value; failing or pruning the repeat instead would tell it the configuration is bad (a pruned
+        trial ranks last in TPE) or drop it from NSGA-II's population, skewing its statistics."""
+        suggest(trial, self.spec)  # registers the params; _trial_setup's suggest gets the same values back
+        for other in self.trials((TrialState.COMPLETE,)):
+            if other.number != trial.number and other.params == trial.params:
+                trial.set_user_attr(REPEAT_ATTR, other.number)
+                self.log(f"[w{self.index}] trial {trial.number}: the params of trial {other.number}, its values "
+                         "reused (not trained again)")
+                return other
+        return None
+
     def _optimize(self, deadline: float | None) -> None:
         """``study.optimize`` until ``n_trials`` are finished or running (Optuna runs the heartbeat,
         fails stale trials, pops re-queued ones); stops early after ``max_failures`` failures."""
@@ -332,6 +350,9 @@ class StudyHandle:
 
         def objective(trial: optuna.trial.Trial):
             self.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, identity())
+            twin = self._finished_twin(trial)
+            if twin is not None:
+                return twin.values if self.spec.multi_objective else twin.value
             state, values = self._execute(trial)
             if state == "PRUNED":
                 raise optuna.TrialPruned()
