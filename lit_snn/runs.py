@@ -198,15 +198,22 @@ def reproduce(run_id: str, tracking_uri: str, atol: float = 0.0) -> int:
 
 def evaluate(run_id: str, tracking_uri: str, ckpt: str | None = None) -> int:
     """Test the run's checkpoint artifact on its config's test split; print the metrics beside the logged ones."""
+    import torch
+
+    from .quiet import quiet_third_party
     from .train import build_from_dict, ctrl_c_as_keyboard_interrupt
 
+    quiet_third_party()
     run = TrialRun(run_id, tracking_uri)
     artifact = run.checkpoint(ckpt)
     with tempfile.TemporaryDirectory(prefix="lit_snn_evaluate_") as work, torch_threads(run.threads) as threads:
         local = run.download(artifact, work)
         cli = build_from_dict(run.config, loggers=[], default_root_dir=work)
+        # the weights only: a test needs nothing else of the checkpoint, and restoring its callbacks' state (the
+        # trial's checkpoint folder) made Lightning warn that "the dirpath has changed"
+        cli.model.load_state_dict(torch.load(local, map_location="cpu", weights_only=False)["state_dict"])
         with ctrl_c_as_keyboard_interrupt():
-            (results,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=local, verbose=False)
+            (results,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
     print(f"lit-snn evaluate: run {run_id}, checkpoint {artifact} ({threads} torch threads)")
     logged = run.logged_test_metrics()
     lines, _ = compare({k: logged.get(k, math.nan) for k in sorted(results)}, results)

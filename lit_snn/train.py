@@ -39,6 +39,7 @@ from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 from .data import SNNDataModule
 from .errors import DISK_FULL, ExpectedError
 from .module import LitSNN
+from .quiet import quiet_third_party
 
 DEFAULT_DATA = {"class_path": "lit_snn.data.DigitsDataModule"}
 _CLASS_PATH = re.compile(r"[A-Za-z_][\w.]*")
@@ -252,6 +253,7 @@ def main(argv: list[str] | None = None) -> dict[str, float] | None:
     """``lit-snn train --config FILE [--model.neuron ar_lif ...] [--ckpt_path FILE]``: fit (or resume),
     test, print a summary line. A bad config raises ``ExpectedError`` with the parser's or
     constructor's message; a failure during the fit says which checkpoint was kept."""
+    quiet_third_party()
     try:
         cli = build_cli(list(sys.argv[1:] if argv is None else argv))
     except (ValueError, KeyError, argparse.ArgumentError, MisconfigurationException) as exc:
