@@ -55,10 +55,10 @@ def _command(command: str):
         return getattr(importlib.import_module(module, __package__), name)
 
 
-def _train(argv: list[str]) -> None:
+def _train(argv: list[str], verbose: bool) -> None:
     """``lit-snn train``, imported inside run_command (Ctrl-C during the imports is one line too);
     its metrics are for in-process callers, not the exit status."""
-    _command("train")(argv)
+    _command("train")(argv, verbose=verbose)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         from .errors import run_command
 
         verbose = "--verbose" in rest  # ours, not LightningCLI's
-        return run_command("lit-snn train", lambda: _train([arg for arg in rest if arg != "--verbose"]), verbose)
+        return run_command("lit-snn train", lambda: _train([arg for arg in rest if arg != "--verbose"], verbose),
+                           verbose)
     if command == "neurons":
         _neurons(rest)
         return 0

@@ -210,18 +210,22 @@ def reproduce(run_id: str, tracking_uri: str, atol: float = 0.0) -> int:
 
 def evaluate(run_id: str, tracking_uri: str, ckpt: str | None = None) -> int:
     """Test the run's checkpoint artifact on its config's test split; print the metrics beside the logged ones."""
-    from .checkpoints import WEIGHTS_ONLY, read_checkpoint
+    from .checkpoints import read_checkpoint
+    from .quiet import quiet_third_party
     from .train import build_from_dict, ctrl_c_as_keyboard_interrupt
 
+    quiet_third_party()
     run = TrialRun(run_id, tracking_uri)
     artifact = run.checkpoint(ckpt)
     with tempfile.TemporaryDirectory(prefix="lit_snn_evaluate_") as work, torch_threads(run.threads) as threads:
         local = run.download(artifact, work)
-        read_checkpoint(local)  # refused in one line if it needs code to load, or is damaged
+        weights = read_checkpoint(local)["state_dict"]  # refused in one line if it needs code to load, or is damaged
         cli = build_from_dict(run.config, loggers=[], default_root_dir=work)
+        # the weights only: a test needs nothing else of the checkpoint, and restoring its callbacks' state (the
+        # trial's checkpoint folder) made Lightning warn that "the dirpath has changed"
+        cli.model.load_state_dict(weights)
         with ctrl_c_as_keyboard_interrupt():
-            (results,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=local, verbose=False,
-                                          weights_only=WEIGHTS_ONLY)
+            (results,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
     print(f"lit-snn evaluate: run {run_id}, checkpoint {artifact} ({threads} torch threads)")
     logged = run.logged_test_metrics()
     lines, _ = compare({k: logged.get(k, math.nan) for k in sorted(results)}, results)

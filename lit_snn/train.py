@@ -42,6 +42,7 @@ from .checkpoints import WEIGHTS_ONLY, read_checkpoint
 from .data import SNNDataModule
 from .errors import DISK_FULL, ExpectedError
 from .module import LitSNN
+from .quiet import quiet_third_party
 
 DEFAULT_DATA = {"class_path": "lit_snn.data.DigitsDataModule"}
 _CLASS_PATH = re.compile(r"[A-Za-z_][\w.]*")
@@ -293,11 +294,14 @@ def summary_line(metrics: dict[str, float], ckpt_path: str | None = None) -> str
     return "lit-snn: " + " | ".join(parts)
 
 
-def main(argv: list[str] | None = None) -> dict[str, float] | None:
+def main(argv: list[str] | None = None, verbose: bool = False) -> dict[str, float] | None:
     """``lit-snn train --config FILE [--model.neuron ar_lif ...] [--ckpt_path FILE] [--no-mlflow]``: fit
     (or resume), test, print a summary line; recorded as an MLflow run unless ``--no-mlflow``
     (``lit_snn.tracked_train``). A bad config raises ``ExpectedError`` with the parser's or
-    constructor's message; a failure during the fit says which checkpoint was kept."""
+    constructor's message; a failure during the fit says which checkpoint was kept. ``verbose``
+    (``lit-snn train --verbose``) keeps the known third-party warnings (``lit_snn.quiet``)."""
+    if not verbose:
+        quiet_third_party()
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         cli = build_cli(argv)

@@ -34,7 +34,8 @@ def _common(parser: argparse.ArgumentParser) -> None:
                         help="override a config value for every trial, e.g. --set data.init_args.limit_train=256")
     parser.add_argument("--results-dir", default="results",
                         help="where compare writes CSV, markdown and PNG (default: results/<experiment>/<study>/)")
-    parser.add_argument("--verbose", action="store_true", help="full tracebacks of expected failures too")
+    parser.add_argument("--verbose", action="store_true",
+                        help="full tracebacks of expected failures too, and the library warnings hidden by default")
 
 
 def _run_parser(prog: str, what: str) -> argparse.ArgumentParser:
@@ -104,7 +105,7 @@ def _run(argv: list[str] | None, kind: str) -> int:
     if args.workers < 1:
         parser.error("--workers must be >= 1")
     resume = "finished trials are kept in the study's storage: run the same command again to resume"
-    with quiet():
+    with quiet(args.verbose):
         return _guarded(prog, args.verbose, lambda: _run_parsed(args, kind, prog), resume)
 
 
@@ -156,15 +157,32 @@ def _run_parsed(args: argparse.Namespace, kind: str, prog: str) -> int:
         print(f"{prog}: {elsewhere} trial(s) still running in another process (it closes the study's parent run)")
     if outcome.pending > elsewhere and not outcome.failed_keys:
         print(f"{prog}: {outcome.pending - elsewhere} trial(s) still to run: run the same command again to continue")
-    if not args.no_compare:
+    if not args.no_compare and not _print_stored_report(args, spec, outcome, prog):
         from .compare import compare
+        from .stored_report import stamp_report
 
-        compare(spec, options.tracking_uri, study_name=options.study_name, results_dir=args.results_dir,
-                storage=options.storage)
+        result = compare(spec, options.tracking_uri, study_name=options.study_name, results_dir=args.results_dir,
+                         storage=options.storage)
+        if result is not None:
+            stamp_report(result.out_dir / "report.md", spec, result.parent_run_id)
     if outcome.failed_keys:
         print(f"{prog}: failed (re-run to retry them): {', '.join(outcome.failed_keys)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _print_stored_report(args: argparse.Namespace, spec: StudySpec, outcome, prog: str) -> bool:
+    """A study with nothing left to run: print the report its last compare wrote, if still current."""
+    from .stored_report import report_path, stored_report
+
+    path = report_path(args.results_dir, spec.experiment, outcome.study_name)
+    text = stored_report(path, spec, outcome.parent_run_id, outcome.last_finished) if outcome.idle else None
+    if text is None:
+        return False
+    print(text)
+    print(f"\n{prog}: the stored comparison {path} (the study is unchanged since; "
+          f"`lit-snn compare {args.file}` redraws it)")
+    return True
 
 
 def ablate_main(argv: list[str] | None = None) -> int:
@@ -189,7 +207,7 @@ def compare_main(argv: list[str] | None = None) -> int:
                              "(default: <store-dir>/optuna.db, else the storage the study run recorded; without "
                              "either the front is computed from the MLflow runs)")
     args = parser.parse_args(argv)
-    with quiet():
+    with quiet(args.verbose):
         return _guarded("lit-snn compare", args.verbose, lambda: _compare_parsed(args), "nothing was changed")
 
 
@@ -205,5 +223,8 @@ def _compare_parsed(args: argparse.Namespace) -> int:
                          storage=args.storage or default_paths(args.store_dir)["storage"])
     except SpecError as exc:  # a bad file, or no study of it to compare yet
         return _error("lit-snn compare", exc)
+    from .stored_report import stamp_report
+
+    stamp_report(result.out_dir / "report.md", spec, result.parent_run_id)
     print(f"lit-snn compare: wrote {len(result.files)} file(s) to {result.out_dir} in {time.time() - started:.1f} s")
     return 0

@@ -35,6 +35,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from ..entry_point import imports_without_gc, run_then_exit
+from .progress import Follower, Progress
 from .pruning import make_pruner
 from .space import (
     SEED_PARAM,
@@ -107,6 +108,8 @@ class StudyOutcome:
     pending: int = 0  # trials not finished (queued, running elsewhere or failed)
     failed_keys: list[str] = field(default_factory=list)
     wall_s: float = 0.0
+    idle: bool = False  # nothing was left to run: every trial was finished before this invocation
+    last_finished: datetime | None = None  # when the study's last trial finished (Optuna's local time)
 
     @property
     def ok(self) -> bool:
@@ -469,14 +472,10 @@ class StudyHandle:
             # per-epoch curves and test metrics are in the run already (Lightning's logger); add the rest
             tracker.log_metrics(run_id, metrics, new_only=True)
             objective = self._objective_values(metrics)
-            tracker.finish(run_id, "COMPLETE")
-            shown = ", ".join(f"{m}={v:{'.4g' if self.spec.multi_objective else '.4f'}}"
-                              for m, v in zip(self.spec.metrics, objective))
-            self.log(f"[w{self.index}] trial {trial.number} COMPLETE {key} {shown} ({time.time() - started:.1f} s)")
+            tracker.finish(run_id, "COMPLETE")  # the invoking process's progress line reports it (progress.py)
             return "COMPLETE", objective
         except optuna.TrialPruned as exc:
             self._close_run(run_id, "PRUNED", {"lit_snn.pruned": str(exc)})
-            self.log(f"[w{self.index}] trial {trial.number} PRUNED {key} {exc} ({time.time() - started:.1f} s)")
             return "PRUNED", None
         except (KeyboardInterrupt, SystemExit) as exc:  # Lightning turns Ctrl-C/SIGTERM into exit(1)
             self._close_run(run_id, "FAIL", {"lit_snn.error": "interrupted"}, status="KILLED")
@@ -500,7 +499,7 @@ def _work(ctx: _WorkerContext) -> None:
     die_with_parent(ctx.parent_pid)
     with imports_without_gc():
         import lit_snn.train  # noqa: F401  # what every trial imports, before the first one
-    quiet_libraries()
+    quiet_libraries(ctx.options.verbose)
     if ctx.threads:
         import torch
 
@@ -588,10 +587,21 @@ def run_study(spec: StudySpec, options: StudyOptions, log: Callable[[str], None]
     if is_server(tracker.tracking_uri):
         log(f"  MLflow UI: {tracker.tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{parent_run_id}")
 
+    idle = not counts["WAITING"] and not counts["RUNNING"] and (
+        spec.kind == "ablation" or counts["COMPLETE"] + counts["PRUNED"] >= spec.n_trials)
+    if idle:
+        log("  nothing left to run: every trial of the study is finished")
+    else:
+        from lit_snn.neurons.cpu.warmup import precompile_cpu_kernels  # imports torch: not at the CLI's start
+
+        precompile_cpu_kernels([p.config for p in points] if points is not None else [spec.base], log)
     deadline = started + spec.time_limit_s if spec.time_limit_s else None
     interrupted = False
+    follower = None if idle else _follow(handle, spec, options, total, log).start()
     try:
-        if options.workers <= 1:
+        if idle:
+            pass
+        elif options.workers <= 1:
             handle.work(deadline)
         else:
             _run_processes(spec, options, experiment_id, parent_run_id, deadline, log)
@@ -599,9 +609,30 @@ def run_study(spec: StudySpec, options: StudyOptions, log: Callable[[str], None]
         interrupted = True
         raise
     finally:
+        if follower is not None:
+            follower.stop()
         outcome = _summarize(handle, spec, options, experiment_id, parent_run_id, started)
         _close_parent(handle, tracker, spec, outcome, interrupted)
+    outcome.idle = idle
+    outcome.last_finished = max((t.datetime_complete for t in handle.trials() if t.datetime_complete), default=None)
     return outcome
+
+
+def _follow(handle: StudyHandle, spec: StudySpec, options: StudyOptions, total: int,
+            log: Callable[[str], None]) -> Follower:
+    """The progress lines of this invocation, from the study's storage (``progress.py``)."""
+    reader = make_storage(options.storage, heartbeat_interval=None)  # its own connections: read from a thread
+
+    def label(trial: optuna.trial.FrozenTrial) -> str:
+        if spec.kind == "ablation":
+            return str(trial.user_attrs.get(KEY_ATTR))
+        return f"#{trial.number} " + ",".join(f"{p}={v:.4g}" if isinstance(v, float) else f"{p}={v}"
+                                              for p, v in trial.params.items())
+
+    progress = Progress(handle.trials(), total, metrics=spec.metrics, workers=options.workers, label_of=label,
+                        point_of=lambda t: t.user_attrs.get(KEY_ATTR) if spec.kind == "ablation" else t.number,
+                        ignore=lambda t: DUPLICATE_ATTR in t.system_attrs)
+    return Follower(lambda: reader.get_all_trials(handle.study_id, deepcopy=False), progress, log)
 
 
 def _close_parent(handle: StudyHandle, tracker: Tracker, spec: StudySpec, outcome: StudyOutcome,
@@ -634,6 +665,7 @@ def _run_processes(spec: StudySpec, options: StudyOptions, experiment_id: str, p
                          args=(_WorkerContext(spec, options, experiment_id, parent_run_id, i, deadline, threads,
                                               os.getpid()),))
              for i in range(options.workers)]
+    log(f"  starting {options.workers} worker processes (each loads torch and Lightning first) ...")
     for proc in procs:
         proc.start()
     try:

@@ -20,7 +20,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from ..quiet import quiet_third_party
 from .dotted import get_path
+
+LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning")
+MLFLOW_LOGGERS = ("mlflow.store.db.utils",)  # "Creating initial MLflow database tables..." (INFO) on a new store
 
 
 def resolve_run(config: dict):
@@ -42,29 +46,33 @@ def run_training(config: dict, **kwargs: Any) -> dict[str, float]:
     return run(config, **kwargs)
 
 
-def quiet_libraries() -> None:
-    """Silence per-trial chatter of Lightning, Optuna and jsonargparse (our own lines say what ran)."""
+def quiet_libraries(verbose: bool = False) -> None:
+    """Silence per-trial chatter of Lightning, Optuna, MLflow and jsonargparse (our own lines say what
+    ran) and the known third-party warnings (``lit_snn.quiet``); ``verbose``: leave everything on."""
     import optuna
 
     # MLflow prints "View run ... at: <url>" each time a run on a server ends; the study prints its link once
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    if verbose:
+        return
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+    for name in (*LIGHTNING_LOGGERS, *MLFLOW_LOGGERS):
         logging.getLogger(name).setLevel(logging.WARNING)
     for message in (".*does not have many workers.*", ".*smaller than the logging interval.*",
-                    ".*treespec, LeafSpec.*", ".*LightningCLI's args parameter is intended.*",
+                    ".*LightningCLI's args parameter is intended.*",
                     r"\s*Unable to serialize instance"):  # jsonargparse on the logger instance we pass
         warnings.filterwarnings("ignore", message=message)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    quiet_third_party()
 
 
 @contextlib.contextmanager
-def quiet():
-    """``quiet_libraries()`` for the duration of a ``with`` block (warning filters and log levels restored)."""
-    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric", "lightning", "optuna")]
+def quiet(verbose: bool = False):
+    """``quiet_libraries(verbose)`` for the duration of a ``with`` block (warning filters and log levels restored)."""
+    loggers = [logging.getLogger(name) for name in (*LIGHTNING_LOGGERS, *MLFLOW_LOGGERS, "optuna")]
     levels = [logger.level for logger in loggers]
     with warnings.catch_warnings():
-        quiet_libraries()
+        quiet_libraries(verbose)
         try:
             yield
         finally:
