@@ -33,6 +33,7 @@ import pandas as pd
 
 from . import units
 from .pareto import pareto_rows
+from .planning import MAX_SEEDS
 from .spec import StudySpec
 from .statistics import GRID_AXIS, LEVEL, SEED_COLUMN, Comparison, arm_stats, display_table, grid_label, seed_statistics
 from .storage import make_storage, sqlite_path
@@ -318,9 +319,11 @@ def _stats_table(stats: pd.DataFrame, axis: str, metric: str, key: str) -> str:
                 f"[{unit.format(r['delta_ci_low'])}, {unit.format(r['delta_ci_high'])}] ({r['ci_level'] * 100:.4g}%)"
             verdict = {True: "yes", False: "no"}.get(r["significant"], "-")
             equivalent = [{True: "yes", False: "no"}.get(r["equivalent"], "-")] if len(margins) else []
-            seeds = "-" if pd.isna(r["seeds_needed"]) else str(int(r["seeds_needed"]))
+            seeds = "-" if pd.isna(r["seeds_needed"]) else f"> {MAX_SEEDS}" if r["seeds_needed"] >= MAX_SEEDS else \
+                str(int(r["seeds_needed"]))
             if not pd.isna(r["seeds_needed_min_effect"]):
-                seeds += f" ({int(r['seeds_needed_min_effect'])} at {unit.format(r['min_effect'])})"
+                needed = int(r["seeds_needed_min_effect"])
+                seeds += f" ({f'> {MAX_SEEDS}' if needed >= MAX_SEEDS else needed} at {unit.format(r['min_effect'])})"
             cells += [unit.format(r["delta"], signed=True), delta_ci, _p(float(r["p_adjusted"])), verdict,
                       *equivalent, seeds]
         rows_out.append(cells)
