@@ -272,7 +272,7 @@ def learning_curves(done: pd.DataFrame, histories: pd.DataFrame, axes: dict[str,
     out: dict[str, pd.DataFrame] = {}
     for path, col in columns.items():
         obs = merged.dropna(subset=[SEED_COLUMN]).groupby([col, SEED_COLUMN, "epoch"])["value"].mean().reset_index()
-        rows = [{"value": str(v), "epoch": int(e), **arm_stats(g["value"].tolist())}
+        rows = [{"value": str(v), "epoch": int(e), **arm_stats(g["value"].tolist(), unit=unit_of(CURVE_METRIC))}
                 for (v, e), g in obs.groupby([col, "epoch"])]
         frame = pd.DataFrame(rows, columns=["value", "epoch", "n", "mean", "std", "ci_low", "ci_high"])
         rank = {str(v): i for i, v in enumerate(axes[path])}

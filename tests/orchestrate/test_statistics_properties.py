@@ -203,3 +203,13 @@ def test_stats_csv_is_in_display_units_the_frame_in_the_logged_scale():
     assert shown.loc[3, "mean"] == pytest.approx(table.loc[3, "mean"] * 1e3)
     assert shown.loc[1, "p_value"] == table.loc[1, "p_value"] and shown.loc[1, "ci_level"] == table.loc[1, "ci_level"]
     assert table.loc[1, "mean"] < 1 and " µJ, " in comparisons[1].sentence()
+
+
+def test_learning_curve_bands_stay_inside_the_accuracy_bounds():
+    from lit_snn.orchestrate.compare import learning_curves
+
+    done = pd.DataFrame({"run_id": ["a", "b", "c"], "seed": [0, 1, 2], "axis.model.neuron": ["lif"] * 3})
+    histories = pd.DataFrame({"run_id": ["a", "b", "c"], "epoch": [1, 1, 1], "value": [0.99, 0.97, 1.0]})
+    (curve,) = learning_curves(done, histories, {"model.neuron": ["lif"]}, AXIS).values()
+    low, high = st.t.interval(0.95, 2, loc=np.mean([0.99, 0.97, 1.0]), scale=st.sem([0.99, 0.97, 1.0]))
+    assert high > 1 and curve["ci_high"].iloc[0] == 1.0 and curve["ci_low"].iloc[0] == pytest.approx(low)
