@@ -4,6 +4,7 @@ bootstrap and permutation, equivalence (TOST), planning, display units."""
 from __future__ import annotations
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -66,9 +67,14 @@ def test_significant_exactly_when_the_interval_excludes_zero_and_intervals_stay_
             assert table[column].dropna().between(-1, 1).all(), column
         levels = holm_levels([c.p_value for c in comparisons], alpha)
         for c, level in zip(comparisons, levels):
-            assert "seeds" in c.sentence()
+            sentence = c.sentence()
+            assert re.search(r"seeds for 80% power: (about|more than) \d+ at the observed|seeds needed: unknown",
+                             sentence)
             if math.isnan(c.p_value):
                 continue
+            assert c.seeds_needed >= 2 and "seeds for 80% power: " in sentence
+            shown = re.search(r"Holm-adjusted [\d.]+% CI \[([^,]+), ([^\]]+)\]", sentence)
+            assert (float(shown[1]) > 0 or float(shown[2]) < 0) is c.significant, sentence  # as printed
             tested += 1
             significant += bool(c.significant)
             unpaired += c.test == "welch"
