@@ -12,7 +12,8 @@ up front), study.py (queue, workers, resume, the one parent run), storage.py (Op
 creation lock, the atomic study attribute), tracking.py (MLflow, server checks), workers.py
 (identity, heartbeat, death with the parent), pruning.py (the Optuna pruner), training.py (the
 training entry points, reproducibility record), compare.py (tables and plots), pareto.py
-(non-dominated filter), statistics.py (seed statistics), cli.py (argparse, one-line failures).
+(non-dominated filter), statistics.py (seed statistics; equivalence.py: TOST, planning.py: seeds for
+a given power), cli.py (argparse, one-line failures).
 """
 
 from .cli import ablate_main, compare_main, sweep_main

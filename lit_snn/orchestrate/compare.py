@@ -1,8 +1,8 @@
 """Read a study's trial runs back from MLflow; print and write tables (CSV, markdown) and PNG plots.
 
 Ablation: one table per axis (each value's mean ± std over seeds and the other axes), one row per
-grid point (mean ± std over seeds), the seed statistics of statistics.py (``stats.csv``: n, mean,
-95% CI per arm, the test against the baseline arm with Holm-adjusted p; a table and one sentence per
+grid point (mean ± std over seeds), the seed statistics of statistics.py (``stats.csv`` in display
+units: each arm, and each arm against its baseline arm; a table, how to read it and one sentence per
 comparison in the report), one figure per axis (``axis_<path>.png``: the estimation plot of the
 objective, i.e. each arm's per-seed paired differences to the baseline and the difference's 95% CI,
 then each arm's mean and 95% CI of accuracy, firing rate and energy), accuracy vs energy (one point
@@ -36,7 +36,9 @@ from typing import Any
 import mlflow
 import pandas as pd
 
+from . import units
 from .pareto import pareto_rows
+from .planning import MAX_SEEDS
 from .plots import axis_figure, curves_plot, optuna_pareto_plot, panels, runs_pareto_plot, scatter
 from .spec import StudySpec
 from .statistics import (
@@ -45,13 +47,14 @@ from .statistics import (
     SEED_COLUMN,
     Comparison,
     arm_stats,
+    display_table,
     grid_label,
     per_seed,
     seed_statistics,
 )
 from .storage import make_storage, sqlite_path
 from .tracking import AXIS_TAG_PREFIX, COMPARISON_DIR, TAG_KEY, TAG_STATE, TAG_TRIAL, Tracker, arm_metric_key
-from .units import LABELS
+from .units import unit_of
 
 CURVE_METRIC = "val/acc"  # the per-epoch history drawn in learning_curves.png
 ACC_ENERGY = [("test/acc", "maximize"), ("test/energy_mj", "minimize")]  # the Pareto ring of acc_vs_energy.png
@@ -162,13 +165,12 @@ def _fmt(x: Any, scale: float | None = None) -> str:
 
 
 def _pm(row: pd.Series, metric: str) -> str:
+    """``mean ± std`` of ``metric`` in its display unit (``units.unit_of``: accuracy in points, energy in µJ)."""
     mean, std = row.get(f"{metric}_mean"), row.get(f"{metric}_std")
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "-"
-    spread = _fmt(float(std), float(mean))
-    if float(std) > 0 and set(spread) <= set("0.-"):  # would print as zero: show its size instead
-        spread = f"{float(std):.1e}"
-    return f"{_fmt(float(mean), float(mean))} ± {spread}"
+    unit = unit_of(metric)
+    return f"{unit.format(float(mean))} ± {unit.format(float(std))}"
 
 
 def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
@@ -178,7 +180,7 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
 
 
 def _stat_table(frame: pd.DataFrame, keys: list[str], metrics: list[str], key_names: list[str]) -> str:
-    headers = key_names + ["n"] + [LABELS.get(m, m) for m in metrics]
+    headers = key_names + ["n"] + [units.label(m) for m in metrics]
     rows = [[str(r[k]) for k in keys] + [str(int(r["n"]))] + [_pm(r, m) for m in metrics] for _, r in frame.iterrows()]
     return markdown_table(headers, rows)
 
@@ -191,7 +193,7 @@ def learning_curves(done: pd.DataFrame, histories: pd.DataFrame, axes: dict[str,
     out: dict[str, pd.DataFrame] = {}
     for path, col in columns.items():
         obs = merged.dropna(subset=[SEED_COLUMN]).groupby([col, SEED_COLUMN, "epoch"])["value"].mean().reset_index()
-        rows = [{"value": str(v), "epoch": int(e), **arm_stats(g["value"].tolist())}
+        rows = [{"value": str(v), "epoch": int(e), **arm_stats(g["value"].tolist(), unit=unit_of(CURVE_METRIC))}
                 for (v, e), g in obs.groupby([col, "epoch"])]
         frame = pd.DataFrame(rows, columns=["value", "epoch", "n", "mean", "std", "ci_low", "ci_high"])
         rank = {str(v): i for i, v in enumerate(axes[path])}
@@ -213,17 +215,7 @@ def _pivot(stats: pd.DataFrame, axis: str, metrics: list[str]) -> pd.DataFrame:
     return out
 
 
-DELTA_CI = ["delta_ci_low", "delta_ci_high"]  # the CI of an arm's difference to its baseline
-
-
-def with_delta_ci(stats: pd.DataFrame, comparisons: list[Comparison]) -> pd.DataFrame:
-    """``stats`` with the CI of each arm's difference to its baseline in ``DELTA_CI``: the frame's own
-    columns where statistics.py writes them, else the intervals of ``comparisons`` (the same tests)."""
-    if all(c in stats for c in DELTA_CI):
-        return stats
-    interval = {(c.metric, c.axis, c.value): (c.ci_low, c.ci_high) for c in comparisons}
-    found = [interval.get(k, (math.nan, math.nan)) for k in zip(stats["metric"], stats["axis"], stats["value"])]
-    return stats.assign(delta_ci_low=[f[0] for f in found], delta_ci_high=[f[1] for f in found])
+DELTA_CI = ["delta_ci_low", "delta_ci_high"]  # the CI of an arm's difference to its baseline (statistics.py)
 
 
 def paired_differences(done: pd.DataFrame, column: str, metric: str, baseline: str) -> pd.DataFrame:
@@ -266,40 +258,70 @@ def _p(p: float) -> str:
     return "-" if math.isnan(p) else "<0.001" if p < 0.001 else f"{p:.2g}"
 
 
-def _stats_table(stats: pd.DataFrame, axis: str, metric: str, label: str) -> str:
-    """Mean, 95% CI, delta, Holm-adjusted p and significance of the arms of one axis for one metric."""
-    rows = []
-    for _, r in stats[(stats["axis"] == axis) & (stats["metric"] == metric)].iterrows():
-        mean = float(r["mean"])
-        low, high = float(r["ci_low"]), float(r["ci_high"])
-        ci = "-" if math.isnan(low) else f"[{_fmt(low, mean)}, {_fmt(high, mean)}]"
-        if r["baseline"] is None or (isinstance(r["baseline"], float) and math.isnan(r["baseline"])):
-            delta, significant = "baseline", ""
+def _is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _stats_table(stats: pd.DataFrame, axis: str, metric: str, key: str) -> str:
+    """The arms of one axis for one metric (display units): mean and 95% CI; against the baseline the
+    difference, its Holm-adjusted CI with its level, Holm-adjusted p, verdicts and seeds for 80% power."""
+    unit = unit_of(metric)
+    rows = stats[(stats["axis"] == axis) & (stats["metric"] == metric)]
+    margins = rows["margin"].dropna()
+    rows_out = []
+    for _, r in rows.iterrows():
+        ci = "-" if math.isnan(r["ci_low"]) else f"[{unit.format(r['ci_low'])}, {unit.format(r['ci_high'])}]"
+        cells = [str(r["value"]), str(int(r["n"])), unit.format(r["mean"]), ci]
+        if _is_blank(r["baseline"]):
+            cells += ["baseline", "", "", "", *([""] if len(margins) else []), ""]
         else:
-            delta = "-" if math.isnan(r["delta"]) else ("+" if r["delta"] >= 0 else "") + _fmt(float(r["delta"]), mean)
-            significant = {True: "yes", False: "no"}.get(r["significant"], "-")
-        rows.append([str(r["value"]), str(int(r["n"])), _fmt(mean, mean), ci, delta, _p(float(r["p_adjusted"])),
-                     significant])
-    return markdown_table([label, "n", "mean", f"{LEVEL:.0%} CI", "delta", "p (Holm)", "significant"], rows)
+            delta_ci = "-" if math.isnan(r["delta_ci_low"]) else \
+                f"[{unit.format(r['delta_ci_low'])}, {unit.format(r['delta_ci_high'])}] ({r['ci_level'] * 100:.4g}%)"
+            verdict = {True: "yes", False: "no"}.get(r["significant"], "-")
+            equivalent = [{True: "yes", False: "no"}.get(r["equivalent"], "-")] if len(margins) else []
+            seeds = "-" if pd.isna(r["seeds_needed"]) else f"> {MAX_SEEDS}" if r["seeds_needed"] >= MAX_SEEDS else \
+                str(int(r["seeds_needed"]))
+            if not pd.isna(r["seeds_needed_min_effect"]):
+                needed = int(r["seeds_needed_min_effect"])
+                seeds += f" ({f'> {MAX_SEEDS}' if needed >= MAX_SEEDS else needed} at {unit.format(r['min_effect'])})"
+            cells += [unit.format(r["delta"], signed=True), delta_ci, _p(float(r["p_adjusted"])), verdict,
+                      *equivalent, seeds]
+        rows_out.append(cells)
+    mean = f"mean ({unit.name})" if unit.name else "mean"
+    equivalent = [f"equivalent (±{unit.format(margins.iloc[0])})"] if len(margins) else []
+    return markdown_table([key, "n", mean, f"{LEVEL:.0%} CI", "delta", "Holm-adjusted CI (level)", "p (Holm)",
+                           "significant", *equivalent, "seeds for 80% power"], rows_out)
+
+
+def _how_to_read(spec: StudySpec) -> str:
+    """The paragraph above the seed statistics: what each number is (docs/statistics.md says more)."""
+    return (
+        f"How to read this: per arm, n seeds, the mean and its {LEVEL:.0%} CI (Student t, inside the metric's "
+        "bounds). Each arm is compared with its axis' baseline on the per-seed differences (paired t-test; Welch's "
+        f"when they share fewer than 2 seeds); p is Holm-adjusted over the axis' arms, significant means p < "
+        f"{spec.alpha:g}, and exactly then the Holm-adjusted CI beside it excludes 0 (its level is the one Holm "
+        "tested that arm at). The BCa bootstrap CI and the sign-flip permutation p check the t-test without "
+        "assuming normality; with few seeds the bootstrap CI is too narrow and the permutation p cannot go below "
+        "2/2^n (0.25 with 3 seeds). "
+        + ("Equivalent: two one-sided t-tests (TOST) within the file's margin, Holm-adjusted. "
+           if spec.equivalence_margin else "")
+        + "Seeds for 80% power: what a paired t-test at alpha/m (m arms tested) would need given the observed SD of "
+        "the differences, at the observed difference" + (" and at min_effect" if spec.min_effect else "")
+        + ". Accuracy in points, energy in µJ per sample; every metric in stats.csv.")
 
 
 def _stats_sections(spec: StudySpec, stats: pd.DataFrame, comparisons: list[Comparison], present: list[str]
                     ) -> list[str]:
     metric = spec.metric
-    out = [f"## seed statistics: {LABELS.get(metric, metric)} ({metric})", "",
-           f"Per arm: n seeds, mean and {LEVEL:.0%} CI of the mean (Student t); with several axes one observation "
-           "per (value, seed) is the mean over the other axes. Each arm is tested against its axis' baseline: "
-           "paired t-test over the seeds both share (Welch's t-test when they share fewer than 2), p adjusted "
-           f"with Holm over the arms of the axis, significant at alpha {spec.alpha:g}; the CI in each sentence is "
-           f"that of the difference. Every metric: stats.csv.", ""]
+    out = [f"## seed statistics: {units.label(metric)} ({metric})", "", _how_to_read(spec), ""]
     families = [(path, path, str(spec.baseline_of(path))) for path in spec.axes]
     if len(spec.axes) > 1:
         families.append((GRID_AXIS, "grid point", grid_label({p: spec.baseline_of(p) for p in spec.axes})))
-    for axis, label, base in families:
+    for axis, key, base in families:
         if metric not in present:
             break
-        out += [f"### {label if axis != GRID_AXIS else 'every grid point'} (baseline {base})", "",
-                _stats_table(stats, axis, metric, label), ""]
+        out += [f"### {key if axis != GRID_AXIS else 'every grid point'} (baseline {base})", "",
+                _stats_table(stats, axis, metric, key), ""]
         out += [f"- {c.sentence()}" for c in comparisons if c.metric == metric and c.axis == axis] + [""]
     others = [c for c in comparisons if c.metric != metric]
     if others:
@@ -428,9 +450,10 @@ def compare(spec: StudySpec, tracking_uri: str, *, study_name: str | None = None
     elif spec.kind == "ablation":
         axis_cols = [f"{AXIS_TAG_PREFIX}{p}" for p in spec.axes]
         columns = dict(zip(spec.axes, axis_cols))
-        stats, result.comparisons = seed_statistics(done, spec.axes, columns, present, spec.baseline, spec.alpha)
+        stats, result.comparisons = seed_statistics(done, spec.axes, columns, present, spec.baseline, spec.alpha,
+                                                    equivalence_margin=spec.equivalence_margin,
+                                                    min_effect=spec.min_effect)
         result.stats = stats
-        intervals = with_delta_ci(stats, result.comparisons)
         shown = list(dict.fromkeys([spec.metric, *(m for m in ("test/firing_rate", "test/energy_mj")
                                                    if m in present)])) if spec.metric in present else []
         for path, col in zip(spec.axes, axis_cols):
@@ -440,7 +463,7 @@ def compare(spec: StudySpec, tracking_uri: str, *, study_name: str | None = None
             files.append(out_dir / f"axis_{_slug(path)}.csv")
             result.per_axis[path].to_csv(files[-1], index=False)
             if plots and shown:
-                estimation = _estimation_data(intervals, done, path, col, shown[0], str(spec.baseline_of(path)))
+                estimation = _estimation_data(stats, done, path, col, shown[0], str(spec.baseline_of(path)))
                 files.append(axis_figure(out_dir / f"axis_{_slug(path)}.png", _pivot(stats, path, shown), shown,
                                          f"{spec.experiment}: by {path} (n = seeds)", path, estimation))
         grid = _agg(done, axis_cols, present)
@@ -454,7 +477,7 @@ def compare(spec: StudySpec, tracking_uri: str, *, study_name: str | None = None
         result.grid.to_csv(files[-1], index=False)
         sections += _stats_sections(spec, stats, result.comparisons, present)
         files.append(out_dir / "stats.csv")
-        stats.to_csv(files[-1], index=False)
+        display_table(stats).to_csv(files[-1], index=False)  # display units; the frame stays logged
         if plots and "test/acc" in present and "test/energy_mj" in present:
             points = _pivot(stats, GRID_AXIS if len(axis_cols) > 1 else next(iter(spec.axes)),
                             ["test/acc", "test/energy_mj"])
@@ -486,8 +509,8 @@ def compare(spec: StudySpec, tracking_uri: str, *, study_name: str | None = None
             ranked = ranked.assign(pareto=on_front).sort_values("pareto", ascending=False, kind="stable")
             pareto_marks = ["yes" if v else "" for v in ranked["pareto"]]
         result.grid = ranked.rename(columns=dict(zip(params, spec.params)))
-        headers = ["trial", *spec.params, *(LABELS.get(m, m) for m in present)] + (["Pareto"] if pareto_marks else [])
-        rows = [[_fmt(r["trial"]), *(_fmt(_num(r.get(c))) for c in params), *(_fmt(r[m]) for m in present)]
+        headers = ["trial", *spec.params, *(units.label(m) for m in present)] + (["Pareto"] if pareto_marks else [])
+        rows = [[_fmt(r["trial"]), *(_fmt(_num(r.get(c))) for c in params), *(unit_of(m).format(r[m]) for m in present)]
                 for _, r in ranked.iterrows()]
         rows = [row + [mark] for row, mark in zip(rows, pareto_marks)] if pareto_marks else rows
         order = "Pareto-optimal first, then by " + spec.metric if pareto_marks else "best first"
@@ -497,8 +520,8 @@ def compare(spec: StudySpec, tracking_uri: str, *, study_name: str | None = None
         if result.pareto is not None:
             source = ("the Optuna study's best_trials" if study is not None else
                       "the MLflow runs (non-dominated filter; the Optuna study could not be opened)")
-            front_headers = ["trial", *(LABELS.get(m, m) for m in spec.metrics), *spec.params]
-            front_rows = [[_fmt(r["trial"]), *(_fmt(_num(r[m])) for m in spec.metrics),
+            front_headers = ["trial", *(units.label(m) for m in spec.metrics), *spec.params]
+            front_rows = [[_fmt(r["trial"]), *(unit_of(m).format(_num(r[m])) for m in spec.metrics),
                            *(_fmt(r[p]) for p in spec.params)] for _, r in result.pareto.iterrows()]
             sections += [f"## Pareto-optimal trials ({len(result.pareto)} of {len(done)}; from {source})", "",
                          markdown_table(front_headers, front_rows), ""]
@@ -539,7 +562,7 @@ def compare(spec: StudySpec, tracking_uri: str, *, study_name: str | None = None
 def _log_to_mlflow(tracker: Tracker, result: CompareResult, log: Callable[[str], None]) -> bool:
     """The files as artifacts of the study's parent run and the per-arm summaries as its metrics;
     one line and False when MLflow refuses (the local files are the comparison either way)."""
-    metrics = arm_metrics(with_delta_ci(result.stats, result.comparisons)) if result.stats is not None else {}
+    metrics = arm_metrics(result.stats) if result.stats is not None else {}
     try:
         tracker.log_comparison(result.parent_run_id, result.files, metrics)
     except Exception as exc:  # noqa: BLE001 - a read-only store, a server that refuses: the files are kept

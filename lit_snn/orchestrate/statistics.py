@@ -1,4 +1,4 @@
-"""Seed statistics of an ablation: per-arm mean and 95% CI, tests against a baseline arm, Holm.
+"""Seed statistics of an ablation: per-arm mean and CI, each arm against its baseline arm, Holm.
 
 Arms and observations (only COMPLETE runs; a run is one grid point at one seed):
 
@@ -9,49 +9,107 @@ Arms and observations (only COMPLETE runs; a run is one grid point at one seed):
 - **per grid point** (studies with more than one axis; ``axis = "grid"``): one observation per
   seed (the mean if a point completed twice).
 
-Per arm: n (seeds), mean, sample std (ddof 1) and the 95% confidence interval of the mean
-(Student t, n - 1 degrees of freedom); std and CI are undefined (NaN) for n < 2.
+**Per arm**: n (seeds), mean, sample std (ddof 1) and the 95% confidence interval of the mean
+(Student t, n - 1 degrees of freedom); std and CI are undefined (NaN) for n < 2. The interval is
+intersected with the metric's bounds (``units.unit_of(metric)``: an accuracy lies in [0, 1]): the
+true mean lies inside them for certain, so the intersection covers it at least as often as the
+t-interval does, and an accuracy CI no longer reaches past 1 with 3 seeds.
 
-Against the baseline arm of the axis (its first listed value, or ``baseline:`` in the file):
+**Each arm against the baseline arm** of its axis (its first listed value, or ``baseline:``):
 
 - both arms share at least 2 seeds: **paired** t-test (``scipy.stats.ttest_rel``) over the shared
-  seeds only; ``delta`` is the mean of the per-seed differences and its CI the t interval of
-  that mean;
+  seeds only; ``delta`` is the mean of the per-seed differences;
 - fewer than 2 shared seeds (normally none) and n >= 2 on both sides: **Welch**'s t-test
-  (``ttest_ind(equal_var=False)``); ``delta`` is the difference of the means, its CI uses the
-  Welch-Satterthwaite degrees of freedom;
-- n < 2 on either side: ``delta`` only, no test.
+  (``ttest_ind(equal_var=False)``); ``delta`` is the difference of the means (Welch-Satterthwaite
+  degrees of freedom);
+- n < 2 on either side, or no variance (identical per-seed differences): ``delta`` only, no test.
 
-The p-values of the arms of one axis (per metric) are adjusted with Holm-Bonferroni, and an arm
-is ``significant`` when its adjusted p is below ``alpha`` (default 0.05). CIs are always 95%.
+**Holm over a family** (the arms of one axis, or the grid points, for one metric): the p-values
+are Holm-adjusted (``p_adjusted``) and an arm is ``significant`` when ``p_adjusted < alpha``.
+The interval of the difference (``delta_ci_low/high``) is **Holm-consistent**: Holm tests the
+i-th smallest of the m p-values (0-based) at alpha / (m - i) and stops at the first it keeps; a
+rejected comparison at step i gets the t-interval at level 1 - alpha / (m - i) (the level its test
+used), the kept ones the level of the step where Holm stopped. A t-interval at level 1 - a
+excludes zero exactly when the t-test's p < a, so "significant" holds exactly when the interval
+shown beside it excludes zero. Chosen over the two alternatives: unadjusted 95% intervals
+contradict the adjusted verdict, and Bonferroni intervals (1 - alpha/m for all) are wider than
+Holm's tests after the first step so they would contradict them too. These intervals are not
+simultaneous (Bonferroni's are; the simultaneous Holm-compatible intervals of Strassburger & Bretz
+2008 shrink a rejected comparison's bound to zero and say little about the size). ``ci_level``
+holds each one's level, ``ci_method`` says how it was made. Differences are clipped to
+``[low - high, high - low]`` of a bounded metric (accuracy: [-1, 1]; 0 is inside, so clipping
+never changes whether an interval excludes zero).
+
+Beside the t-test, for paired comparisons (NaN for Welch and for fewer than 2 pairs):
+
+- ``boot_ci_low/high``: the paired **bootstrap** interval of the mean difference
+  (``scipy.stats.bootstrap``, BCa, 9999 resamples, seeded) at the same level as the t-interval;
+  NaN where BCa is undefined (no variance, too few distinct resamples);
+- ``p_perm``: the **sign-flip permutation** p-value of the mean difference
+  (``scipy.stats.permutation_test``, ``permutation_type="samples"`` on the differences, two-sided):
+  exact (all 2^n sign patterns) up to n = 13, 9999 seeded random flips beyond. It cannot go below
+  2 / 2^n: 0.25 with 3 seeds. ``p_perm_adjusted``: Holm over the family, like the t-test's.
+
+**Equivalence** (``equivalence_margin:`` of the metric, display units; equivalence.py): TOST p per
+comparison (``p_tost``), Holm-adjusted over the family's comparisons (``p_tost_adjusted``): an arm
+is ``equivalent`` when that is below alpha. The difference tests and the equivalence tests are two
+families, each with family-wise error at most alpha.
+
+**Planning** (planning.py): from the SD of the per-seed differences (``sd_diff``; for Welch the
+SD of a difference of two independent seeds, sqrt(var_arm + var_base)), the seeds a paired t-test
+needs for 80% power at the observed delta (``seeds_needed``) and at ``min_effect:`` of the metric
+(``seeds_needed_min_effect``). Planned at ``alpha_plan`` = alpha / m, the level of Holm's first
+step (Bonferroni): Holm rejects everything Bonferroni rejects, so the power with Holm is at least
+the planned one whatever the other arms do.
+
+Units: the frame ``seed_statistics`` returns is in the **logged scale** (accuracy as a fraction,
+energy in mJ; plots convert it with units.py); ``display_table`` turns it into the display units
+of ``stats.csv`` (accuracy in points, energy in µJ) with a ``unit`` column.
 """
 
 from __future__ import annotations
 
+import inspect
 import itertools
 import math
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .units import is_points
+from .equivalence import tost_p
+from .planning import MAX_SEEDS, POWER, required_seeds
+from .units import Unit, unit_of
 
-LEVEL = 0.95  # confidence level of every interval
+LEVEL = 0.95  # confidence level of each arm's interval
 GRID_AXIS = "grid"  # the `axis` of per-grid-point rows
 SEED_COLUMN = "seed"
-COLUMNS = ["metric", "axis", "value", "n", "mean", "std", "ci_low", "ci_high", "baseline", "delta", "p_value",
-           "p_adjusted", "significant"]
+RESAMPLES = 9999  # bootstrap resamples; random sign flips (2^13 < 9999: exact up to 13 pairs)
+RANDOM_SEED = 0  # of the bootstrap and the random sign flips: the same report every time
+ARM_COLUMNS = ["metric", "axis", "value", "n", "mean", "std", "ci_low", "ci_high"]
+COMPARISON_COLUMNS = ["baseline", "test", "n_pairs", "delta", "delta_ci_low", "delta_ci_high", "ci_level", "ci_method",
+                      "p_value", "p_adjusted", "significant", "boot_ci_low", "boot_ci_high", "p_perm",
+                      "p_perm_adjusted", "sd_diff", "margin", "p_tost", "p_tost_adjusted", "equivalent",
+                      "alpha_plan", "seeds_needed", "min_effect", "seeds_needed_min_effect"]
+COLUMNS = ARM_COLUMNS + COMPARISON_COLUMNS  # the frame of seed_statistics; stats.csv adds "unit" after "metric"
+# the columns that are values (or differences) of the metric: scaled to display units in stats.csv
+SCALED = ["mean", "std", "ci_low", "ci_high", "delta", "delta_ci_low", "delta_ci_high", "boot_ci_low", "boot_ci_high",
+          "sd_diff", "margin", "min_effect"]
+VERDICTS = ["significant", "equivalent"]  # True / False / None (no test)
+COUNTS = ["n_pairs", "seeds_needed", "seeds_needed_min_effect"]  # integers, <NA> where there are none
 NAN = math.nan
 
 
 # ---------------------------------------------------------------------- building blocks
-def arm_stats(values: Sequence[float], level: float = LEVEL) -> dict[str, float]:
-    """``n, mean, std, ci_low, ci_high`` of one arm's observations (NaNs dropped; std/CI NaN for n < 2)."""
+def arm_stats(values: Sequence[float], level: float = LEVEL, unit: Unit | None = None) -> dict[str, float]:
+    """``n, mean, std, ci_low, ci_high`` of one arm's observations (NaNs dropped; std/CI NaN for n < 2).
+
+    ``unit``: the CI is kept inside its bounds (``Unit.clip``).
+    """
     x = np.asarray([v for v in values if v is not None and not math.isnan(v)], dtype=float)
     n = len(x)
     out = {"n": n, "mean": float(x.mean()) if n else NAN, "std": NAN, "ci_low": NAN, "ci_high": NAN}
@@ -63,17 +121,27 @@ def arm_stats(values: Sequence[float], level: float = LEVEL) -> dict[str, float]
         else:
             out["ci_low"], out["ci_high"] = (float(b) for b in stats.t.interval(level, n - 1, loc=out["mean"],
                                                                                scale=sem))
+        if unit is not None:
+            out["ci_low"], out["ci_high"] = unit.clip(out["ci_low"]), unit.clip(out["ci_high"])
     return out
 
 
-def compare_arms(arm: pd.Series, base: pd.Series, level: float = LEVEL) -> dict[str, Any]:
+def _constant(x: np.ndarray) -> bool:
+    """All values equal up to rounding (the per-seed differences of identical arms, say)."""
+    return bool(np.ptp(x) <= 1e-12 * np.abs(x).max())
+
+
+def compare_arms(arm: pd.Series, base: pd.Series) -> dict[str, Any]:
     """Test one arm against the baseline; both Series hold one observation per seed (index = seed).
 
-    Returns ``test`` ("paired", "welch" or "" for none), ``n_pairs``, ``delta``, its ``ci_low`` and
-    ``ci_high``, and ``p_value`` (NaN when no test ran or the observations have no variance).
+    Returns ``test`` ("paired", "welch" or "" for none), ``n_pairs``, ``delta``, the t-test's ``p_value``,
+    standard error ``se`` and degrees of freedom ``df`` of delta (NaN when no test ran or there is no
+    variance), ``sd_diff`` (the SD of one seed's difference) and the observations tested: ``a`` and
+    ``b`` (aligned by seed when paired).
     """
     arm, base = arm.dropna(), base.dropna()
-    out: dict[str, Any] = {"test": "", "n_pairs": 0, "delta": NAN, "ci_low": NAN, "ci_high": NAN, "p_value": NAN}
+    out: dict[str, Any] = {"test": "", "n_pairs": 0, "delta": NAN, "p_value": NAN, "se": NAN, "df": NAN,
+                           "sd_diff": NAN, "a": np.array([]), "b": np.array([])}
     if arm.empty or base.empty:
         return out
     shared = sorted(set(arm.index) & set(base.index))
@@ -85,31 +153,69 @@ def compare_arms(arm: pd.Series, base: pd.Series, level: float = LEVEL) -> dict[
         warnings.simplefilter("ignore", RuntimeWarning)  # scipy's precision warning for near-constant data
         if len(shared) >= 2:
             a, b = arm.loc[shared].to_numpy(float), base.loc[shared].to_numpy(float)
-            res = stats.ttest_rel(a, b)
-            out.update(test="paired", delta=float((a - b).mean()))
+            d = a - b
+            out.update(test="paired", delta=float(d.mean()), a=a, b=b, sd_diff=float(d.std(ddof=1)))
+            if _constant(d):
+                return out
+            out.update(p_value=float(stats.ttest_rel(a, b).pvalue), se=float(stats.sem(d)), df=float(len(d) - 1))
         else:
             a, b = arm.to_numpy(float), base.to_numpy(float)
-            res = stats.ttest_ind(a, b, equal_var=False)
-            out["test"] = "welch"
-        low, high = _confidence_interval(res, a, b, out["test"], level)
-    out.update(ci_low=low, ci_high=high, p_value=float(res.pvalue))
+            va, vb = a.var(ddof=1), b.var(ddof=1)
+            out.update(test="welch", a=a, b=b, sd_diff=float(math.sqrt(va + vb)))
+            if _constant(a) and _constant(b):
+                return out
+            # the Welch-Satterthwaite df, as ttest_ind(equal_var=False) uses it
+            sa, sb = va / len(a), vb / len(b)
+            df = (sa + sb) ** 2 / (sa**2 / (len(a) - 1) + sb**2 / (len(b) - 1))
+            out.update(p_value=float(stats.ttest_ind(a, b, equal_var=False).pvalue), se=float(math.sqrt(sa + sb)),
+                       df=float(df))
     return out
 
 
-def _confidence_interval(res: Any, a: np.ndarray, b: np.ndarray, test: str, level: float) -> tuple[float, float]:
-    if hasattr(res, "confidence_interval"):  # scipy >= 1.11 for ttest_ind, 1.10 for ttest_rel
-        ci = res.confidence_interval(confidence_level=level)
-        return float(ci.low), float(ci.high)
-    if test == "paired":  # the same intervals by hand for older scipy
-        d = a - b
-        se, df, mean = float(stats.sem(d)), len(d) - 1, float(d.mean())
-    else:
-        va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
-        se = math.sqrt(va + vb)
-        df = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)) if se > 0 else 1.0
-        mean = float(a.mean() - b.mean())
+def t_interval(delta: float, se: float, df: float, level: float) -> tuple[float, float]:
+    """The t-interval ``delta ± t(df) * se`` at ``level``: the dual of the t-test whose p-value used the
+    same se and df (it excludes 0 exactly when p < 1 - level). The same as scipy's
+    ``TtestResult.confidence_interval``, which has no Welch version before scipy 1.11."""
+    if any(math.isnan(x) for x in (delta, se, df, level)):
+        return NAN, NAN
     half = float(stats.t.ppf(0.5 + level / 2, df)) * se
-    return mean - half, mean + half
+    return delta - half, delta + half
+
+
+def _seeded(function: Any) -> dict[str, Any]:
+    """The seed argument of a scipy resampling function (``rng`` from scipy 1.15, ``random_state`` before)."""
+    name = "rng" if "rng" in inspect.signature(function).parameters else "random_state"
+    return {name: np.random.default_rng(RANDOM_SEED)}
+
+
+def _mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(x, axis=axis)
+
+
+def paired_bootstrap_ci(d: np.ndarray, level: float) -> tuple[float, float]:
+    """BCa bootstrap interval of the mean of the per-seed differences ``d`` at ``level`` (seeded);
+    NaN for fewer than 2 differences, identical ones, or where BCa is undefined."""
+    d = np.asarray(d, float)
+    if len(d) < 2 or math.isnan(level) or _constant(d):
+        return NAN, NAN
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")  # scipy's DegenerateDataWarning: the NaN interval says it
+        res = stats.bootstrap((d,), _mean, confidence_level=level, method="BCa", n_resamples=RESAMPLES,
+                              vectorized=True, **_seeded(stats.bootstrap))
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def sign_flip_p(d: np.ndarray) -> float:
+    """Two-sided sign-flip permutation p-value of the mean of the per-seed differences ``d`` (exact up to
+    13 differences); NaN for fewer than 2."""
+    d = np.asarray(d, float)
+    if len(d) < 2:
+        return NAN
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")
+        res = stats.permutation_test((d,), _mean, permutation_type="samples", vectorized=True,
+                                     n_resamples=RESAMPLES, alternative="two-sided", **_seeded(stats.permutation_test))
+    return float(res.pvalue)
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
@@ -133,10 +239,27 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
     return out
 
 
+def holm_levels(p_values: Sequence[float], alpha: float) -> np.ndarray:
+    """The Holm-consistent confidence level of each p-value's interval (NaN p: NaN level).
+
+    Holm's order: the i-th smallest p (0-based) of the m is tested at alpha / (m - i) while all before
+    it were rejected. A rejected one gets 1 - alpha / (m - i); the others 1 - alpha / (m - k), k the
+    step where Holm stopped (the number rejected). Rejected means ``holm(p) < alpha``.
+    """
+    p = np.asarray(p_values, dtype=float)
+    rejected = holm(p) < alpha
+    tested = np.flatnonzero(~np.isnan(p))
+    m, k = len(tested), int(rejected.sum())
+    levels = np.full(p.shape, NAN)
+    for step, index in enumerate(tested[np.argsort(p[tested], kind="stable")]):
+        levels[index] = 1 - alpha / (m - (step if rejected[index] else k))
+    return levels
+
+
 # ---------------------------------------------------------------------- one comparison
 @dataclass
 class Comparison:
-    """One arm against its axis' baseline for one metric (what a report sentence says)."""
+    """One arm against its axis' baseline for one metric (what a report sentence says); logged scale."""
 
     metric: str
     axis: str
@@ -144,34 +267,132 @@ class Comparison:
     baseline: str
     n: int
     n_base: int
-    test: str
-    n_pairs: int
-    delta: float
-    ci_low: float
-    ci_high: float
-    p_value: float
+    test: str = ""
+    n_pairs: int = 0
+    delta: float = NAN
+    p_value: float = NAN
+    se: float = NAN
+    df: float = NAN
+    sd_diff: float = NAN
     p_adjusted: float = NAN
     significant: bool | None = None
+    ci_level: float = NAN
+    delta_ci_low: float = NAN
+    delta_ci_high: float = NAN
+    ci_method: str = ""
+    boot_ci_low: float = NAN
+    boot_ci_high: float = NAN
+    p_perm: float = NAN
+    p_perm_adjusted: float = NAN
+    margin: float = NAN  # equivalence margin, logged scale
+    p_tost: float = NAN
+    p_tost_adjusted: float = NAN
+    equivalent: bool | None = None
+    alpha_plan: float = NAN
+    seeds_needed: float = NAN  # an int, NaN when there is nothing to plan from
+    min_effect: float = NAN  # logged scale
+    seeds_needed_min_effect: float = NAN
+    observations: tuple[np.ndarray, np.ndarray] = field(default=(np.array([]), np.array([])), repr=False)
+
+    def row(self) -> dict[str, Any]:
+        """The comparison's columns of its arm's row (``COMPARISON_COLUMNS``)."""
+        return {name: getattr(self, name) for name in COMPARISON_COLUMNS}
 
     def sentence(self) -> str:
-        """e.g. ``ar_lif vs lif: +0.42 points, 95% CI [-0.31, 1.15], p = 0.21 after Holm: not significant
-        with 3 seeds``."""
+        """e.g. ``ar_lif vs lif: +0.42 points, Holm-adjusted 97.5% CI [-0.31, 1.15], p = 0.21 after Holm:
+        not significant with 3 seeds (bootstrap CI [...], sign-flip permutation p = 0.5 after Holm); not
+        shown equivalent within ±0.30 points; seeds for 80% power: about 14 at the observed +0.42 points``."""
+        unit = unit_of(self.metric)
         head = f"{self.value} vs {self.baseline}: "
         if self.n == 0 or self.n_base == 0:
-            return head + "no COMPLETE run on " + ("both sides" if self.n == self.n_base else "one side")
-        scale, unit = (100.0, " points") if is_points(self.metric) else (1.0, "")
-        fmt = (lambda x: f"{x * scale:.2f}") if is_points(self.metric) else (lambda x: f"{x:.3g}")
-        delta = ("+" if self.delta * scale >= 0 else "") + fmt(self.delta) + unit
+            return head + "no COMPLETE run on " + ("both sides" if self.n == self.n_base else "one side") + \
+                "; seeds needed: unknown"
+        delta = unit.format(self.delta, signed=True) + unit.suffix
         if not self.test:
-            return head + f"{delta}, n = {min(self.n, self.n_base)}: no test"
+            return head + f"{delta}, n = {min(self.n, self.n_base)}: no test; seeds needed: unknown (a test needs " \
+                          "at least 2 seeds on each side)"
         seeds = f"{self.n_pairs} seeds" if self.test == "paired" else \
             f"{self.n} and {self.n_base} seeds, unpaired (Welch)"
         if math.isnan(self.p_value):
-            return head + f"{delta}: no test (zero variance) with {seeds}"
-        p = "p < 0.001" if self.p_adjusted < 0.001 else f"p = {self.p_adjusted:.2g}"
-        verdict = "significant" if self.significant else "not significant"
-        return head + (f"{delta}, {LEVEL:.0%} CI [{fmt(self.ci_low)}, {fmt(self.ci_high)}], {p} after Holm: "
-                       f"{verdict} with {seeds}")
+            return head + f"{delta}: no test (zero variance) with {seeds}; seeds needed: unknown (no variance to " \
+                          "plan from)"
+        parts = [head + f"{delta}, {_level(self.ci_level)} CI [{unit.format(self.delta_ci_low)}, "
+                 f"{unit.format(self.delta_ci_high)}], {_p_text(self.p_adjusted)} after Holm: "
+                 f"{'significant' if self.significant else 'not significant'} with {seeds}"]
+        if self.test == "paired":
+            boot = "bootstrap CI undefined" if math.isnan(self.boot_ci_low) else \
+                f"bootstrap CI [{unit.format(self.boot_ci_low)}, {unit.format(self.boot_ci_high)}]"
+            parts[0] += f" ({boot}, sign-flip permutation {_p_text(self.p_perm_adjusted)} after Holm)"
+        if not math.isnan(self.margin):
+            within = f"within ±{unit.format(self.margin)}{unit.suffix}"
+            verdict = {True: f"equivalent to {self.baseline}", False: "not shown equivalent"}.get(
+                self.equivalent, "no equivalence test")
+            parts.append(f"{verdict} {within}")
+        parts.append(self.planning_text())
+        return "; ".join(parts)
+
+    def planning_text(self) -> str:
+        """``seeds for 80% power: about 14 at the observed +0.42 points, about 10 at 0.50 points (min_effect)``."""
+        unit = unit_of(self.metric)
+        if math.isnan(self.seeds_needed):
+            return "seeds needed: unknown"
+        text = f"seeds for {POWER:.0%} power: {_seeds_text(self.seeds_needed)} at the observed " \
+               f"{unit.format(self.delta, signed=True)}{unit.suffix}"
+        if not math.isnan(self.min_effect):
+            text += f", {_seeds_text(self.seeds_needed_min_effect)} at {unit.format(self.min_effect)}{unit.suffix} " \
+                    "(min_effect)"
+        return text
+
+
+def _level(level: float) -> str:
+    """``Holm-adjusted 98.75%`` (a family of one comparison: ``Holm-adjusted 95%``, the plain level)."""
+    return f"Holm-adjusted {level * 100:.4g}%"
+
+
+def _p_text(p: float) -> str:
+    return "p = -" if math.isnan(p) else "p < 0.001" if p < 0.001 else f"p = {p:.2g}"
+
+
+def _seeds_text(n: float) -> str:
+    return "unknown" if math.isnan(n) else f"more than {MAX_SEEDS}" if n >= MAX_SEEDS else f"about {int(n)}"
+
+
+def _decide(comparisons: list[Comparison], alpha: float, margin: float, min_effect: float) -> None:
+    """Holm over one family: adjusted p, verdicts, Holm-consistent intervals, bootstrap and permutation,
+    TOST, planning (``margin`` / ``min_effect`` in the logged scale, NaN when not given)."""
+    if not comparisons:
+        return
+    unit = unit_of(comparisons[0].metric)
+    p = [c.p_value for c in comparisons]
+    adjusted, levels = holm(p), holm_levels(p, alpha)
+    perm = holm([c.p_perm for c in comparisons])
+    m = int(np.sum(~np.isnan(p)))
+    for c, p_adj, level, p_perm_adj in zip(comparisons, adjusted, levels, perm):
+        c.p_perm_adjusted = float(p_perm_adj)
+        c.alpha_plan = alpha / max(m, 1)
+        c.seeds_needed = required_seeds(c.delta, c.sd_diff, POWER, c.alpha_plan)
+        if not math.isnan(min_effect):
+            c.min_effect = min_effect
+            c.seeds_needed_min_effect = required_seeds(min_effect, c.sd_diff, POWER, c.alpha_plan)
+        if math.isnan(p_adj):
+            continue
+        c.p_adjusted, c.significant, c.ci_level = float(p_adj), bool(p_adj < alpha), float(level)
+        low, high = t_interval(c.delta, c.se, c.df, c.ci_level)
+        c.delta_ci_low, c.delta_ci_high = unit.clip_difference(low), unit.clip_difference(high)
+        c.ci_method = f"{'paired' if c.test == 'paired' else 'Welch'} t, Holm-consistent level"
+        if c.test == "paired":
+            a, b = c.observations
+            low, high = paired_bootstrap_ci(a - b, c.ci_level)
+            c.boot_ci_low, c.boot_ci_high = unit.clip_difference(low), unit.clip_difference(high)
+    if not math.isnan(margin):
+        for c in comparisons:
+            c.margin = margin
+            if not math.isnan(c.p_value):
+                a, b = c.observations
+                c.p_tost = tost_p(a, b, margin, paired=c.test == "paired")
+        for c, p_adj in zip(comparisons, holm([c.p_tost for c in comparisons])):
+            if not math.isnan(p_adj):
+                c.p_tost_adjusted, c.equivalent = float(p_adj), bool(p_adj < alpha)
 
 
 # ---------------------------------------------------------------------- a study
@@ -182,31 +403,24 @@ def per_seed(frame: pd.DataFrame, keys: list[str], metric: str, seed_column: str
 
 
 def _family(obs: pd.DataFrame, key: str, arms: list[str], baseline: str | None, metric: str, axis: str,
-            alpha: float, seed_column: str) -> tuple[list[dict], list[Comparison]]:
+            alpha: float, seed_column: str, margin: float, min_effect: float) -> tuple[list[dict], list[Comparison]]:
     """Rows and comparisons of the arms of one axis (or of the grid points) for one metric."""
     series = {arm: obs.loc[obs[key] == arm].set_index(seed_column)[metric] for arm in arms}
-    rows: list[dict] = []
-    comparisons: list[Comparison] = []
+    unit = unit_of(metric)
+    comparisons: dict[str, Comparison] = {}
     for arm in arms:
-        row = {"metric": metric, "axis": axis, "value": arm, **arm_stats(series[arm].tolist()),
-               "baseline": None, "delta": NAN, "p_value": NAN, "p_adjusted": NAN, "significant": None}
         if baseline is not None and arm != baseline:
             test = compare_arms(series[arm], series[baseline])
-            row.update(baseline=baseline, delta=test["delta"], p_value=test["p_value"])
-            comparisons.append(Comparison(metric, axis, arm, baseline, row["n"], len(series[baseline]),
-                                          test["test"], test["n_pairs"], test["delta"], test["ci_low"],
-                                          test["ci_high"], test["p_value"]))
-        rows.append(row)
-    adjusted = holm([c.p_value for c in comparisons])
-    tested = iter(zip(comparisons, adjusted))
-    for row in rows:
-        if row["baseline"] is None:
-            continue
-        comparison, p_adj = next(tested)
-        if not math.isnan(p_adj):
-            comparison.p_adjusted, comparison.significant = float(p_adj), bool(p_adj < alpha)
-            row.update(p_adjusted=float(p_adj), significant=bool(p_adj < alpha))
-    return rows, comparisons
+            observations = (test.pop("a"), test.pop("b"))
+            comparisons[arm] = Comparison(metric, axis, arm, baseline, len(series[arm].dropna()),
+                                          len(series[baseline].dropna()), observations=observations, **test)
+            if comparisons[arm].test == "paired":
+                comparisons[arm].p_perm = sign_flip_p(observations[0] - observations[1])
+    _decide(list(comparisons.values()), alpha, margin, min_effect)
+    blank = {**Comparison(metric, axis, "", None, 0, 0).row(), "test": None, "n_pairs": None, "ci_method": None}
+    rows = [{"metric": metric, "axis": axis, "value": arm, **arm_stats(series[arm].tolist(), unit=unit),
+             **(comparisons[arm].row() if arm in comparisons else blank)} for arm in arms]
+    return rows, list(comparisons.values())
 
 
 def grid_label(values: dict[str, Any]) -> str:
@@ -215,14 +429,16 @@ def grid_label(values: dict[str, Any]) -> str:
 
 
 def seed_statistics(done: pd.DataFrame, axes: dict[str, list], columns: dict[str, str], metrics: list[str],
-                    baseline: dict[str, Any] | None = None, alpha: float = 0.05,
-                    seed_column: str = SEED_COLUMN) -> tuple[pd.DataFrame, list[Comparison]]:
-    """The rows of ``stats.csv`` (columns ``COLUMNS``) and the comparisons behind them.
+                    baseline: dict[str, Any] | None = None, alpha: float = 0.05, seed_column: str = SEED_COLUMN,
+                    equivalence_margin: dict[str, float] | None = None, min_effect: dict[str, float] | None = None
+                    ) -> tuple[pd.DataFrame, list[Comparison]]:
+    """The statistics frame (columns ``COLUMNS``, logged scale) and the comparisons behind it.
 
     ``done``: the COMPLETE runs, one row each, with a ``seed`` column, the axis value of each
     axis in ``columns[path]`` (compared as text, as MLflow tags store them) and the metrics.
     ``axes``: path -> listed values (their order is the arms' order); ``baseline``: path -> the
-    baseline value where it is not the first listed one.
+    baseline value where it is not the first listed one. ``equivalence_margin`` / ``min_effect``:
+    metric -> number in the metric's display unit (the study file's keys).
     """
     baseline = baseline or {}
     base_of = {path: str(baseline.get(path, values[0])) for path, values in axes.items()}
@@ -232,11 +448,14 @@ def seed_statistics(done: pd.DataFrame, axes: dict[str, list], columns: dict[str
     rows: list[dict] = []
     comparisons: list[Comparison] = []
     for metric in metrics:
+        scale = unit_of(metric).scale
+        margin = (equivalence_margin or {}).get(metric, NAN) / scale
+        effect = (min_effect or {}).get(metric, NAN) / scale
         for path, values in axes.items():
             col = columns[path]
             arms = list(dict.fromkeys([*map(str, values), *frame[col].dropna().unique()]))
             obs = per_seed(frame, [col], metric, seed_column)
-            r, c = _family(obs, col, arms, base_of[path], metric, path, alpha, seed_column)
+            r, c = _family(obs, col, arms, base_of[path], metric, path, alpha, seed_column, margin, effect)
             rows += r
             comparisons += c
         if len(axes) > 1:
@@ -250,25 +469,24 @@ def seed_statistics(done: pd.DataFrame, axes: dict[str, list], columns: dict[str
             base_point = grid_label(base_of)
             obs = per_seed(frame, ["_point"], metric, seed_column)
             r, c = _family(obs, "_point", points, base_point if base_point in points else None, metric, GRID_AXIS,
-                           alpha, seed_column)
+                           alpha, seed_column, margin, effect)
             rows += r
             comparisons += c
     table = pd.DataFrame(rows, columns=COLUMNS)
     table["n"] = table["n"].astype(int)
-    table["significant"] = table["significant"].astype(object)
+    for column in COUNTS:
+        table[column] = pd.array([None if pd.isna(x) else int(x) for x in table[column]], dtype="Int64")
+    for column in VERDICTS:
+        table[column] = table[column].astype(object)
     return table, comparisons
 
 
-def required_seeds(delta: float, std: float, power: float = 0.8, alpha: float = 0.05, max_n: int = 10_000) -> int:
-    """Seeds a two-sided paired t-test needs to detect a mean per-seed difference ``delta`` with
-    ``power``, when the per-seed differences have std ``std`` (noncentral t, exact)."""
-    effect = abs(delta) / std
-    for n in range(2, max_n + 1):
-        df = n - 1
-        crit = stats.t.ppf(1 - alpha / 2, df)
-        nc = effect * math.sqrt(n)
-        lower = stats.nct.cdf(-crit, df, nc)  # the wrong-sign tail: negligible, and NaN far out in it
-        achieved = stats.nct.sf(crit, df, nc) + (0.0 if math.isnan(lower) else lower)
-        if achieved >= power:
-            return n
-    return max_n
+def display_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The statistics frame in display units (``units.unit_of``: accuracy in points, energy in µJ) with a
+    ``unit`` column after ``metric``: the rows of ``stats.csv``. Levels, p-values and seeds stay as they are."""
+    out = table.copy()
+    scale = out["metric"].map(lambda m: unit_of(m).scale).astype(float)
+    for column in SCALED:
+        out[column] = out[column].astype(float) * scale
+    out.insert(out.columns.get_loc("metric") + 1, "unit", out["metric"].map(lambda m: unit_of(m).name))
+    return out

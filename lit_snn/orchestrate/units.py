@@ -3,7 +3,8 @@
 Every table, report sentence, CSV column that says a unit and plot axis of ``compare`` goes
 through ``unit_of``: accuracy in points (x100), energy in µJ per sample (the training logs mJ),
 the rest as logged. ``bounds`` (in the metric's logged scale) are where its values can lie: an
-interval of an arm's mean is kept inside them (an accuracy CI never passes 1).
+interval of an arm's mean is kept inside them (an accuracy CI never passes 1), an interval of a
+difference of two arms inside ``[low - high, high - low]``.
 """
 
 from __future__ import annotations
@@ -40,6 +41,24 @@ class Unit:
         if self.high is not None:
             value = min(self.high, value)
         return value
+
+    def clip_difference(self, value: float) -> float:
+        """A difference of two values (logged scale) moved inside ``[low - high, high - low]``; open
+        bounds (NaN too) leave it as is."""
+        if math.isnan(value) or self.low is None or self.high is None:
+            return value
+        return min(self.high - self.low, max(self.low - self.high, value))
+
+    def format(self, value: float, signed: bool = False) -> str:
+        """``value`` (logged scale) as shown: points with 2 decimals, the rest with 3 significant digits;
+        a number that is not zero never reads as zero (``0.0042`` rather than ``0.00``); NaN is ``-``."""
+        if value is None or math.isnan(value):
+            return "-"
+        shown = self.show(value)
+        text = f"{shown:.2f}" if self.name == "points" else f"{shown:.3g}"
+        if shown != 0 and float(text) == 0:
+            text = f"{shown:.2g}"
+        return ("+" if signed and shown >= 0 else "") + text
 
     @property
     def suffix(self) -> str:

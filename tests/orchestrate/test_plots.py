@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.text import Text
 
 from lit_snn.orchestrate import plots
-from lit_snn.orchestrate.compare import _estimation_data, _pivot, paired_differences, with_delta_ci
+from lit_snn.orchestrate.compare import _estimation_data, _pivot, paired_differences
 from lit_snn.orchestrate.statistics import seed_statistics
 
 COLUMN = "axis.model.neuron"
@@ -58,21 +58,10 @@ def test_paired_differences_pair_by_seed():
         assert diffs.loc[diffs["value"] == arm, "diff"].mean() == pytest.approx(delta)
 
 
-def test_delta_ci_from_the_stats_frame_else_from_the_comparisons():
-    stats, comparisons = seed_statistics(_runs(), AXES, {"model.neuron": COLUMN}, ["test/acc"])
-    filled = with_delta_ci(stats.drop(columns=["delta_ci_low", "delta_ci_high"], errors="ignore"), comparisons)
-    ar = filled[filled["value"] == "ar_lif"].iloc[0]
-    (comparison,) = [c for c in comparisons if c.value == "ar_lif"]
-    assert (ar["delta_ci_low"], ar["delta_ci_high"]) == pytest.approx((comparison.ci_low, comparison.ci_high))
-    assert np.isnan(filled.loc[filled["value"] == "lif", "delta_ci_low"].item())  # the baseline
-    own = stats.assign(delta_ci_low=1.0, delta_ci_high=2.0)  # statistics.py's columns win when it writes them
-    assert with_delta_ci(own, comparisons) is own
-
-
 def test_axis_figure_draws_the_seed_differences_and_zooms(tmp_path, drawn):
     done = _runs()
     stats, comparisons = seed_statistics(done, AXES, {"model.neuron": COLUMN}, ["test/acc", "test/energy_mj"])
-    estimation = _estimation_data(with_delta_ci(stats, comparisons), done, "model.neuron", COLUMN, "test/acc", "lif")
+    estimation = _estimation_data(stats, done, "model.neuron", COLUMN, "test/acc", "lif")
     metrics = ["test/acc", "test/energy_mj"]
     path = plots.axis_figure(tmp_path / "axis.png", _pivot(stats, "model.neuron", metrics), metrics, "t",
                              "model.neuron", estimation)
@@ -89,7 +78,7 @@ def test_axis_figure_draws_the_seed_differences_and_zooms(tmp_path, drawn):
         (c,) = [c for c in comparisons if c.value == arm and c.metric == "test/acc"]
         assert means.lines[0].get_ydata()[i] == pytest.approx(c.delta * 100)
         segment = means.lines[2][0].get_segments()[i]
-        assert (segment[0][1], segment[1][1]) == pytest.approx((c.ci_low * 100, c.ci_high * 100))
+        assert (segment[0][1], segment[1][1]) == pytest.approx((c.delta_ci_low * 100, c.delta_ci_high * 100))
     assert any(np.ravel(line.get_ydata()).tolist() == [0, 0] for line in panel.lines)  # the baseline's zero line
     low, high = panel.get_ylim()
     assert low < 0 < high

@@ -1,4 +1,8 @@
-"""Seed statistics: numbers equal scipy's, Holm by hand, paired vs Welch, stats.csv, sentences, curves."""
+"""Seed statistics: numbers equal scipy's, Holm by hand, paired vs Welch, stats.csv, sentences, curves.
+
+The properties (Holm-consistent intervals, bounds, bootstrap, permutation, TOST, planning) are in
+test_statistics_properties.py.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,9 @@ from orchestrate_helpers import planted_training, results_dir, store_args, tiny_
 from scipy import stats as st
 
 from lit_snn.orchestrate import SpecError, ablate_main, compare, load_spec
+from lit_snn.orchestrate.planning import required_seeds
 from lit_snn.orchestrate.spec import spec_from_dict
-from lit_snn.orchestrate.statistics import COLUMNS, Comparison, compare_arms, holm, required_seeds, seed_statistics
+from lit_snn.orchestrate.statistics import COLUMNS, Comparison, compare_arms, holm, holm_levels, seed_statistics
 
 COL = {"model.neuron": "axis.model.neuron"}
 
@@ -42,6 +47,7 @@ def test_arm_statistics_and_tests_equal_scipy():
     for value, xs in (("lif", LIF), ("ar_lif", AR), ("i_lif", I_LIF)):
         row = _row(table, value)
         low, high = st.t.interval(0.95, len(xs) - 1, loc=np.mean(xs), scale=st.sem(xs))
+        low, high = max(0.0, low), min(1.0, high)  # an accuracy's interval stays inside [0, 1]
         assert (row["n"], row["mean"], row["std"]) == (len(xs), pytest.approx(np.mean(xs)),
                                                        pytest.approx(np.std(xs, ddof=1)))
         assert (row["ci_low"], row["ci_high"]) == (pytest.approx(low), pytest.approx(high))
@@ -50,8 +56,13 @@ def test_arm_statistics_and_tests_equal_scipy():
     assert (ar.value, ar.test, ar.n_pairs) == ("ar_lif", "paired", 3)
     assert (il.value, il.test, il.n_pairs) == ("i_lif", "welch", 0)
     assert ar.p_value == pytest.approx(paired.pvalue) and il.p_value == pytest.approx(welch.pvalue)
-    assert (ar.ci_low, ar.ci_high) == tuple(pytest.approx(x) for x in paired.confidence_interval())
-    assert (il.ci_low, il.ci_high) == tuple(pytest.approx(x) for x in welch.confidence_interval())
+    levels = holm_levels([paired.pvalue, welch.pvalue], 0.05)  # the interval at the level of its Holm step
+    assert [ar.ci_level, il.ci_level] == pytest.approx(list(levels)) and min(levels) >= 0.95
+    assert (ar.delta_ci_low, ar.delta_ci_high) == tuple(pytest.approx(x) for x in
+                                                        paired.confidence_interval(confidence_level=levels[0]))
+    assert (il.delta_ci_low, il.delta_ci_high) == tuple(pytest.approx(x) for x in
+                                                        welch.confidence_interval(confidence_level=levels[1]))
+    assert ar.p_perm == 0.25 and math.isnan(il.p_perm)  # sign flips: paired only; 3 positive differences
     assert ar.delta == pytest.approx(np.mean(np.subtract(AR, LIF)))
     assert il.delta == pytest.approx(np.mean(I_LIF) - np.mean(LIF))
     expected = holm([paired.pvalue, welch.pvalue])
@@ -118,21 +129,33 @@ def test_holm_by_hand():
 
 
 def test_sentences():
-    c = Comparison("test/acc", "model.neuron", "ar_lif", "lif", 3, 3, "paired", 3, 0.0042, -0.0031, 0.0115, 0.1,
-                   0.21, False)
-    assert c.sentence() == ("ar_lif vs lif: +0.42 points, 95% CI [-0.31, 1.15], p = 0.21 after Holm: not significant "
-                            "with 3 seeds")
-    c = Comparison("test/acc", "model.neuron", "i_lif", "lif", 3, 2, "welch", 0, -0.05, -0.08, -0.02, 0.001,
-                   0.0004, True)
-    assert c.sentence() == ("i_lif vs lif: -5.00 points, 95% CI [-8.00, -2.00], p < 0.001 after Holm: significant "
-                            "with 3 and 2 seeds, unpaired (Welch)")
-    c = Comparison("test/energy_mj", "model.neuron", "i_lif", "lif", 1, 3, "", 1, 0.0123, math.nan, math.nan,
-                   math.nan)
-    assert c.sentence() == "i_lif vs lif: +0.0123, n = 1: no test"
-    c = Comparison("test/acc", "grid", "b", "a", 2, 2, "paired", 2, 0.0, 0.0, 0.0, math.nan)
-    assert c.sentence() == "b vs a: +0.00 points: no test (zero variance) with 2 seeds"
-    c = Comparison("test/acc", "model.neuron", "b", "a", 0, 2, "", 0, math.nan, math.nan, math.nan, math.nan)
-    assert c.sentence() == "b vs a: no COMPLETE run on one side"
+    common = {"metric": "test/acc", "axis": "model.neuron", "baseline": "lif", "n": 3, "n_base": 3}
+    c = Comparison(value="ar_lif", test="paired", n_pairs=3, delta=0.0042, p_value=0.1, sd_diff=0.005,
+                   p_adjusted=0.21, significant=False, ci_level=0.975, delta_ci_low=-0.0031, delta_ci_high=0.0115,
+                   boot_ci_low=-0.001, boot_ci_high=0.009, p_perm=0.25, p_perm_adjusted=0.5, margin=0.003,
+                   equivalent=False, seeds_needed=14, min_effect=0.005, seeds_needed_min_effect=10, **common)
+    assert c.sentence() == ("ar_lif vs lif: +0.42 points, Holm-adjusted 97.5% CI [-0.31, 1.15], p = 0.21 after Holm: "
+                            "not significant with 3 seeds (bootstrap CI [-0.10, 0.90], sign-flip permutation p = 0.5 "
+                            "after Holm); not shown equivalent within ±0.30 points; seeds for 80% power: about 14 at "
+                            "the observed +0.42 points, about 10 at 0.50 points (min_effect)")
+    c = Comparison(value="i_lif", test="welch", delta=-0.05, p_value=0.001, sd_diff=0.01, p_adjusted=0.0004,
+                   significant=True, ci_level=0.9875, delta_ci_low=-0.08, delta_ci_high=-0.02, margin=0.1,
+                   equivalent=True, seeds_needed=2, **{**common, "n_base": 2})
+    assert c.sentence() == ("i_lif vs lif: -5.00 points, Holm-adjusted 98.75% CI [-8.00, -2.00], p < 0.001 after Holm: "
+                            "significant with 3 and 2 seeds, unpaired (Welch); equivalent to lif within ±10.00 "
+                            "points; seeds for 80% power: about 2 at the observed -5.00 points")
+    c = Comparison("test/energy_mj", "model.neuron", "i_lif", "lif", 1, 3, n_pairs=1, delta=0.0123)
+    assert c.sentence() == ("i_lif vs lif: +12.3 µJ, n = 1: no test; seeds needed: unknown (a test needs at least "
+                            "2 seeds on each side)")
+    c = Comparison("test/acc", "grid", "b", "a", 2, 2, "paired", 2, 0.0, sd_diff=0.0)
+    assert c.sentence() == ("b vs a: +0.00 points: no test (zero variance) with 2 seeds; seeds needed: unknown (no "
+                            "variance to plan from)")
+    c = Comparison("test/acc", "model.neuron", "b", "a", 0, 2)
+    assert c.sentence() == "b vs a: no COMPLETE run on one side; seeds needed: unknown"
+    # a bound that is not zero never reads as zero, whatever the rounding
+    c = Comparison(value="x", test="paired", n_pairs=3, delta=0.004, p_value=0.01, sd_diff=0.001, p_adjusted=0.01,
+                   significant=True, ci_level=0.95, delta_ci_low=0.00002, delta_ci_high=0.008, seeds_needed=3, **common)
+    assert "CI [0.002, 0.80]" in c.sentence()
 
 
 def test_required_seeds_power():
@@ -169,13 +192,15 @@ def test_planted_difference_is_significant_null_is_not(tmp_path, write_study, mo
     out_dir = results_dir(tmp_path, path)
     with open(out_dir / "stats.csv", newline="") as f:
         reader = csv.DictReader(f)
-        assert reader.fieldnames == COLUMNS
+        assert reader.fieldnames == ["metric", "unit", *COLUMNS[1:]]  # display units, named
         rows = {(r["metric"], r["value"]): r for r in reader}
     lif, ar, il = (rows[("test/acc", v)] for v in ("lif", "ar_lif", "i_lif"))
     assert lif["n"] == ar["n"] == il["n"] == "3" and lif["axis"] == "model.neuron"
-    assert all(lif[c] == "" for c in ("baseline", "delta", "p_value", "p_adjusted", "significant"))  # the baseline
+    assert all(lif[c] == "" for c in ("baseline", "delta", "p_value", "p_adjusted", "significant", "delta_ci_low",
+                                      "seeds_needed"))  # the baseline
     assert all(lif[c] != "" for c in ("mean", "std", "ci_low", "ci_high"))
-    assert ar["baseline"] == "lif" and float(ar["delta"]) == pytest.approx(0.10, abs=0.03)
+    assert ar["baseline"] == "lif" and ar["unit"] == "points" and float(ar["delta"]) == pytest.approx(10, abs=3)
+    assert float(ar["delta_ci_low"]) > 0 and float(ar["ci_high"]) <= 100 and float(il["ci_high"]) <= 100
     assert ar["significant"] == "True" and float(ar["p_adjusted"]) < 0.05
     assert il["significant"] == "False" and float(il["p_adjusted"]) >= 0.05
     assert float(ar["p_adjusted"]) >= float(ar["p_value"])
@@ -186,10 +211,14 @@ def test_planted_difference_is_significant_null_is_not(tmp_path, write_study, mo
     for text in (report, printed):
         text = re.sub(r" +", " ", text)  # the table's padding
         assert "### model.neuron (baseline lif)" in text
-        assert "| model.neuron | n | mean | 95% CI | delta | p (Holm) | significant |" in text
-        assert re.search(r"- ar_lif vs lif: \+\d+\.\d\d points, 95% CI \[\d+\.\d\d, \d+\.\d\d\], "
-                         r"p (<|=) [\d.]+ after Holm: significant with 3 seeds\n", text)
-        assert re.search(r"- i_lif vs lif: [+-]\d+\.\d\d points, .* after Holm: not significant with 3 seeds\n", text)
+        assert ("| model.neuron | n | mean (points) | 95% CI | delta | Holm-adjusted CI (level) | p (Holm) | "
+                "significant | seeds for 80% power |") in text
+        assert "How to read this:" in text
+        assert re.search(r"- ar_lif vs lif: \+\d+\.\d\d points, Holm-adjusted [\d.]+% CI \[\d+\.\d\d, \d+\.\d\d\], "
+                         r"p (<|=) [\d.]+ after Holm: significant with 3 seeds .*; seeds for 80% power: about \d+ at "
+                         r"the observed \+\d+\.\d\d points\n", text)
+        assert re.search(r"- i_lif vs lif: [+-]\d+\.\d\d points, .* after Holm: not significant with 3 seeds", text)
+        assert re.search(r"- test/energy_mj, model.neuron: ar_lif vs lif: [+-][\d.]+ µJ, ", text)
         assert "| ar_lif | 3 |" in text and "| yes |" in text and "| lif | 3 |" in text and "| baseline |" in text
     for name in ("learning_curves.png", "axis_model.neuron.png", "acc_vs_energy.png"):
         assert (out_dir / name).is_file() and (out_dir / name).stat().st_size > 0, name
@@ -202,6 +231,7 @@ def test_planted_difference_is_significant_null_is_not(tmp_path, write_study, mo
     assert len(result.runs) == 9
     lif = result.stats[(result.stats["metric"] == "test/acc") & (result.stats["value"] == "lif")].iloc[0]
     assert lif["baseline"] == "ar_lif" and lif["delta"] == pytest.approx(-0.10, abs=0.03) and lif["significant"]
+    assert lif["delta_ci_high"] < 0 and lif["ci_level"] == pytest.approx(1 - 0.01 / 2)  # the frame: logged scale
 
 
 def test_learning_curves_from_the_metric_history(tmp_path, write_study, monkeypatch):
