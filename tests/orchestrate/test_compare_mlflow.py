@@ -11,6 +11,7 @@ from mlflow import MlflowClient
 from orchestrate_helpers import planted_training, results_dir, store_args
 
 from lit_snn.orchestrate import ablate_main, compare, load_spec, sweep_main
+from lit_snn.orchestrate.stored_report import STAMP
 from lit_snn.orchestrate.tracking import COMPARISON_DIR, LINKED_PARAMS
 
 PLANTED = "lit_snn.orchestrate.study.run_training"
@@ -36,7 +37,7 @@ def test_ablation_parent_run_carries_the_comparison(tmp_path, write_study, monke
     run_id = parent.info.run_id
 
     logged = {a.path for a in client.list_artifacts(run_id, COMPARISON_DIR)}
-    local = {p.name for p in results_dir(tmp_path, path).iterdir()}
+    local = {p.name for p in results_dir(tmp_path, path).iterdir()} - {STAMP}  # the stamp is local bookkeeping
     assert {f"{COMPARISON_DIR}/{name}" for name in local} == logged
     assert {"report.md", "stats.csv", "runs.csv", "grid.csv", "axis_model.neuron.csv", "axis_model.neuron.png",
             "acc_vs_energy.png", "learning_curves.png"} <= local
