@@ -31,6 +31,7 @@ from typing import Any
 import mlflow
 import pandas as pd
 
+from .adaptive import report_section as adaptive_report_section
 from .pareto import pareto_rows
 from .spec import StudySpec
 from .statistics import GRID_AXIS, LEVEL, SEED_COLUMN, Comparison, arm_stats, grid_label, seed_statistics
@@ -545,6 +546,7 @@ def compare(spec: StudySpec, tracking_uri: str, *, study_name: str | None = None
         files.append(out_dir / "grid.csv")
         result.grid.to_csv(files[-1], index=False)
         sections += _stats_sections(spec, stats, result.comparisons, present)
+        sections += adaptive_report_section(spec, done, columns)  # adaptive seeds: verdicts, trainings saved
         files.append(out_dir / "stats.csv")
         stats.to_csv(files[-1], index=False)
         if plots and "test/acc" in present and "test/energy_mj" in present:
