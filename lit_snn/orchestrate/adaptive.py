@@ -166,10 +166,10 @@ def run_rounds(handle: _Handle, run_workers: Callable[[], None], log: Callable[[
     until every comparison is decided, or a round stays incomplete (a failed trial, the time limit)."""
     state = replay(handle.spec, observations_of(handle))
     while not state.finished:
-        added = handle.enqueue_missing(round_keys(handle, state))
+        handle.enqueue_missing(round_keys(handle, state))
         going = ", ".join(label for label in state.needed if label != state.baseline)
         log(f"adaptive seeds: round {state.round + 1} of {len(state.plan.looks)}: seeds 0-"
-            f"{state.plan.looks[state.round] - 1} of {state.baseline} and {going} (queued {added})")
+            f"{state.plan.looks[state.round] - 1} of {state.baseline} and {going}")
         run_workers()
         before, state = state, replay(handle.spec, observations_of(handle))
         if state.round == before.round and not state.finished:
