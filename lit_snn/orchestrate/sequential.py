@@ -8,7 +8,8 @@ seeds 0..n-1) gets one of
 - ``equivalent`` (only with an equivalence margin): both one-sided tests of the TOST pass the
   equivalence boundary, i.e. ``(mean + margin) / se`` and ``(margin - mean) / se`` are both at or
   past it;
-- ``continue``, or at the last look ``undecided``.
+- ``continue``, or at the last look ``undecided``; also while the differences do not vary at all
+  (the t statistic is undefined).
 
 **Why this design and not adastop.** ``adastop`` (the package for adaptive multiple-agent
 comparisons) was read and left out: its permutation tests compare unpaired groups (our seeds pair
@@ -146,11 +147,14 @@ def design(start: int, step: int, max_seeds: int, alpha: float, comparisons: int
 
 def _verdicts(plan: Design, k: int, mean: np.ndarray, se: np.ndarray, margin: float | None) -> np.ndarray:
     """Verdicts (strings) at look ``k`` from the means and standard errors of the differences."""
-    different = np.abs(_ratio(mean, se)) >= plan.efficacy[k]  # NaN (0/0: no variance, no difference) -> False
+    # identical differences at every seed (e.g. two arms stuck at chance) leave t undefined: no verdict,
+    # as statistics.py reports "no test (zero variance)"
+    varies = se > 0
+    different = varies & (np.abs(_ratio(mean, se)) >= plan.efficacy[k])
     equivalent = np.zeros_like(different)
     if margin is not None:
         bound = plan.equivalence[k]
-        equivalent = (_ratio(mean + margin, se) >= bound) & (_ratio(margin - mean, se) >= bound)
+        equivalent = varies & (_ratio(mean + margin, se) >= bound) & (_ratio(margin - mean, se) >= bound)
     last = k == len(plan.looks) - 1
     return np.where(different, DIFFERENT, np.where(equivalent, EQUIVALENT, UNDECIDED if last else CONTINUE))
 

@@ -72,8 +72,9 @@ def test_big_effect_stops_early_null_runs_to_max_or_equivalence():
 def test_decide_one_look():
     plan = design(2, 1, 3, 0.05, 3)
     assert decide(plan, [[0.1, -0.1], [5.0, 5.0001], [0.0, 0.0]]) == [CONTINUE, DIFFERENT, CONTINUE]
-    # zero variance: a constant nonzero difference is different, exactly no difference is equivalent with a margin
-    assert decide(plan, [[0.0, 0.0], [1.0, 1.0]], margin=0.5) == [EQUIVALENT, DIFFERENT]
+    assert decide(plan, [[0.0, 0.001], [1.0, 1.001]], margin=0.5) == [EQUIVALENT, DIFFERENT]
+    # zero variance (two arms stuck at chance, a constant offset): t is undefined, nothing is decided
+    assert decide(plan, [[0.0, 0.0], [1.0, 1.0]], margin=0.5) == [CONTINUE, CONTINUE]
     assert decide(plan, [[0.1, -0.1, 0.0]]) == [UNDECIDED]  # the last look
     with pytest.raises(ValueError, match="4 seeds is not a look"):
         decide(plan, [[0.1, 0.2, 0.3, 0.4]])
