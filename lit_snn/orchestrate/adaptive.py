@@ -158,7 +158,7 @@ def round_keys(handle: _Handle, state: RoundsState | None = None) -> list[str]:
 
 def enqueue_round(handle: _Handle) -> int:
     """Queue the current round's trials that have no waiting, running or finished trial."""
-    return handle.enqueue_missing(round_keys(handle))
+    return handle.enqueue_missing(set(round_keys(handle)))
 
 
 def run_rounds(handle: _Handle, run_workers: Callable[[], None], log: Callable[[str], None] = print) -> RoundsState:
@@ -166,7 +166,7 @@ def run_rounds(handle: _Handle, run_workers: Callable[[], None], log: Callable[[
     until every comparison is decided, or a round stays incomplete (a failed trial, the time limit)."""
     state = replay(handle.spec, observations_of(handle))
     while not state.finished:
-        handle.enqueue_missing(round_keys(handle, state))
+        handle.enqueue_missing(set(round_keys(handle, state)))
         going = ", ".join(label for label in state.needed if label != state.baseline)
         log(f"adaptive seeds: round {state.round + 1} of {len(state.plan.looks)}: seeds 0-"
             f"{state.plan.looks[state.round] - 1} of {state.baseline} and {going}")

@@ -112,6 +112,34 @@ def test_planted_study_runs_rounds_and_stops_deciding(tmp_path, write_study, mon
     assert len(optuna_trials(tmp_path / "store" / "optuna.db")) == trainings  # decided: nothing more runs
 
 
+def test_a_failed_trial_holds_its_round_until_the_rerun(tmp_path, write_study, monkeypatch, capsys):
+    """i_lif at seed 1 fails in round 1: the study stops there (exit 1, nothing of round 2 queued);
+    the re-run retries that trial and goes on to the same end as a study without the failure."""
+    planted = planted_training({"ar_lif": 0.10})
+
+    def flaky(config, **kwargs):
+        if (config["model"]["neuron"], config["seed_everything"]) == ("i_lif", 1):
+            raise RuntimeError("boom")
+        return planted(config, **kwargs)
+
+    monkeypatch.setattr("lit_snn.orchestrate.study.run_training", flaky)
+    path = write_study("flaky_adaptive", axes={"model.neuron": ["lif", "ar_lif", "i_lif"]},
+                       seeds={"adaptive": {"start": 2, "step": 1, "max": 6}}, equivalence_margin={"test/acc": 3})
+    args = [str(path), *store_args(tmp_path), "--no-compare"]
+    db = tmp_path / "store" / "optuna.db"
+    assert ablate_main(args) == 1
+    assert Counter(t[1] for t in optuna_trials(db)) == {"COMPLETE": 5, "FAIL": 1}  # round 1 only
+    assert "adaptive seeds: round 1 of 5 (2 seeds) not complete; 2 continue; re-run to go on" in capsys.readouterr().out
+    monkeypatch.setattr("lit_snn.orchestrate.study.run_training", planted)
+    assert ablate_main(args) == 0
+    complete = {t[3] for t in optuna_trials(db) if t[1] == "COMPLETE"}
+    spec = load_spec(path, "ablation")
+    ran = {(k.split(",")[0].split("=")[1], int(k.rsplit("=", 1)[1])) for k in complete}
+    state = replay(spec, {key: planted({"model": {"neuron": key[0], "time_steps": 2}, "seed_everything": key[1],
+                                        "trainer": {"max_epochs": 1}})["test/acc"] for key in ran})
+    assert state.finished and len(ran) == state.trainings and ("i_lif", 1) in ran
+
+
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="a SIGKILL mid-study (POSIX)")
 def test_digits_study_killed_mid_round_resumes_to_the_same_end(tmp_path, write_study):
     """2 neurons on the digits, rounds of 2 then 3 seeds: SIGKILL the study after its first finished
