@@ -27,10 +27,10 @@ An **ablation** file::
 **Adaptive seeds** (``seeds: {adaptive: {start, step, max}}``, one axis only): seeds 0..start-1 run
 first, then ``step`` more per round for the arms not yet decided, up to ``max`` (sequential.py
 decides each arm against the baseline after every round; adaptive.py runs the rounds). Then
-``alpha`` and ``equivalence_margin`` (of ``metric``) also decide which trials run, but stay out of
-the fingerprint: the decisions are recomputed from the finished trials on every invocation.
+``alpha`` and the ``equivalence_margin`` of ``metric`` decide which trials run: with the plan they
+enter the fingerprint (a rule changed after seeing results would break the error guarantee).
 
-``baseline``, ``alpha``, ``equivalence_margin`` and ``min_effect`` only change the report of ``lit-snn
+Otherwise ``baseline``, ``alpha``, ``equivalence_margin`` and ``min_effect`` only change the report of ``lit-snn
 compare`` (statistics.py), not what a trial computes: they stay out of the fingerprint, so editing
 them keeps (and resumes) the study.
 
@@ -155,7 +155,8 @@ class StudySpec:
     def fingerprint(self) -> str:
         """Hash of everything that changes what a trial computes (not n_trials, time limits, baseline or alpha).
 
-        It is part of the default study name, so an edited file (or other ``--set`` overrides)
+        Adaptive seeds add their plan, ``alpha`` and the metric's equivalence margin: they choose which
+        trials run. It is part of the default study name, so an edited file (or other ``--set`` overrides)
         starts a new study instead of mixing incomparable trials; the same command resumes.
         """
         payload = {"kind": self.kind, "base": self.base, "metric": self.metric, "direction": self.direction}
@@ -164,7 +165,9 @@ class StudySpec:
         if self.kind == "ablation":
             payload.update(axes=self.axes, seeds=self.seeds, exclude=self.exclude)
             if self.adaptive is not None:  # files with a seed list keep their fingerprint byte for byte
-                payload["adaptive"] = asdict(self.adaptive)
+                # the decision rule picks the trials that run: fixed with the study (error control)
+                payload["adaptive"] = {**asdict(self.adaptive), "alpha": self.alpha,
+                                       "equivalence_margin": self.equivalence_margin.get(self.metric)}
         else:
             payload.update(params=self.params, seed=self.seed, sampler=self.sampler, pruner=self.pruner)
         text = json.dumps(payload, sort_keys=True, default=str)

@@ -37,7 +37,13 @@ def test_the_seed_list_keeps_its_fingerprint_the_adaptive_plan_enters_it():
     listed = _spec(seeds=[0, 1, 2, 3])
     assert spec.fingerprint != listed.fingerprint
     assert spec.fingerprint != _spec(seeds={"adaptive": {"start": 2, "step": 2, "max": 4}}).fingerprint
-    assert spec.fingerprint == _spec(seeds=ADAPTIVE, alpha=0.1, equivalence_margin={"test/acc": 1}).fingerprint
+    # the decision rule is fixed with the study; the margin of another metric and min_effect are report only
+    assert spec.fingerprint != _spec(seeds=ADAPTIVE, alpha=0.1).fingerprint
+    assert spec.fingerprint != _spec(seeds=ADAPTIVE, equivalence_margin={"test/acc": 1}).fingerprint
+    assert spec.fingerprint == _spec(seeds=ADAPTIVE, equivalence_margin={"test/energy_mj": 1},
+                                     min_effect={"test/acc": 1}).fingerprint
+    assert plain.fingerprint == spec_from_dict({**BASE, "axes": {"model.neuron": ["lif", "ar_lif"]}, "seeds": [0, 1, 2],
+                                                "alpha": 0.1}, "ablation").fingerprint
     assert spec.describe()["adaptive"] == {"start": 2, "step": 1, "max": 4}
 
 
