@@ -27,8 +27,8 @@ An **ablation** file::
 **Adaptive seeds** (``seeds: {adaptive: {start, step, max}}``, one axis only): seeds 0..start-1 run
 first, then ``step`` more per round for the arms not yet decided, up to ``max`` (sequential.py
 decides each arm against the baseline after every round; adaptive.py runs the rounds). Then
-``alpha`` and the ``equivalence_margin`` of ``metric`` decide which trials run: with the plan they
-enter the fingerprint (a rule changed after seeing results would break the error guarantee).
+``alpha``, ``baseline`` and the ``equivalence_margin`` of ``metric`` decide which trials run: with
+the plan they enter the fingerprint (a rule changed after seeing results would break the error guarantee).
 
 Otherwise ``baseline``, ``alpha``, ``equivalence_margin`` and ``min_effect`` only change the report of ``lit-snn
 compare`` (statistics.py), not what a trial computes: they stay out of the fingerprint, so editing
@@ -155,8 +155,8 @@ class StudySpec:
     def fingerprint(self) -> str:
         """Hash of everything that changes what a trial computes (not n_trials, time limits, baseline or alpha).
 
-        Adaptive seeds add their plan, ``alpha`` and the metric's equivalence margin: they choose which
-        trials run. It is part of the default study name, so an edited file (or other ``--set`` overrides)
+        Adaptive seeds add their plan, ``alpha``, ``baseline`` and the metric's equivalence margin: they
+        choose which trials run. It is part of the default study name, so an edited file (or other ``--set`` overrides)
         starts a new study instead of mixing incomparable trials; the same command resumes.
         """
         payload = {"kind": self.kind, "base": self.base, "metric": self.metric, "direction": self.direction}
@@ -166,7 +166,7 @@ class StudySpec:
             payload.update(axes=self.axes, seeds=self.seeds, exclude=self.exclude)
             if self.adaptive is not None:  # files with a seed list keep their fingerprint byte for byte
                 # the decision rule picks the trials that run: fixed with the study (error control)
-                payload["adaptive"] = {**asdict(self.adaptive), "alpha": self.alpha,
+                payload["adaptive"] = {**asdict(self.adaptive), "alpha": self.alpha, "baseline": self.baseline,
                                        "equivalence_margin": self.equivalence_margin.get(self.metric)}
         else:
             payload.update(params=self.params, seed=self.seed, sampler=self.sampler, pruner=self.pruner)

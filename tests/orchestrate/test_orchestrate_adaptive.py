@@ -39,6 +39,7 @@ def test_the_seed_list_keeps_its_fingerprint_the_adaptive_plan_enters_it():
     assert spec.fingerprint != _spec(seeds={"adaptive": {"start": 2, "step": 2, "max": 4}}).fingerprint
     # the decision rule is fixed with the study; the margin of another metric and min_effect are report only
     assert spec.fingerprint != _spec(seeds=ADAPTIVE, alpha=0.1).fingerprint
+    assert spec.fingerprint != _spec(seeds=ADAPTIVE, baseline={"model.neuron": "i_lif"}).fingerprint
     assert spec.fingerprint != _spec(seeds=ADAPTIVE, equivalence_margin={"test/acc": 1}).fingerprint
     assert spec.fingerprint == _spec(seeds=ADAPTIVE, equivalence_margin={"test/energy_mj": 1},
                                      min_effect={"test/acc": 1}).fingerprint
