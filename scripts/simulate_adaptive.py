@@ -9,7 +9,7 @@ false "equivalent" (<= alpha), the power on the arms that truly differ, and the 
 against running ``max`` seeds everywhere. The Monte-Carlo standard error of a rate p is
 sqrt(p (1 - p) / studies).
 
-    python scripts/simulate_adaptive.py            # 4 arms, start 3 step 2 max 15, alpha 0.05: ~5 s
+    python scripts/simulate_adaptive.py   # 4 arms, start 3 step 2 max 15, alpha 0.05: ~12 s with the imports
 """
 
 from __future__ import annotations
