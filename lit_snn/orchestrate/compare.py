@@ -37,6 +37,7 @@ import mlflow
 import pandas as pd
 
 from . import units
+from .adaptive import report_section as adaptive_report_section
 from .pareto import pareto_rows
 from .planning import MAX_SEEDS
 from .plots import axis_figure, curves_plot, optuna_pareto_plot, panels, runs_pareto_plot, scatter
@@ -476,6 +477,7 @@ def compare(spec: StudySpec, tracking_uri: str, *, study_name: str | None = None
         files.append(out_dir / "grid.csv")
         result.grid.to_csv(files[-1], index=False)
         sections += _stats_sections(spec, stats, result.comparisons, present)
+        sections += adaptive_report_section(spec, done, columns)  # adaptive seeds: verdicts, trainings saved
         files.append(out_dir / "stats.csv")
         display_table(stats).to_csv(files[-1], index=False)  # display units; the frame stays logged
         if plots and "test/acc" in present and "test/energy_mj" in present:

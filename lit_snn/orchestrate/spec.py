@@ -8,7 +8,8 @@ An **ablation** file::
     overrides: {data.init_args.limit_train: 512}   # dotted or nested, applied to every trial
     axes:                                 # dotted config path -> values; the grid is their product
       model.neuron: [lif, ar_lif]
-    seeds: [0, 1]                         # each grid point runs once per seed (seed_everything)
+    seeds: [0, 1]                         # each grid point runs once per seed (seed_everything);
+                                          # or adaptive: {adaptive: {start: 3, step: 2, max: 15}}
     exclude:                              # optional: drop the grid points matching ALL items of an entry
       - {model.neuron: lif, model.time_steps: 2}
     metric: test/acc                      # the study's objective, read from run_training's result
@@ -23,7 +24,13 @@ An **ablation** file::
     min_effect: {test/acc: 0.5}           # optional, per metric in its display unit: the difference the
                                           # report plans seeds for (80% power), beside the observed one
 
-``baseline``, ``alpha``, ``equivalence_margin`` and ``min_effect`` only change the report of ``lit-snn
+**Adaptive seeds** (``seeds: {adaptive: {start, step, max}}``, one axis only): seeds 0..start-1 run
+first, then ``step`` more per round for the arms not yet decided, up to ``max`` (sequential.py
+decides each arm against the baseline after every round; adaptive.py runs the rounds). Then
+``alpha``, ``baseline`` and the ``equivalence_margin`` of ``metric`` decide which trials run: with
+the plan they enter the fingerprint (a rule changed after seeing results would break the error guarantee).
+
+Otherwise ``baseline``, ``alpha``, ``equivalence_margin`` and ``min_effect`` only change the report of ``lit-snn
 compare`` (statistics.py), not what a trial computes: they stay out of the fingerprint, so editing
 them keeps (and resumes) the study.
 
@@ -61,7 +68,7 @@ import itertools
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +93,15 @@ SAMPLERS = ("tpe", "nsga2", "random")
 PRUNERS = ("median", "percentile", "hyperband", "successive_halving", "threshold", "none")
 
 
+@dataclass(frozen=True)
+class AdaptiveSeeds:
+    """``seeds: {adaptive: {start, step, max}}``: seeds 0..start-1 first, then ``step`` more per round."""
+
+    start: int
+    step: int
+    max: int
+
+
 @dataclass
 class StudySpec:
     """One validated ablation or sweep; ``base`` is the merged config every trial starts from."""
@@ -101,7 +117,8 @@ class StudySpec:
     time_limit_s: float | None = None
     # ablation
     axes: dict[str, list] = field(default_factory=dict)
-    seeds: list[int] = field(default_factory=list)
+    seeds: list[int] = field(default_factory=list)  # every seed that may run (adaptive: 0..max-1)
+    adaptive: AdaptiveSeeds | None = None  # the rounds of `seeds: {adaptive: ...}`; None: every seed runs
     exclude: list[dict] = field(default_factory=list)
     baseline: dict[str, Any] = field(default_factory=dict)  # axis path -> its baseline value (report only)
     alpha: float = 0.05  # significance level of the seed statistics (report only)
@@ -140,7 +157,8 @@ class StudySpec:
     def fingerprint(self) -> str:
         """Hash of everything that changes what a trial computes (not n_trials, time limits, baseline or alpha).
 
-        It is part of the default study name, so an edited file (or other ``--set`` overrides)
+        Adaptive seeds add their plan, ``alpha``, ``baseline`` and the metric's equivalence margin: they
+        choose which trials run. It is part of the default study name, so an edited file (or other ``--set`` overrides)
         starts a new study instead of mixing incomparable trials; the same command resumes.
         """
         payload = {"kind": self.kind, "base": self.base, "metric": self.metric, "direction": self.direction}
@@ -148,6 +166,10 @@ class StudySpec:
             payload["objectives"] = [list(o) for o in self.objectives]
         if self.kind == "ablation":
             payload.update(axes=self.axes, seeds=self.seeds, exclude=self.exclude)
+            if self.adaptive is not None:  # files with a seed list keep their fingerprint byte for byte
+                # the decision rule picks the trials that run: fixed with the study (error control)
+                payload["adaptive"] = {**asdict(self.adaptive), "alpha": self.alpha, "baseline": self.baseline,
+                                       "equivalence_margin": self.equivalence_margin.get(self.metric)}
         else:
             payload.update(params=self.params, seed=self.seed, sampler=self.sampler, pruner=self.pruner)
         text = json.dumps(payload, sort_keys=True, default=str)
@@ -171,6 +193,7 @@ class StudySpec:
             out["objectives"] = [{"metric": m, "direction": d} for m, d in self.objectives]
         if self.kind == "ablation":
             out.update(axes=self.axes, seeds=self.seeds, exclude=self.exclude, baseline=self.baseline,
+                       adaptive=asdict(self.adaptive) if self.adaptive else None,
                        alpha=self.alpha, equivalence_margin=self.equivalence_margin, min_effect=self.min_effect)
         else:
             out.update(params=self.params, n_trials=self.n_trials, seed=self.seed, sampler=self.sampler,
@@ -301,6 +324,47 @@ def _seeds(value: Any, where: str) -> list[int]:
     if len(set(value)) != len(value):
         raise _fail(where, f"seeds contain duplicates: {value!r}")
     return list(value)
+
+
+ADAPTIVE_KEYS = ("start", "step", "max")
+ADAPTIVE_EXAMPLE = "{adaptive: {start: 3, step: 2, max: 15}}"
+
+
+def _adaptive(value: dict, where: str) -> AdaptiveSeeds:
+    """``seeds: {adaptive: {start, step, max}}`` -> ``AdaptiveSeeds`` (start >= 2, step >= 1, max >= start)."""
+    if set(value) != {"adaptive"}:
+        extra = sorted(map(str, set(value) - {"adaptive"}))
+        raise _fail(where, f"seeds: {f'unknown key(s) {extra}' if extra else 'an empty mapping'}; give a list of "
+                           f"seeds or {ADAPTIVE_EXAMPLE}")
+    plan = value["adaptive"]
+    if not isinstance(plan, dict):
+        raise _fail(where, f"seeds.adaptive must be a mapping like {{start: 3, step: 2, max: 15}}, got {plan!r}")
+    unknown = sorted(set(plan) - set(ADAPTIVE_KEYS))
+    if unknown:
+        raise _fail(where, f"seeds.adaptive: unknown key(s) {unknown}; valid: {list(ADAPTIVE_KEYS)}")
+    missing = [key for key in ADAPTIVE_KEYS if key not in plan]
+    if missing:
+        raise _fail(where, f"seeds.adaptive: missing {missing}; give all of {list(ADAPTIVE_KEYS)}")
+    for key, low in (("start", 2), ("step", 1), ("max", plan["start"])):  # start is checked first
+        if not _is_int(plan[key]) or plan[key] < low:
+            need = "max >= start" if key == "max" else f"{key} >= {low}"
+            raise _fail(where, f"seeds.adaptive.{key} must be an integer with {need}, got {plan[key]!r}")
+    return AdaptiveSeeds(plan["start"], plan["step"], plan["max"])
+
+
+def _check_adaptive(spec: StudySpec, where: str) -> None:
+    """Adaptive seeds decide the arms of one axis against its baseline: one axis, a baseline and an arm left."""
+    if len(spec.axes) != 1:
+        raise _fail(where, f"adaptive seeds need exactly one axis (they decide each value against the axis' "
+                           f"baseline), this file has {len(spec.axes)}: {', '.join(spec.axes)}; use a seed list "
+                           "or one study per axis")
+    path, values = next(iter(spec.axes.items()))
+    left = [v for v in values if not any(_same(entry[path], v) for entry in spec.exclude)]
+    if not any(_same(spec.baseline_of(path), v) for v in left):
+        raise _fail(where, f"adaptive seeds: the baseline {spec.baseline_of(path)!r} of {path} is excluded")
+    if len(left) < 2:
+        raise _fail(where, f"adaptive seeds need an arm to compare with the baseline: axis {path} has "
+                           f"{len(left)} value(s) left")
 
 
 def _axes(data: dict, where: str, sets: list[str]) -> dict[str, list]:
@@ -550,12 +614,17 @@ def spec_from_dict(
         metric, direction = _metric(data, where, "test/acc")
         axes = _axes(data, where, sets)
         default_seed = base.get("seed_everything", 0)
-        seeds = _seeds(data.get("seeds", [default_seed if _is_int(default_seed) else 0]), where)
-        return StudySpec(kind, name, experiment, base, metric, direction, source, description, time_limit,
-                         axes=axes, seeds=seeds, exclude=_exclude(data, axes, where), cli_sets=sets,
-                         baseline=_baseline(data, axes, where), alpha=_alpha(data, where),
+        given = data.get("seeds", [default_seed if _is_int(default_seed) else 0])
+        adaptive = _adaptive(given, where) if isinstance(given, dict) else None
+        seeds = list(range(adaptive.max)) if adaptive else _seeds(given, where)
+        spec = StudySpec(kind, name, experiment, base, metric, direction, source, description, time_limit,
+                         axes=axes, seeds=seeds, adaptive=adaptive, exclude=_exclude(data, axes, where),
+                         cli_sets=sets, baseline=_baseline(data, axes, where), alpha=_alpha(data, where),
                          equivalence_margin=_per_metric(data, "equivalence_margin", where),
                          min_effect=_per_metric(data, "min_effect", where))
+        if adaptive:
+            _check_adaptive(spec, where)
+        return spec
     objectives = _objectives(data, where)
     metric, direction = objectives[0] if objectives else _metric(data, where, "val/acc_best")
     n_trials = data.get("n_trials")

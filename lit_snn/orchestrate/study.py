@@ -24,7 +24,7 @@ import os
 import time
 import traceback
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -35,6 +35,7 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
 from ..entry_point import imports_without_gc, run_then_exit
+from .adaptive import enqueue_round, round_keys, run_rounds
 from .progress import Follower, Progress
 from .pruning import make_pruner
 from .space import (
@@ -204,12 +205,17 @@ class StudyHandle:
         return [t for t in self.trials((TrialState.FAIL,)) if t.number not in retried]
 
     # ------------------------------------------------------------------ queue and stale trials
-    def enqueue_missing(self) -> int:
-        """Queue each grid point that has no waiting, running or finished (COMPLETE/PRUNED) trial."""
+    def completed_values(self) -> dict[str, float]:
+        """Key -> (first) objective value of each COMPLETE ablation trial: what adaptive seeds decide on."""
+        return {t.user_attrs.get(KEY_ATTR): t.values[0] for t in self.trials((TrialState.COMPLETE,))}
+
+    def enqueue_missing(self, keys: Collection[str] | None = None) -> int:
+        """Queue each grid point (of ``keys``; default: all) that has no waiting, running or finished
+        (COMPLETE/PRUNED) trial."""
         live = self._live_keys()
         added = 0
         for key, point in self.points.items():
-            if key not in live:
+            if key not in live and (keys is None or key in keys):
                 self.study.enqueue_trial(point.params, user_attrs={KEY_ATTR: key})
                 added += 1
         return added
@@ -578,7 +584,8 @@ def run_study(spec: StudySpec, options: StudyOptions, log: Callable[[str], None]
 
     handle.reap()
     handle.close_runs_left_running()
-    added = handle.enqueue_missing() if spec.kind == "ablation" else 0  # new, and failed last time
+    # new, and failed last time (adaptive seeds: of the current round)
+    added = enqueue_round(handle) if spec.adaptive else handle.enqueue_missing() if spec.kind == "ablation" else 0
     counts = handle.counts()
     log(f"study {options.study_name} ({spec.kind}, {total} trials) in {safe_url(options.storage)}; "
         f"MLflow experiment {spec.experiment!r} run {parent_run_id} at {tracker.tracking_uri}")
@@ -598,13 +605,20 @@ def run_study(spec: StudySpec, options: StudyOptions, log: Callable[[str], None]
     deadline = started + spec.time_limit_s if spec.time_limit_s else None
     interrupted = False
     follower = None if idle else _follow(handle, spec, options, total, log).start()
-    try:
-        if idle:
-            pass
-        elif options.workers <= 1:
+
+    def run_workers() -> None:  # until the queue is empty (or the deadline)
+        if options.workers <= 1:
             handle.work(deadline)
         else:
             _run_processes(spec, options, experiment_id, parent_run_id, deadline, log)
+
+    try:
+        if idle:
+            pass
+        elif spec.adaptive:
+            run_rounds(handle, run_workers, log)  # queue a round, run it, decide, until all are decided
+        else:
+            run_workers()
     except KeyboardInterrupt:
         interrupted = True
         raise
@@ -694,7 +708,8 @@ def _summarize(handle: StudyHandle, spec: StudySpec, options: StudyOptions, expe
         failed = {t.user_attrs.get(KEY_ATTR) for t in handle.trials((TrialState.FAIL,))
                   if t.system_attrs.get(DUPLICATE_ATTR) is None}  # trial 0 can be the original
         outcome.failed_keys = sorted(k for k in failed - done if k is not None)
-        outcome.pending = sum(1 for key in handle.points if key not in done)
+        planned = round_keys(handle) if spec.adaptive else handle.points  # adaptive: none left once decided
+        outcome.pending = sum(1 for key in planned if key not in done)
     else:
         outcome.failed_keys = [str(t.number) for t in handle.unretried_failures()]
         outcome.pending = max(0, spec.n_trials - counts["COMPLETE"] - counts["PRUNED"])
