@@ -161,7 +161,9 @@ def test_neurobench_and_export_commands_read_a_trial_by_its_run_id(tmp_path, wri
     uri = f"sqlite:///{tmp_path / 'store' / 'mlruns.db'}"
     capsys.readouterr()
     assert main(["neurobench", run.info.run_id, "--tracking-uri", uri]) == 0
-    table = dict(line.rsplit(None, 1) for line in capsys.readouterr().out.strip().splitlines())
+    header, *rows = capsys.readouterr().out.strip().splitlines()
+    assert header.startswith("lit-snn neurobench: ")
+    table = {row.split()[0]: row.split()[1] for row in rows}  # metric, value, unit
     # the run's own test split (32 samples of limit_test), with the model it logged
     assert float(table["neurobench/ClassificationAccuracy"]) == pytest.approx(run.data.metrics["test/acc"])
     assert main(["export", run.info.run_id, "--tracking-uri", uri, "--nir", str(tmp_path / "net.nir")]) == 0
