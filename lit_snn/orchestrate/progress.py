@@ -24,6 +24,30 @@ from collections.abc import Callable
 from optuna.trial import FrozenTrial, TrialState
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+QUIET_S = 20.0  # the longest stretch without a line while a study runs (plus one read interval)
+
+
+class Ticking:
+    """``with Ticking(log, "compiling the CPU kernels"):`` prints ``  ... still compiling the CPU kernels
+    (0:40)`` every ``every_s`` seconds until the block ends: a long single step that says it is alive."""
+
+    def __init__(self, log: Callable[[str], None], what: str, every_s: float = QUIET_S) -> None:
+        self.log, self.what, self.every_s = log, what, every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True, name="lit-snn-ticking")
+
+    def _loop(self) -> None:
+        started = time.time()
+        while not self._stop.wait(self.every_s):
+            self.log(f"  ... still {self.what} ({clock(time.time() - started)})")
+
+    def __enter__(self) -> Ticking:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def clock(seconds: float) -> str:
@@ -75,6 +99,15 @@ class Progress:
                 lines.append(self._finished_line(trial, trials, now))
         return lines
 
+    def still(self, trials: list[FrozenTrial], now: float | None = None) -> str:
+        """A line for a quiet stretch (no trial started or finished): what runs, how far, the time left."""
+        now = time.time() if now is None else now
+        running = sum(t.state == TrialState.RUNNING for t in trials)
+        what = f"{running} trial(s) running" if running else "waiting for the workers to start a trial"
+        eta = self.eta(trials, now)
+        return (f"  ... {what}; {self._k(self._done)}/{self.total} finished, elapsed {clock(now - self.started)}"
+                + (f", about {clock(eta)} left" if eta is not None else ""))
+
     def _k(self, points: set) -> int:
         return min(len(points), self.total)  # a sweep's retried trial is a new number: never past N
 
@@ -115,11 +148,14 @@ def _duration(trial: FrozenTrial) -> float | None:
 
 class Follower:
     """Prints ``progress``'s lines from ``read()`` (the study's trials) every ``interval_s`` seconds in a
-    daemon thread from ``start()`` to ``stop()``, which reads once more (the last trials' lines)."""
+    daemon thread from ``start()`` to ``stop()``, which reads once more (the last trials' lines). When
+    ``quiet_s`` seconds pass without a line (trials longer than that, workers importing torch), it
+    prints ``Progress.still``'s line, so the terminal never looks stuck."""
 
     def __init__(self, read: Callable[[], list[FrozenTrial]], progress: Progress,
-                 log: Callable[[str], None] = print, interval_s: float = 2.0) -> None:
-        self.read, self.progress, self.log, self.interval_s = read, progress, log, interval_s
+                 log: Callable[[str], None] = print, interval_s: float = 2.0, quiet_s: float = QUIET_S) -> None:
+        self.read, self.progress, self.log, self.interval_s, self.quiet_s = read, progress, log, interval_s, quiet_s
+        self._last_line = time.time()
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._failing = False  # one line per run of failed reads, not one every interval
@@ -135,8 +171,13 @@ class Follower:
                 self._failing = True
                 return
             self._failing = False
-            for line in self.progress.update(trials):
+            lines = self.progress.update(trials)
+            if not lines and time.time() - self._last_line >= self.quiet_s:
+                lines = [self.progress.still(trials)]
+            for line in lines:
                 self.log(line)
+            if lines:
+                self._last_line = time.time()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval_s):

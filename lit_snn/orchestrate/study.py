@@ -36,7 +36,7 @@ from optuna.trial import TrialState
 
 from ..entry_point import imports_without_gc, run_then_exit
 from .adaptive import enqueue_round, round_keys, run_rounds
-from .progress import Follower, Progress
+from .progress import Follower, Progress, Ticking
 from .pruning import make_pruner
 from .space import (
     SEED_PARAM,
@@ -601,7 +601,8 @@ def run_study(spec: StudySpec, options: StudyOptions, log: Callable[[str], None]
     else:
         from lit_snn.neurons.cpu.warmup import precompile_cpu_kernels  # imports torch: not at the CLI's start
 
-        precompile_cpu_kernels([p.config for p in points] if points is not None else [spec.base], log)
+        with Ticking(log, "compiling the CPU kernels"):
+            precompile_cpu_kernels([p.config for p in points] if points is not None else [spec.base], log)
     deadline = started + spec.time_limit_s if spec.time_limit_s else None
     interrupted = False
     follower = None if idle else _follow(handle, spec, options, total, log).start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
+import time
 from datetime import datetime, timedelta
 
 import torch
@@ -12,7 +13,7 @@ from orchestrate_helpers import planted_training, store_args
 
 from lit_snn.neurons.cpu import warmup
 from lit_snn.orchestrate import ablate_main
-from lit_snn.orchestrate.progress import Progress, clock
+from lit_snn.orchestrate.progress import Follower, Progress, Ticking, clock
 
 T0 = datetime(2026, 1, 1, 12, 0, 0)
 
@@ -57,6 +58,38 @@ def test_started_and_finished_lines_count_points_and_give_an_eta_after_the_first
     assert lines == ["trial 3/4 finished: c FAIL in 20 s; elapsed 0:30, about 0:15 left",  # mean 15 s, d not seen yet
                      "trial 4/4 started: d (elapsed 0:30)",
                      "trial 4/4 finished: d COMPLETE test/acc=0.7000 in 20 s; elapsed 0:30, about 0:00 left"]
+
+
+def test_a_quiet_stretch_gets_a_line_saying_what_runs():
+    """Trials longer than the quiet limit, or workers still importing torch: a line every quiet_s."""
+    progress = _progress([], total=2, workers=1)
+    running = [_trial(0, "a", TrialState.RUNNING, 0)]
+    assert progress.still([], T0.timestamp() + 12) == ("  ... waiting for the workers to start a trial; 0/2 finished, "
+                                                       "elapsed 0:12")
+    progress.update(running, T0.timestamp() + 1)
+    assert progress.still(running, T0.timestamp() + 40) == "  ... 1 trial(s) running; 0/2 finished, elapsed 0:40"
+
+    lines: list[str] = []
+    follower = Follower(lambda: running, _progress([], total=2, workers=1), lines.append, interval_s=0.01,
+                        quiet_s=0.05)
+    follower.poll()  # the trial starts: its line
+    assert lines == [lines[0]] and lines[0].startswith("trial 1/2 started: a")
+    follower.poll()  # nothing new, and too soon for a quiet line
+    assert len(lines) == 1
+    time.sleep(0.06)
+    follower.poll()
+    assert len(lines) == 2 and lines[1].startswith("  ... 1 trial(s) running; 0/2 finished")
+
+
+def test_ticking_says_a_long_step_is_alive():
+    lines: list[str] = []
+    with Ticking(lines.append, "compiling the CPU kernels", every_s=0.02):
+        time.sleep(0.09)
+    assert len(lines) >= 2 and all(re.fullmatch(r"  \.\.\. still compiling the CPU kernels \(0:00\)", line)
+                                   for line in lines)
+    count = len(lines)
+    time.sleep(0.05)
+    assert len(lines) == count  # stopped with the block
 
 
 def test_no_eta_line_before_a_trial_of_this_invocation_finished():
