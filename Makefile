@@ -10,6 +10,8 @@ NEUROBENCH_VERSION ?= 2.3.0
 ABLATION ?= ablations/default.yaml
 WORKERS ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+# pip's own lines (one per package) show the set-up moving; no progress bars in logs
+PIP_INSTALL := $(BIN)/pip install --progress-bar off
 
 .PHONY: help venv test test-gpu ablation compare ui train bench bench-cpu doctor lint clean
 
@@ -17,20 +19,22 @@ help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
+	@echo "lit_snn: setting up $(VENV) (first run only; a few minutes, mostly downloads)"
 	$(PYTHON) -m venv $(VENV)
 	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
-		$(BIN)/pip install -q "torch"; \
+		$(PIP_INSTALL) "torch"; \
 	else \
-		$(BIN)/pip install -q "torch==$(TORCH_VERSION)"; \
+		$(PIP_INSTALL) "torch==$(TORCH_VERSION)"; \
 	fi
-	$(BIN)/pip install -q -e ".[dev]"
+	$(PIP_INSTALL) -e ".[dev]"
 	# SpikingJelly: the benchmark's competitor and a test oracle for the neuron math. Without its
 	# dependencies on purpose: they pull torchvision/torchaudio (a CUDA torch); its neurons need only loguru.
-	$(BIN)/pip install -q --no-deps "spikingjelly==$(SPIKINGJELLY_VERSION)" "loguru>=0.7,<1"
+	$(PIP_INSTALL) --no-deps "spikingjelly==$(SPIKINGJELLY_VERSION)" "loguru>=0.7,<1"
 	# NeuroBench: the standard metrics (lit-snn neurobench). Without its dependencies on purpose: it
 	# declares torchaudio (a torch of another version); its metrics need snntorch (from .[dev]), tonic and numba.
-	$(BIN)/pip install -q --no-deps "neurobench==$(NEUROBENCH_VERSION)"
+	$(PIP_INSTALL) --no-deps "neurobench==$(NEUROBENCH_VERSION)"
 	@touch $(STAMP)
+	@echo "lit_snn: $(VENV) is ready"
 
 venv: $(STAMP)  ## create the virtual environment (.venv)
 

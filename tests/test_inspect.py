@@ -126,9 +126,12 @@ def test_binary_spikes_fire_where_the_charge_reaches_the_threshold():
 
 
 def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys):
-    assert cli_main(["inspect", str(tmp_path / "none"), "--tracking-uri", f"sqlite:///{tmp_path / 'x.db'}"]) == 2
+    assert cli_main(["inspect", "deadbeef", "--tracking-uri", f"sqlite:///{tmp_path / 'x.db'}"]) == 2
     assert capsys.readouterr().err.strip() == f"lit-snn inspect: error: no MLflow store at {tmp_path / 'x.db'} " \
                                               "(give the study's --store-dir or --tracking-uri)"
+    assert cli_main(["inspect", str(tmp_path / "none.ckpt")]) == 2  # a path, not a run id: not "no such run"
+    missing = tmp_path / "none.ckpt"
+    assert capsys.readouterr().err.strip() == f"lit-snn inspect: error: no such checkpoint file: {missing}"
     with pytest.raises(SystemExit) as exit_info:
         cli_main(["inspect", "run", "--samples", "0"])
     assert exit_info.value.code == 2 and "--samples must be >= 1, got 0" in capsys.readouterr().err

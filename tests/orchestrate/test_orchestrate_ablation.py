@@ -165,6 +165,6 @@ def test_neurobench_and_export_commands_read_a_trial_by_its_run_id(tmp_path, wri
     assert header.startswith("lit-snn neurobench: ")
     table = {row.split()[0]: row.split()[1] for row in rows}  # metric, value, unit
     # the run's own test split (32 samples of limit_test), with the model it logged
-    assert float(table["neurobench/ClassificationAccuracy"]) == pytest.approx(run.data.metrics["test/acc"])
+    assert float(table["ClassificationAccuracy"]) == pytest.approx(run.data.metrics["test/acc"])
     assert main(["export", run.info.run_id, "--tracking-uri", uri, "--nir", str(tmp_path / "net.nir")]) == 0
     assert (tmp_path / "net.nir").stat().st_size > 0
