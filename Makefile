@@ -12,6 +12,7 @@ WORKERS ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK=1
 # pip's own lines (one per package) show the set-up moving; no progress bars in logs
 PIP_INSTALL := $(BIN)/pip install --progress-bar off
+TICKING := scripts/ticking.sh  # a line every 20 s while a long step runs
 
 .PHONY: help venv test test-gpu ablation compare ui train bench bench-cpu doctor lint clean
 
@@ -22,11 +23,11 @@ $(STAMP): pyproject.toml
 	@echo "lit_snn: setting up $(VENV) (first run only; a few minutes, mostly downloads)"
 	$(PYTHON) -m venv $(VENV)
 	@if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi >/dev/null 2>&1; then \
-		$(PIP_INSTALL) "torch"; \
+		$(TICKING) "installing torch" $(PIP_INSTALL) "torch"; \
 	else \
-		$(PIP_INSTALL) "torch==$(TORCH_VERSION)"; \
+		$(TICKING) "installing torch" $(PIP_INSTALL) "torch==$(TORCH_VERSION)"; \
 	fi
-	$(PIP_INSTALL) -e ".[dev]"
+	$(TICKING) "installing lit_snn and its dependencies" $(PIP_INSTALL) -e ".[dev]"
 	# SpikingJelly: the benchmark's competitor and a test oracle for the neuron math. Without its
 	# dependencies on purpose: they pull torchvision/torchaudio (a CUDA torch); its neurons need only loguru.
 	$(PIP_INSTALL) --no-deps "spikingjelly==$(SPIKINGJELLY_VERSION)" "loguru>=0.7,<1"

@@ -26,7 +26,7 @@ import pandas as pd
 from .sequential import CONTINUE, DIFFERENT, EQUIVALENT, UNDECIDED, Design, decide, design
 from .space import GridPoint
 from .spec import StudySpec
-from .statistics import SEED_COLUMN
+from .statistics import SEED_COLUMN, logged_differences
 from .units import is_points, unit_of
 
 Observations = dict[tuple[str, int], float]  # (axis value as text, seed) -> the study's metric
@@ -117,7 +117,8 @@ def replay(spec: StudySpec, observations: Observations) -> RoundsState:
                for seed in range(n)):
             state.needed = {label: n for label in [baseline, *(a.arm for a in going)]}
             return state
-        differences = [[observations[a.arm, s] - observations[baseline, s] for s in range(n)] for a in going]
+        differences = [logged_differences([observations[a.arm, s] for s in range(n)],
+                                          [observations[baseline, s] for s in range(n)]).tolist() for a in going]
         for arm, verdict, d in zip(going, decide(plan, differences, margin), differences):
             arm.delta = sum(d) / n
             if verdict != CONTINUE:

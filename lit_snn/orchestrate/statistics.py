@@ -126,6 +126,25 @@ def arm_stats(values: Sequence[float], level: float = LEVEL, unit: Unit | None =
     return out
 
 
+# Metrics are logged from float32 tensors (torchmetrics): a value carries ~1e-7 of its size in rounding,
+# so two arms that differ by the same count at every seed (2 of 360 test digits) give per-seed
+# differences that disagree in the 8th digit, and a t-test on them finds a "variance" of pure rounding
+# (t in the millions, p = 0). Differences are therefore taken at that resolution.
+LOGGED_RESOLUTION = 8 * float(np.finfo(np.float32).eps)  # relative to the observations' size
+
+
+def logged_differences(a: Sequence[float], b: Sequence[float]) -> np.ndarray:
+    """``a - b`` per seed; when they spread by no more than the rounding of the logged values
+    (``LOGGED_RESOLUTION`` of the larger observation), each is their mean: differences that are equal
+    in the data are exactly equal here (no variance, so no test), not a t statistic of rounding."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    d = a - b
+    scale = float(max(np.abs(a).max(initial=0.0), np.abs(b).max(initial=0.0)))
+    if len(d) and math.isfinite(scale) and np.ptp(d) <= LOGGED_RESOLUTION * scale:
+        return np.full_like(d, d.mean())
+    return d
+
+
 def _constant(x: np.ndarray) -> bool:
     """All values equal up to rounding (the per-seed differences of identical arms, say)."""
     return bool(np.ptp(x) <= 1e-12 * np.abs(x).max())
@@ -153,7 +172,7 @@ def compare_arms(arm: pd.Series, base: pd.Series) -> dict[str, Any]:
         warnings.simplefilter("ignore", RuntimeWarning)  # scipy's precision warning for near-constant data
         if len(shared) >= 2:
             a, b = arm.loc[shared].to_numpy(float), base.loc[shared].to_numpy(float)
-            d = a - b
+            d = logged_differences(a, b)
             out.update(test="paired", delta=float(d.mean()), a=a, b=b, sd_diff=float(d.std(ddof=1)))
             if _constant(d):
                 return out
@@ -314,8 +333,9 @@ class Comparison:
         seeds = f"{self.n_pairs} seeds" if self.test == "paired" else \
             f"{self.n} and {self.n_base} seeds, unpaired (Welch)"
         if math.isnan(self.p_value):
-            return head + f"{delta}: no test (zero variance) with {seeds}; seeds needed: unknown (no variance to " \
-                          "plan from)"
+            return head + f"{delta}: no test (zero variance) with {seeds}: the difference was the same at every seed " \
+                          "(as the metric's resolution allows), so there is no spread to test or plan from; seeds " \
+                          "needed: unknown until more seeds show one"
         parts = [head + f"{delta}, {_level(self.ci_level)} CI [{unit.format(self.delta_ci_low)}, "
                  f"{unit.format(self.delta_ci_high)}], {_p_text(self.p_adjusted)} after Holm: "
                  f"{'significant' if self.significant else 'not significant'} with {seeds}"]
@@ -382,7 +402,7 @@ def _decide(comparisons: list[Comparison], alpha: float, margin: float, min_effe
         c.ci_method = f"{'paired' if c.test == 'paired' else 'Welch'} t, Holm-consistent level"
         if c.test == "paired":
             a, b = c.observations
-            low, high = paired_bootstrap_ci(a - b, c.ci_level)
+            low, high = paired_bootstrap_ci(logged_differences(a, b), c.ci_level)
             c.boot_ci_low, c.boot_ci_high = unit.clip_difference(low), unit.clip_difference(high)
     if not math.isnan(margin):
         for c in comparisons:
@@ -415,7 +435,7 @@ def _family(obs: pd.DataFrame, key: str, arms: list[str], baseline: str | None, 
             comparisons[arm] = Comparison(metric, axis, arm, baseline, len(series[arm].dropna()),
                                           len(series[baseline].dropna()), observations=observations, **test)
             if comparisons[arm].test == "paired":
-                comparisons[arm].p_perm = sign_flip_p(observations[0] - observations[1])
+                comparisons[arm].p_perm = sign_flip_p(logged_differences(*observations))
     _decide(list(comparisons.values()), alpha, margin, min_effect)
     blank = {**Comparison(metric, axis, "", None, 0, 0).row(), "test": None, "n_pairs": None, "ci_method": None}
     rows = [{"metric": metric, "axis": axis, "value": arm, **arm_stats(series[arm].tolist(), unit=unit),

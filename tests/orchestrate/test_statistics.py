@@ -148,8 +148,9 @@ def test_sentences():
     assert c.sentence() == ("i_lif vs lif: +12.3 µJ, n = 1: no test; seeds needed: unknown (a test needs at least "
                             "2 seeds on each side)")
     c = Comparison("test/acc", "grid", "b", "a", 2, 2, "paired", 2, 0.0, sd_diff=0.0)
-    assert c.sentence() == ("b vs a: +0.00 points: no test (zero variance) with 2 seeds; seeds needed: unknown (no "
-                            "variance to plan from)")
+    assert c.sentence() == ("b vs a: +0.00 points: no test (zero variance) with 2 seeds: the difference was the same "
+                            "at every seed (as the metric's resolution allows), so there is no spread to test or plan "
+                            "from; seeds needed: unknown until more seeds show one")
     c = Comparison("test/acc", "model.neuron", "b", "a", 0, 2)
     assert c.sentence() == "b vs a: no COMPLETE run on one side; seeds needed: unknown"
     # a bound that is not zero never reads as zero, whatever the rounding
@@ -278,3 +279,23 @@ def test_two_axes_grid_rows_and_plots(tmp_path, write_study, monkeypatch):
     assert "### every grid point (baseline model.neuron=lif,model.time_steps=2)" in report
     for name in ("learning_curves.png", "axis_model.neuron.png", "axis_model.time_steps.png", "acc_vs_energy.png"):
         assert (out_dir / name).is_file(), name
+
+
+def test_differences_equal_but_for_float32_rounding_are_not_a_variance_to_test():
+    """Two arms 2 test digits apart at every seed: the logged float32 accuracies give differences that
+    disagree in the 8th digit, which a t-test took for a tiny variance (p < 0.001, "significant")."""
+    from lit_snn.orchestrate.statistics import logged_differences
+
+    lif = pd.Series([0.9832869172096252, 0.9777158498764038, 0.9805014133453369])  # float32 values, as logged
+    da_lif = pd.Series([0.9888579249382019, 0.9832869172096252, 0.9860724210739136])
+    assert np.ptp(da_lif - lif) > 0  # the rounding the test is about
+    assert np.ptp(logged_differences(da_lif, lif)) == 0
+    result = compare_arms(da_lif, lif)
+    assert result["test"] == "paired" and math.isnan(result["p_value"])
+    assert result["delta"] == pytest.approx(0.00557, abs=1e-5)
+    stats, (comparison,) = seed_statistics(
+        pd.DataFrame({"seed": [0, 1, 2] * 2, "axis.n": ["lif"] * 3 + ["da_lif"] * 3,
+                      "test/acc": [*lif, *da_lif]}), {"n": ["lif", "da_lif"]}, {"n": "axis.n"}, ["test/acc"])
+    assert comparison.significant is None and "no test (zero variance)" in comparison.sentence()
+    # a real spread still tests: one seed 1 digit more
+    assert not math.isnan(compare_arms(da_lif + np.array([0.0, 0.0, 1 / 359]), lif)["p_value"])
