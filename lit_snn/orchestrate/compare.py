@@ -20,8 +20,9 @@ enter the statistics and the fronts; std is the sample std (ddof 1; 0 for a sing
 std tables). The figures are drawn by plots.py.
 
 Every file written also goes to the study's MLflow parent run (artifact folder ``comparison/``,
-replaced by each compare), and an ablation's per-arm summaries become its metrics
-(``arm/<axis>_<value>/<metric>/mean``, ...: ``arm_metrics``); when MLflow refuses, one line says so.
+replaced by each compare), and an ablation's per-arm summaries go to one nested run per arm
+(``arm model.neuron=ar_lif``: ``test/acc/mean``, ...; ``arm_summaries``), which MLflow's chart view
+compares side by side; when MLflow refuses, one line says so.
 """
 
 from __future__ import annotations
@@ -54,7 +55,16 @@ from .statistics import (
     seed_statistics,
 )
 from .storage import make_storage, sqlite_path
-from .tracking import AXIS_TAG_PREFIX, COMPARISON_DIR, TAG_KEY, TAG_STATE, TAG_TRIAL, Tracker, arm_metric_key
+from .tracking import (
+    AXIS_TAG_PREFIX,
+    COMPARISON_DIR,
+    TAG_KEY,
+    TAG_ROLE,
+    TAG_STATE,
+    TAG_TRIAL,
+    Tracker,
+    arm_metric_key,
+)
 from .units import unit_of
 
 CURVE_METRIC = "val/acc"  # the per-epoch history drawn in learning_curves.png
@@ -89,10 +99,11 @@ class CompareResult:
 
 # ---------------------------------------------------------------------- reading
 def load_runs(tracking_uri: str, experiment_id: str, parent_run_id: str, columns: list[str]) -> pd.DataFrame:
-    """The nested runs of ``parent_run_id`` as a frame: run_id, trial, key, state, ``axis.*`` and metrics."""
+    """The trial runs of ``parent_run_id`` as a frame: run_id, trial, key, state, ``axis.*`` and metrics
+    (its arm runs, ``Tracker.log_arm_runs``, are not trials)."""
     mlflow.set_tracking_uri(tracking_uri)
-    df = mlflow.search_runs(experiment_ids=[experiment_id], output_format="pandas",
-                            filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'")
+    trials = f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.`{TAG_ROLE}` = 'trial'"
+    df = mlflow.search_runs(experiment_ids=[experiment_id], output_format="pandas", filter_string=trials)
     out = pd.DataFrame({"run_id": df.get("run_id", pd.Series(dtype=str))})
     if df.empty:
         return out
@@ -242,16 +253,17 @@ def _estimation_data(stats: pd.DataFrame, done: pd.DataFrame, path: str, column:
     return paired_differences(done, column, metric, baseline), rows[["value", "n", "delta", *DELTA_CI]], baseline
 
 
-def arm_metrics(stats: pd.DataFrame) -> dict[str, float]:
-    """The per-arm summaries logged on the study's parent run: n, mean, CI and the difference to the
-    baseline with its CI, per axis value (and grid point) and metric, in the metric's logged scale."""
-    out: dict[str, float] = {}
+def arm_summaries(stats: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Per arm (``path=value``, or a grid point's ``path=value,path=value``) its summaries as MLflow
+    metrics: n, mean, CI and the difference to the baseline with its CI, per metric, in the metric's
+    logged scale (``test/acc/mean``, ...): what each arm run holds (``Tracker.log_arm_runs``)."""
+    out: dict[str, dict[str, float]] = {}
     for row in stats.to_dict("records"):
         arm = str(row["value"]) if row["axis"] == GRID_AXIS else f"{row['axis']}={row['value']}"
         for stat in ("n", "mean", "ci_low", "ci_high", "delta", *DELTA_CI):
             value = row.get(stat)
             if value is not None and not (isinstance(value, float) and math.isnan(value)):
-                out[arm_metric_key(arm, row["metric"], stat)] = float(value)
+                out.setdefault(arm, {})[arm_metric_key(row["metric"], stat)] = float(value)
     return out
 
 
@@ -562,18 +574,21 @@ def compare(spec: StudySpec, tracking_uri: str, *, study_name: str | None = None
 
 
 def _log_to_mlflow(tracker: Tracker, result: CompareResult, log: Callable[[str], None]) -> bool:
-    """The files as artifacts of the study's parent run and the per-arm summaries as its metrics;
+    """The files as artifacts of the study's parent run and one nested run per arm with its summaries;
     one line and False when MLflow refuses (the local files are the comparison either way)."""
-    metrics = arm_metrics(result.stats) if result.stats is not None else {}
+    arms = arm_summaries(result.stats) if result.stats is not None else {}
     try:
-        tracker.log_comparison(result.parent_run_id, result.files, metrics)
+        tracker.log_comparison(result.parent_run_id, result.files)
+        if arms:
+            parent = tracker.client.get_run(result.parent_run_id)
+            tracker.log_arm_runs(parent.info.experiment_id, result.parent_run_id, result.study_name, arms)
     except Exception as exc:  # noqa: BLE001 - a read-only store, a server that refuses: the files are kept
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         log(f"compare: could not log the comparison to MLflow run {result.parent_run_id} ({reason}); "
             f"it is in {result.out_dir}/ only")
         return False
     log(f"compare: the same files in MLflow run {result.parent_run_id}, folder {COMPARISON_DIR}/"
-        + (f", and {len(metrics)} per-arm metrics (arm/...)" if metrics else ""))
+        + (f"; one nested run per arm ({len(arms)}, named 'arm ...': chart them side by side)" if arms else ""))
     return True
 
 

@@ -656,7 +656,7 @@ def _close_parent(handle: StudyHandle, tracker: Tracker, spec: StudySpec, outcom
     trials of it (that one closes it; a dead one's run is reopened by the next invocation)."""
     run_id = outcome.parent_run_id
     tracker.log_metrics(run_id, {f"trials_{k.lower()}": v for k, v in outcome.counts.items()})
-    # an ablation has no "best" (that would be its luckiest seed): compare logs each arm's mean and CI (arm/...)
+    # an ablation has no "best" (that would be its luckiest seed): compare gives each arm a run with its mean and CI
     if spec.kind == "sweep" and spec.multi_objective:  # no single best: the Pareto front (compare lists it)
         front = sorted(t.number for t in handle.study.best_trials)
         tracker.log_metrics(run_id, {"pareto_trials": len(front)})

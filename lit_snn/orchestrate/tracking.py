@@ -36,6 +36,7 @@ TAG_ROLE = "lit_snn.role"
 TAG_STATE = "lit_snn.state"
 TAG_KEY = "lit_snn.key"
 TAG_TRIAL = "optuna.trial_number"
+TAG_ARM = "lit_snn.arm"  # an arm run: the arm it summarises (path=value, or a grid point's path=value,...)
 TAG_NOTE = "mlflow.note.content"  # the description the MLflow UI shows on an experiment or run
 AXIS_TAG_PREFIX = "axis."
 COMPARISON_DIR = "comparison"  # the parent run's artifact folder holding compare's files
@@ -53,10 +54,9 @@ def _metric_key(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9_\-. /]", "_", key)
 
 
-def arm_metric_key(arm: str, metric: str, stat: str) -> str:
-    """``arm/model.neuron_ar_lif/test/acc/mean``: one statistic of one arm of a comparison as an MLflow key;
-    ``arm`` is ``path=value``, or a grid point's ``path=value,path=value`` (the comma becomes a space)."""
-    return _metric_key(f"arm/{arm.replace(',', ' ')}/{metric}/{stat}")
+def arm_metric_key(metric: str, stat: str) -> str:
+    """``test/acc/mean``: one statistic of one metric, as an arm run logs it (``Tracker.log_arm_runs``)."""
+    return _metric_key(f"{metric}/{stat}")
 
 
 def trial_params(config_items: list[tuple[str, Any]], settings: dict[str, Any]) -> list[tuple[str, Any]]:
@@ -241,9 +241,32 @@ class Tracker:
         self.set_tags(run_id, {f"repro.{k}": v for k, v in reproducibility_info(config).items()})
         self.log_text(run_id, dump_yaml(raw), "config.yaml")
 
-    def log_comparison(self, run_id: str, files: list[Path], metrics: dict[str, float]) -> None:
+    def log_arm_runs(self, experiment_id: str, parent_run_id: str, study_name: str,
+                     arms: dict[str, dict[str, float]]) -> dict[str, str]:
+        """One nested run of the study's parent per arm (role ``arm``, tag ``lit_snn.arm``, the arm's
+        ``axis.*`` tags) holding its summaries (``arms[arm]``: ``test/acc/mean``, ...), made by the
+        first compare and updated by the next; returns arm -> run id. Per run and not as metrics of the
+        parent: MLflow's chart view compares runs, so the arms then stand side by side in one chart."""
+        existing = {run.data.tags.get(TAG_ARM): run.info.run_id for run in self.client.search_runs(
+            [experiment_id], filter_string=_runs_of(study_name, "arm") + f" and tags.mlflow.parentRunId = "
+                                                                          f"'{parent_run_id}'")}
+        out = {}
+        for arm, metrics in arms.items():
+            run_id = existing.get(arm)
+            if run_id is None:
+                tags = {"mlflow.parentRunId": parent_run_id, TAG_STUDY: study_name, TAG_ROLE: "arm", TAG_ARM: arm,
+                        **{f"{AXIS_TAG_PREFIX}{path}": value for path, _, value in
+                           (part.partition("=") for part in arm.split(","))}}
+                run_id = self.client.create_run(experiment_id, run_name=f"arm {arm}"[:250],
+                                                tags={k: _text(v, MAX_TAG_CHARS) for k, v in tags.items()}).info.run_id
+                self.client.set_terminated(run_id, "FINISHED")
+            self.log_metrics(run_id, metrics)
+            out[arm] = run_id
+        return out
+
+    def log_comparison(self, run_id: str, files: list[Path]) -> None:
         """Put compare's ``files`` in the run's ``comparison/`` folder, replacing what an earlier
-        compare left there, and log ``metrics`` (the per-arm summaries)."""
+        compare left there."""
         from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
         repository = get_artifact_repository(self.client.get_run(run_id).info.artifact_uri)
@@ -253,7 +276,6 @@ class Tracker:
             pass  # a store that cannot delete: the files below overwrite those of the same name
         for path in files:
             self.client.log_artifact(run_id, str(path), COMPARISON_DIR)
-        self.log_metrics(run_id, metrics)
 
     def finish(self, run_id: str, state: str, extra_tags: dict[str, Any] | None = None,
                status: str | None = None) -> None:

@@ -32,7 +32,7 @@ def test_ablation_parent_run_carries_the_comparison(tmp_path, write_study, monke
     monkeypatch.setattr(PLANTED, planted_training({"ar_lif": 0.05}))
     path = write_study("arms", axes={"model.neuron": ["lif", "ar_lif"]}, seeds=[0, 1, 2], budget={"max_epochs": 2})
     assert ablate_main([str(path), *store_args(tmp_path)]) == 0
-    assert "per-arm metrics (arm/...)" in capsys.readouterr().out
+    assert "one nested run per arm (2, named 'arm ...'" in capsys.readouterr().out
     client, parent, _ = _runs(tmp_path, "ablation/arms")
     run_id = parent.info.run_id
 
@@ -44,12 +44,16 @@ def test_ablation_parent_run_carries_the_comparison(tmp_path, write_study, monke
     report = client.download_artifacts(run_id, f"{COMPARISON_DIR}/report.md", str(tmp_path / "dl"))
     assert open(report).read() == (results_dir(tmp_path, path) / "report.md").read_text()
 
-    metrics = parent.data.metrics
-    assert not [k for k in metrics if k.startswith("best")]  # no luckiest seed on an ablation's run
+    assert not [k for k in parent.data.metrics if k.startswith("best")]  # no luckiest seed on an ablation's run
+    # one nested run per arm, its summaries as metrics: MLflow's chart view puts the arms side by side
+    arm_runs = client.search_runs([parent.info.experiment_id], "tags.`lit_snn.role` = 'arm'")
+    assert {r.info.run_name for r in arm_runs} == {"arm model.neuron=lif", "arm model.neuron=ar_lif"}
+    assert all(r.data.tags["mlflow.parentRunId"] == run_id and r.info.status == "FINISHED" for r in arm_runs)
+    arm_metrics = {r.data.tags["axis.model.neuron"]: r.data.metrics for r in arm_runs}
     spec = load_spec(path, "ablation")
     stats = compare(spec, _store(tmp_path), results_dir=tmp_path / "results", log=lambda _: None).stats
     for row in stats.to_dict("records"):
-        key = f"arm/model.neuron_{row['value']}/{row['metric']}"
+        metrics, key = arm_metrics[row["value"]], row["metric"]
         assert metrics[f"{key}/mean"] == pytest.approx(row["mean"])
         assert metrics[f"{key}/n"] == 3
         assert metrics[f"{key}/ci_low"] == pytest.approx(row["ci_low"])
@@ -59,7 +63,7 @@ def test_ablation_parent_run_carries_the_comparison(tmp_path, write_study, monke
         else:
             assert metrics[f"{key}/delta"] == pytest.approx(row["delta"])
             assert metrics[f"{key}/delta_ci_low"] < metrics[f"{key}/delta"] < metrics[f"{key}/delta_ci_high"]
-    assert metrics["arm/model.neuron_ar_lif/test/acc/delta"] == pytest.approx(0.05, abs=0.03)
+    assert arm_metrics["ar_lif"]["test/acc/delta"] == pytest.approx(0.05, abs=0.03)
 
     # optuna-dashboard names the objective by the study's metric names
     storage = f"sqlite:///{tmp_path / 'store' / 'optuna.db'}"
@@ -71,6 +75,10 @@ def test_ablation_parent_run_carries_the_comparison(tmp_path, write_study, monke
     client.log_artifact(run_id, str(stale), COMPARISON_DIR)
     assert compare(spec, _store(tmp_path), results_dir=tmp_path / "results", log=lambda _: None).logged
     assert {a.path for a in client.list_artifacts(run_id, COMPARISON_DIR)} == logged
+    again = client.search_runs([parent.info.experiment_id], "tags.`lit_snn.role` = 'arm'")
+    assert sorted(r.info.run_id for r in again) == sorted(r.info.run_id for r in arm_runs)  # updated, not added
+    # the arm runs are no trials: the comparison reads the same 6 trial runs
+    assert len(compare(spec, _store(tmp_path), results_dir=tmp_path / "results", log=lambda _: None).runs) == 6
 
 
 def test_trial_params_hold_each_value_once_and_no_none(tmp_path, write_study, monkeypatch):
