@@ -2,8 +2,8 @@
 
 Runs in Triton's CPU interpreter where there is no GPU (``TRITON_INTERPRET=1`` is set below,
 before anything imports Triton), on CUDA otherwise. The reference runs in float64; comparisons
-skip "near-tie" neurons (see ``near_tie_lanes``), where an ulp of difference legitimately flips
-a spike or a surrogate/STE/relu branch.
+skip "near-tie" neurons (``lit_snn.doctor.ties``, the rule ``lit-snn doctor`` applies too), where an
+ulp of difference legitimately flips a spike or a surrogate/STE/relu branch.
 
 The last section (``@pytest.mark.gpu``) runs only with CUDA and compiled kernels (no
 ``TRITON_INTERPRET``): fp32/bf16/fp16 storage against the float64 reference with the rule "error
@@ -29,6 +29,7 @@ from torch import nn
 
 pytest.importorskip("triton")
 
+from lit_snn.doctor.ties import scan_near_ties as near_tie_lanes  # the rule doctor applies too
 from lit_snn.neurons import (
     KernelSpec,
     create_neuron,
@@ -38,7 +39,7 @@ from lit_snn.neurons import (
 )
 from lit_snn.neurons.kernels import INTERPRET, multistep_triton
 from lit_snn.neurons.kernels import multistep as kernel_module
-from lit_snn.neurons.reference import PARAM_NAMES, broadcast_param
+from lit_snn.neurons.reference import PARAM_NAMES
 
 DEVICE = "cpu" if INTERPRET else "cuda"
 pytestmark = pytest.mark.skipif(
@@ -51,74 +52,6 @@ RTOL = 1e-5 if INTERPRET else 1e-4
 
 
 # --------------------------------------------------------------------------------------------- helpers
-def near_tie_lanes(x, params, spec: KernelSpec, eps: float):
-    """Bool [N]: neurons whose float64 trajectory passes within ``eps`` of a discontinuity.
-
-    Discontinuities: the firing threshold (binary), the rectangle surrogate's edges, the
-    integer rounding points and the straight-through window's ends, and the relu kinks of the
-    AR-LIF memory. A replay of the reference recurrence in float64, used only to find margins.
-    """
-    x = x.detach().double()
-    per = {  # [N] each: per-layer or per-channel values broadcast over one step
-        name: broadcast_param(p.detach().double().reshape(-1), x[0]).expand_as(x[0]).reshape(-1)
-        for name, p in params.items()
-    }
-    x = x.reshape(x.shape[0], -1)  # [T, N]
-    n, t_steps = x.shape[1], x.shape[0]
-    v = torch.zeros(n, dtype=torch.float64)
-    m = torch.zeros(n, dtype=torch.float64)
-    bad = torch.zeros(n, dtype=torch.bool)
-    top = math.floor(spec.int_scale * spec.int_max + 0.5)
-    for t in range(t_steps):
-        xt = x[t]
-        u = per["beta"] * v + per["alpha"] * xt
-        if spec.slope:
-            bad |= (per["slope"] * u).abs() < eps  # the relu's kink
-            u = (per["slope"] * u).clamp_min(0)
-        if spec.adaptive_threshold:
-            th = per["vth"] + per["thr_coef"] * torch.tanh(xt)
-        elif spec.spike_adaptive_threshold:
-            th = per["vth"] + per["thr_coef"] * m
-        else:
-            th = per["vth"]
-        if spec.integer:
-            z = u / th
-            nz = (z * spec.int_scale).clamp(0, top)
-            frac = nz - torch.floor(nz)
-            bad |= ((frac - 0.5).abs() < eps * spec.int_scale) & (nz > 0) & (nz < top)
-            # (an exact 0, as a relu of the slope gives, is the same branch in every implementation)
-            bad |= ((z.abs() < eps) & (z != 0)) | ((z - spec.int_max).abs() < eps)
-            s = torch.floor(nz + 0.5) / spec.int_scale
-            fired = (s > 0).double()
-        else:
-            d = u - th
-            bad |= d.abs() < eps
-            if spec.surrogate == "rectangle":
-                bad |= (d.abs() - spec.surrogate_param / 2).abs() < eps
-            s = (d >= 0).double()
-            fired = s
-        if spec.reset == "hard":
-            v = u * (1 - fired)
-        elif spec.reset == "soft":
-            v = u - s * th
-        elif spec.reset == "adaptive":
-            mp = m if spec.memory_carry else torch.zeros_like(m)
-            bad |= (mp.abs() < eps) & (mp != 0)
-            g = torch.sigmoid(per["mem_gain"] * xt)
-            m = mp.clamp_min(0) * g - (-mp).clamp_min(0) * (1 - g) + (2 * fired - 1) * torch.sigmoid(xt)
-            v = u - s * (th + torch.sigmoid(m))
-        elif spec.reset == "complementary":
-            m = m * torch.sigmoid(per["mem_gain"] * u) + s
-            v = u - s * (th + torch.sigmoid(m))
-        elif spec.reset == "gated":
-            v = u - s * (per["reset_gate"] * u + (1 - per["reset_gate"]) * per["reset_value"])
-        else:
-            v = u
-        if spec.spike_adaptive_threshold:
-            m = per["adapt_decay"] * m + (1 - per["adapt_decay"]) * s
-    return bad
-
-
 def make_params(name_or_cfg, channels=None, seed=0, **overrides):
     """(spec, {name: leaf fp32 [P] requiring grad}) for a preset with its learnables nudged randomly."""
     if channels is not None:

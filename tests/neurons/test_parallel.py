@@ -22,6 +22,7 @@ import torch
 
 pytest.importorskip("triton")
 
+from lit_snn.doctor.ties import parallel_near_ties as near_tie_lanes  # the rule doctor applies too
 from lit_snn.neurons.kernels import parallel as kernel_module  # noqa: E402
 from lit_snn.neurons.kernels.parallel import INTERPRET, parallel_triton  # noqa: E402
 from lit_snn.neurons.parallel import init_parallel_params, parallel_reference  # noqa: E402
@@ -45,16 +46,6 @@ def make_case(shape, seed=0, dtype=torch.float64):
     w = 0.5 * torch.eye(T, dtype=torch.float64) + torch.randn(T, T, generator=gen, dtype=torch.float64) / (2 * T**0.5)
     b = 0.5 + 0.3 * torch.randn(T, generator=gen, dtype=torch.float64)
     return x.to(dtype), w.to(dtype), b.to(dtype)
-
-
-def near_tie_lanes(x, w, b, surrogate, param, eps):
-    """Bool [N]: neurons whose float64 ``H - B`` is within ``eps`` of a discontinuity at some step."""
-    T = x.shape[0]
-    d = w.double() @ x.double().reshape(T, -1) - b.double()[:, None]  # [T, N]
-    bad = d.abs() < eps
-    if surrogate == "rectangle":
-        bad |= (d.abs() - param / 2).abs() < eps
-    return bad.any(dim=0)
 
 
 def run(fn, x, w, b, gs, gh, surrogate="atan", param=2.0, device="cpu", dtype=None):
