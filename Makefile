@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 TORCH_VERSION ?= 2.13.0
 SPIKINGJELLY_VERSION ?= 2.0.0
 NEUROBENCH_VERSION ?= 2.3.0
+NORSE_VERSION ?= 1.1.0
+SINABS_VERSION ?= 3.1.3
 ABLATION ?= ablations/default.yaml
 WORKERS ?= 2
 export PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -34,6 +36,10 @@ $(STAMP): pyproject.toml
 	# NeuroBench: the standard metrics (lit-snn neurobench). Without its dependencies on purpose: it
 	# declares torchaudio (a torch of another version); its metrics need snntorch (from .[dev]), tonic and numba.
 	$(PIP_INSTALL) --no-deps "neurobench==$(NEUROBENCH_VERSION)"
+	# Norse and Sinabs: independent NIR readers of our exported graphs (tests/test_export_nir_peers.py). Without
+	# their dependencies on purpose: Norse declares torchvision, Sinabs samna (a chip SDK); both are pure Python
+	# and their NIR importers need only nir/nirtorch (from .[dev]) and, for Sinabs, pbr.
+	$(PIP_INSTALL) --no-deps "norse==$(NORSE_VERSION)" "sinabs==$(SINABS_VERSION)" "pbr>=6"
 	@touch $(STAMP)
 	@echo "lit_snn: $(VENV) is ready"
 
