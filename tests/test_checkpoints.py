@@ -93,3 +93,20 @@ def test_resuming_from_a_crafted_checkpoint_runs_nothing(checkpoint, tmp_path, m
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("lit-snn train: error: checkpoint ") and "needs posix.system" in err[-1]
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("command", [["neurobench"], ["inspect"], ["export", "--nir", "x.nir"]])
+def test_every_command_that_loads_a_checkpoint_file_refuses_a_crafted_one(checkpoint, tmp_path, monkeypatch, capsys,
+                                                                        command):
+    from lit_snn.cli import main
+
+    marker = tmp_path / "PWNED"
+    data = torch.load(checkpoint[0], weights_only=True)
+    data["state_dict"] = {"weights": RunsAShellCommand(marker)}
+    evil = tmp_path / "evil.ckpt"
+    torch.save(data, evil)
+    monkeypatch.chdir(tmp_path)
+    assert main([command[0], str(evil), *command[1:]]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"lit-snn {command[0]}: error: checkpoint {evil} is refused" in err[0]
+    assert not marker.exists()
