@@ -63,6 +63,29 @@ def _reason(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+# A run's config.yaml is read from a tracking store others may write to: the classes it names are
+# imported and built (jsonargparse's class_path), so only these packages' classes are taken from it.
+TRUSTED_CLASS_PREFIXES = ("lit_snn.", "lightning.", "pytorch_lightning.", "torch.", "torchmetrics.")
+
+
+def check_class_paths(config: Any, where: str, at: str = "") -> None:
+    """Refuse (``ExpectedError``, nothing imported) a ``class_path`` in ``config`` outside
+    ``TRUSTED_CLASS_PREFIXES``; a bare class name (jsonargparse resolves it among the subclasses
+    already imported) is fine."""
+    if isinstance(config, dict):
+        for key, value in config.items():
+            path = f"{at}.{key}" if at else str(key)
+            if key == "class_path" and isinstance(value, str) and "." in value \
+                    and not value.startswith(TRUSTED_CLASS_PREFIXES):
+                raise ExpectedError(f"{where} names the class {value!r} at {path}: a run's config may only name "
+                                    f"classes of {', '.join(p.rstrip('.') for p in TRUSTED_CLASS_PREFIXES)}; "
+                                    "refused, nothing imported")
+            check_class_paths(value, where, path)
+    elif isinstance(config, list):
+        for i, value in enumerate(config):
+            check_class_paths(value, where, f"{at}[{i}]")
+
+
 class TrialRun:
     """One MLflow run read through ``MlflowClient``: its config, thread count, metrics and artifacts."""
 
@@ -94,6 +117,7 @@ class TrialRun:
             raise ExpectedError(f"cannot read run {run_id!r} from {tracking_uri}: {_reason(exc)}") from exc
         if not isinstance(self.config, dict) or not isinstance(self.config.get("trainer", {}), dict):
             raise ExpectedError(f"the {CONFIG_ARTIFACT} of run {run_id!r} is not a run config")
+        check_class_paths(self.config, f"the {CONFIG_ARTIFACT} of run {run_id!r}")
         self.config.get("trainer", {}).pop("default_root_dir", None)  # where to write, not a result setting
         self.params: dict[str, str] = dict(run.data.params)
         self.metrics: dict[str, float] = dict(run.data.metrics)

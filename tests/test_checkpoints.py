@@ -110,3 +110,28 @@ def test_every_command_that_loads_a_checkpoint_file_refuses_a_crafted_one(checkp
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"lit-snn {command[0]}: error: checkpoint {evil} is refused" in err[0]
     assert not marker.exists()
+
+
+def test_a_run_config_naming_a_class_outside_the_trusted_packages_is_refused(tmp_path, monkeypatch, capsys):
+    """A run's config.yaml comes from a tracking store others may write to; its class_paths are imported."""
+    import sys
+
+    import mlflow
+
+    from lit_snn.cli import main
+
+    uri = f"sqlite:///{tmp_path / 'mlruns.db'}"
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    run_id = client.create_run(client.create_experiment("x", artifact_location=str(tmp_path / "art"))).info.run_id
+    config = {"seed_everything": 0, "trainer": {"max_epochs": 1, "callbacks": [{"class_path": "lit_snn_evil.Hook"}]},
+              "model": {"neuron": "lif"}, "data": {"class_path": "lit_snn.data.DigitsDataModule"}}
+    client.log_text(run_id, __import__("yaml").safe_dump(config), "config.yaml")
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()  # MLflow's lines about creating the store
+    for command in ("reproduce", "evaluate"):
+        assert main([command, run_id, "--tracking-uri", uri]) == 2
+        (line,) = capsys.readouterr().err.strip().splitlines()
+        assert line == (f"lit-snn {command}: error: the config.yaml of run {run_id!r} names the class "
+                        "'lit_snn_evil.Hook' at trainer.callbacks[0].class_path: a run's config may only name classes "
+                        "of lit_snn, lightning, pytorch_lightning, torch, torchmetrics; refused, nothing imported")
+    assert "lit_snn_evil" not in sys.modules
