@@ -1,7 +1,7 @@
 """The numba path of ``multistep_cpu`` (``cpu/numba_scan.py``, ``cpu/numba_kernels.py``): that it
-covers every scan preset (no silent fallback to the torch ops), that it is the one running, and
+covers every scan preset (no silent fallback to the reference), that it is the one running, and
 the shapes its chunking must get right. Its equivalence to the reference on every preset and axis
-is ``test_cpu_path.py``'s (run on both paths there)."""
+is ``test_cpu_path.py``'s, as is the switch to the reference with numba off."""
 
 import pytest
 import torch
@@ -46,13 +46,6 @@ def test_numba_path_is_the_one_running(preset, numba_on, monkeypatch):
     assert calls and type(spikes.grad_fn).__name__ == NumbaScan.__name__ + "Backward"
 
 
-def test_switch_off_runs_the_torch_path(monkeypatch):
-    monkeypatch.setattr(cpu_scan, "USE_NUMBA", False)
-    spec, params, x, _ = make_case(neuron_config("lif"), (3, 2, 4, 5), dtype=torch.float32)
-    spikes, _, _ = multistep_cpu(x.requires_grad_(True), **params, spec=spec)
-    assert type(spikes.grad_fn).__name__ == "_CpuScanBackward"
-
-
 CHUNK = numba_kernels.CHUNK
 ODD_SIZES = {  # N not a multiple of the chunk, T = 1 and 7, per layer and per channel (channel = dim 2)
     "T1-N1": ((1, 1), None),
@@ -75,19 +68,17 @@ def test_odd_sizes_match_reference(preset, size, numba_on):
 
 
 @pytest.mark.parametrize("preset", ["lif", "ar_lif", "ib_ra_lif", "clif"])
-def test_float32_against_torch_path(preset, monkeypatch):
-    """fp32: the numba path and the torch path agree to fp32 rounding (their spikes all but
+def test_float32_against_the_float32_reference(preset, numba_on):
+    """fp32: the numba path and the reference in fp32 agree to fp32 rounding (their spikes all but
     everywhere: only a neuron within an ulp of its threshold may differ)."""
     spec, params, x, cot = make_case(neuron_config(preset), (7, 3, 6, 29), channels=6, seed=1, dtype=torch.float32)
     from test_cpu_path import run
 
-    monkeypatch.setattr(cpu_scan, "USE_NUMBA", True)
     ours = run(multistep_cpu, spec, params, x, cot)
-    monkeypatch.setattr(cpu_scan, "USE_NUMBA", False)
-    torch_path = run(multistep_cpu, spec, params, x, cot)
-    assert (ours[0] != torch_path[0]).float().mean() < 1e-3
-    if torch.equal(ours[0], torch_path[0]):
-        for a, b in zip(ours[1:], torch_path[1:]):
+    ref = run(multistep_reference, spec, params, x, cot)
+    assert (ours[0] != ref[0]).float().mean() < 1e-3
+    if torch.equal(ours[0], ref[0]):
+        for a, b in zip(ours[1:], ref[1:]):
             scale = max(b.abs().max().item(), 1.0)
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * scale)
 
@@ -224,10 +215,10 @@ def test_psn_long_sequence_shrinks_the_chunk(numba_on):
     assert_parallel_matches_reference(x)
 
 
-def test_psn_float32_against_torch_path(monkeypatch):
-    """fp32: the numba path and the torch path agree to fp32 rounding (spikes all but everywhere)."""
+def test_psn_float32_against_the_float32_reference(numba_on):
+    """fp32: the numba path and the reference in fp32 agree to fp32 rounding (spikes all but everywhere)."""
     from lit_snn.neurons.cpu import parallel_cpu
-    from lit_snn.neurons.parallel import init_parallel_params
+    from lit_snn.neurons.parallel import init_parallel_params, parallel_reference
 
     T = 8
     weight, threshold = init_parallel_params(T)
@@ -235,11 +226,11 @@ def test_psn_float32_against_torch_path(monkeypatch):
     x = torch.randn(T, 3, 7, 61, generator=gen)
     gs, gh = torch.randn(x.shape, generator=gen), torch.randn(x.shape[1:], generator=gen)
     out = []
-    for on in (True, False):
-        monkeypatch.setattr(cpu_scan, "USE_NUMBA", on)
+    for fn in (parallel_cpu, parallel_reference):
         leaves = [t.clone().requires_grad_(True) for t in (x, weight, threshold)]
-        spikes, h_last = parallel_cpu(*leaves)
+        spikes, h_last = fn(*leaves)
         out.append([spikes, h_last, *torch.autograd.grad((spikes * gs).sum() + (h_last * gh).sum(), leaves)])
+    assert type(out[0][0].grad_fn).__name__ == "_NumbaParallelBackward"
     assert (out[0][0] != out[1][0]).float().mean() < 1e-3
     if torch.equal(out[0][0], out[1][0]):
         for a, b in zip(out[0][1:], out[1][1:]):
