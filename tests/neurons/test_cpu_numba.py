@@ -11,6 +11,7 @@ from lit_snn.neurons import KernelSpec, multistep_reference, neuron_config
 from lit_snn.neurons.cpu import multistep_cpu, numba_scan
 from lit_snn.neurons.cpu import scan as cpu_scan
 from lit_snn.neurons.cpu.numba_scan import NumbaScan, numba_supports
+from lit_snn.neurons.reference import PARAM_NAMES
 
 numba_kernels = pytest.importorskip("lit_snn.neurons.cpu.numba_kernels")
 
@@ -28,6 +29,29 @@ def test_every_scan_preset_is_supported(preset):
 def test_unsupported_combination_falls_back():
     """A spike-adaptive threshold with a second-state reset (the Triton kernel rejects it too)."""
     assert not numba_supports(KernelSpec(reset="adaptive", spike_adaptive_threshold=True))
+
+
+def test_named_rows_follow_the_tables():
+    """The kernels' parameter rows are ``PARAM_NAMES``' order (the table ``_table`` builds), their flag
+    indices ``variant_args``' order, and each kernel's named ``work`` rows are distinct and fit ``WORK_ROWS``."""
+    assert [getattr(numba_kernels, "P_" + name.upper()) for name in PARAM_NAMES] == list(range(len(PARAM_NAMES)))
+    assert numba_kernels.NUM_PARAMS == numba_scan.NUM_PARAMS
+    spec = KernelSpec(reset="complementary", adaptive_threshold=True, integer=True, slope=True, detach_reset=True)
+    flags = numba_scan.variant_args(spec)[0]
+    assert flags[numba_kernels.FLAG_RESET] == numba_scan.RESET_IDS["complementary"]
+    k = numba_kernels
+    assert flags[k.FLAG_THRESHOLD] == flags[k.FLAG_INTEGER] == flags[k.FLAG_SLOPE] == 1
+    assert flags[numba_kernels.FLAG_DETACH_RESET] == flags[numba_kernels.FLAG_MEMORY_CARRY] == 1
+    for prefix in ("FWD_", "BWD_"):
+        rows = []
+        for name in dir(numba_kernels):
+            if name.startswith(prefix):
+                first = getattr(numba_kernels, name)
+                block = name in (prefix + "PRM", "BWD_ACC")  # NUM_PARAMS rows from there
+                rows += range(first, first + numba_kernels.NUM_PARAMS) if block else [first]
+        assert len(rows) == len(set(rows)) and max(rows) < numba_kernels.WORK_ROWS, prefix
+    traj = [getattr(numba_kernels, n) for n in dir(numba_kernels) if n.startswith("TRAJ_") and n != "TRAJ_ROWS"]
+    assert sorted(traj) == list(range(numba_kernels.TRAJ_ROWS))
 
 
 @pytest.mark.parametrize("preset", SCAN_PRESETS)
