@@ -9,7 +9,7 @@ in float32 and store spikes and states in the input's dtype (as the Triton kerne
 
 Without numba (``LIT_SNN_CPU_NUMBA=0``, read once at import; numba not installed or not importable
 on this Python; a variant numba does not cover) it runs the PyTorch reference itself (autograd, in
-the input's dtype): one implementation to trust besides the kernels, as the spec is.
+the input's dtype), so the spec is the only other implementation: no third hand-written backward.
 """
 
 from __future__ import annotations
