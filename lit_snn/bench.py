@@ -13,7 +13,7 @@ spikes (w.r.t. ``x`` and the preset's learnable parameters). Columns:
 
 - ``ours``: what ``backend: auto`` runs on the device: the fused Triton kernels
   (``kernels.multistep_triton``) on a GPU; on the CPU the CPU path (``neurons.cpu``: the numba
-  kernels, or with ``LIT_SNN_CPU_NUMBA=0`` its torch-ops fallback)
+  kernels, or with ``LIT_SNN_CPU_NUMBA=0`` the reference itself)
 - ``eager``: the PyTorch reference recurrence (``multistep_reference``)
 - ``compile``: ``torch.compile`` of the reference (compilation excluded; can take a while)
 - ``sj``: SpikingJelly's multi-step neuron where an equivalent exists (``LIFNode`` for lif,

@@ -1,5 +1,7 @@
 """``lit-snn doctor``: passes on this machine, and fails naming backend, preset and tensor when a backend
-is made to compute something else (a perturbed forward, a perturbed gradient)."""
+is made to compute something else (a perturbed forward, a perturbed gradient). The CPU checks run
+the numba kernels on one or two presets (a first run in a fresh checkout compiles them, 1-3
+minutes); with numba off the CPU path is the reference and the doctor checks nothing there."""
 
 import json
 import os
@@ -11,15 +13,21 @@ import torch
 from lit_snn.cli import main
 from lit_snn.data.mnist import IDX_FILES
 from lit_snn.doctor.kernels import check_backend, cpu_backend, triton_backend
-from lit_snn.neurons import list_neurons
 from lit_snn.neurons.cpu import parallel as cpu_parallel
 from lit_snn.neurons.cpu import scan as cpu_scan
 
 
 @pytest.fixture
-def torch_ops(monkeypatch):
-    """The CPU path's torch ops (no numba compile): what LIT_SNN_CPU_NUMBA=0 selects."""
+def numba_off(monkeypatch):
+    """The CPU path as LIT_SNN_CPU_NUMBA=0 selects it: the PyTorch reference (no numba compile)."""
     monkeypatch.setattr(cpu_scan, "USE_NUMBA", False)
+
+
+@pytest.fixture
+def numba_on(monkeypatch):
+    """The CPU path's numba kernels, what the doctor checks on a CPU."""
+    pytest.importorskip("numba")
+    monkeypatch.setattr(cpu_scan, "USE_NUMBA", True)
 
 
 def doctor(tmp_path, *args):
@@ -38,18 +46,29 @@ class _ScaledGrad(torch.autograd.Function):
         return grad * 1.001
 
 
-def test_passes_on_this_machine(tmp_path, torch_ops, capsys):
+def test_passes_on_this_machine(tmp_path, numba_off, capsys):
     assert doctor(tmp_path) == 0
     out = capsys.readouterr().out
     rows = {line.split("  ")[0].strip(): line for line in out.splitlines()}
-    assert {"python", "torch", "numba", "cpu path", "gpu", "cpu-torch vs reference", "optuna storage",
-            "mlflow tracking", "data digits", "data fashion_mnist"} <= set(rows)
-    checked = rows["cpu-torch vs reference"]
-    assert " ok " in checked and f"{len(list_neurons())} presets, forward and every gradient" in checked
+    assert {"python", "torch", "numba", "cpu path", "gpu", "optuna storage", "mlflow tracking", "data digits",
+            "data fashion_mnist"} <= set(rows)
+    cpu = rows["cpu path"]
+    assert " ok " in cpu and "CPU: the PyTorch reference (numba off: LIT_SNN_CPU_NUMBA=0" in cpu
+    if not torch.cuda.is_available():  # the reference is not checked against itself
+        assert not any(check.endswith("vs reference") for check in rows)
     assert "not created yet" in rows["optuna storage"] and "absent" in rows["data mnist"]
 
 
-def test_perturbed_forward_fails_naming_preset_and_tensor(tmp_path, torch_ops, monkeypatch, capsys):
+def test_numba_kernels_pass(tmp_path, numba_on, capsys):
+    assert doctor(tmp_path, "--presets", "ar_lif") == 0
+    out = capsys.readouterr().out
+    rows = {line.split("  ")[0].strip(): line for line in out.splitlines()}
+    assert "numba kernels;" in rows["cpu path"]
+    checked = rows["numba vs reference"]
+    assert " ok " in checked and "1 presets, forward and every gradient" in checked and "lif fwd+bwd fp32" in checked
+
+
+def test_perturbed_forward_fails_naming_preset_and_tensor(tmp_path, numba_on, monkeypatch, capsys):
     honest = cpu_scan.multistep_cpu
 
     def off_by_a_little(x, spec, **params):
@@ -59,31 +78,23 @@ def test_perturbed_forward_fails_naming_preset_and_tensor(tmp_path, torch_ops, m
     monkeypatch.setattr(cpu_scan, "multistep_cpu", off_by_a_little)
     assert doctor(tmp_path, "--presets", "lif,ar_lif") == 1
     out = capsys.readouterr().out
-    assert "cpu-torch lif: V_T differs from the reference (max abs" in out
-    assert "cpu-torch ar_lif: V_T differs from the reference" in out
+    assert "numba lif: V_T differs from the reference (max abs" in out
+    assert "numba ar_lif: V_T differs from the reference" in out
 
 
-def test_perturbed_gradient_fails_naming_preset_and_tensor(tmp_path, torch_ops, monkeypatch, capsys):
+def test_perturbed_gradient_fails_naming_preset_and_tensor(tmp_path, numba_on, monkeypatch, capsys):
     honest = cpu_scan.multistep_cpu
     monkeypatch.setattr(cpu_scan, "multistep_cpu", lambda x, spec, **p: honest(_ScaledGrad.apply(x), spec=spec, **p))
     assert doctor(tmp_path, "--presets", "i_lif") == 1
     lines = [line for line in capsys.readouterr().out.splitlines() if "FAIL" in line]
-    assert lines and all("cpu-torch i_lif: dL/dx" in line for line in lines)  # the forward still matches
+    assert lines and all("numba i_lif: dL/dx" in line for line in lines)  # the forward still matches
 
 
-def test_perturbed_psn_fails(torch_ops, monkeypatch):
+def test_perturbed_psn_fails(numba_on, monkeypatch):
     honest = cpu_parallel.parallel_cpu
     monkeypatch.setattr(cpu_parallel, "parallel_cpu", lambda x, w, b, k, p: honest(x, w * 1.001, b, k, p))
-    found = {m.tensor for m in check_backend(cpu_backend("cpu-torch"), ["psn"], timing=False).mismatches}
+    found = {m.tensor for m in check_backend(cpu_backend("numba"), ["psn"], timing=False).mismatches}
     assert {"H_T", "dL/dx"} <= found
-
-
-def test_numba_check_on_one_preset(monkeypatch):
-    """The numba kernels themselves (the first run in a fresh checkout compiles them, about a minute)."""
-    pytest.importorskip("numba")
-    monkeypatch.setattr(cpu_scan, "USE_NUMBA", True)
-    report = check_backend(cpu_backend("numba"), ["ar_lif"], timing=False)
-    assert report.presets == ["ar_lif"] and report.mismatches == []
 
 
 def test_triton_check_in_the_interpreter():
@@ -96,7 +107,7 @@ def test_triton_check_in_the_interpreter():
     assert check_backend(triton_backend("cpu"), ["lif", "psn"], timing=False).mismatches == []
 
 
-def test_stores_and_datasets(tmp_path, torch_ops, capsys):
+def test_stores_and_datasets(tmp_path, numba_off, capsys):
     raw = tmp_path / "data" / "MNIST" / "raw"
     raw.mkdir(parents=True)
     for base in IDX_FILES.values():
@@ -113,7 +124,7 @@ def test_stores_and_datasets(tmp_path, torch_ops, capsys):
     assert tracking["status"] == "FAIL" and "not readable as a store" in tracking["detail"]
 
 
-def test_unreachable_tracking_server_fails(tmp_path, torch_ops, capsys):
+def test_unreachable_tracking_server_fails(tmp_path, numba_off, capsys):
     assert doctor(tmp_path, "--presets", "lif", "--tracking-uri", "http://127.0.0.1:9") == 1
     out = capsys.readouterr().out
     assert "mlflow tracking" in out and "http://127.0.0.1:9 is not reachable" in out
@@ -126,7 +137,7 @@ def test_bad_preset_is_bad_input(tmp_path, capsys):
 
 
 @pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist"), reason="Debian's Fashion-MNIST")
-def test_debian_fashion_mnist_found_with_the_default_root(tmp_path, torch_ops, capsys, monkeypatch):
+def test_debian_fashion_mnist_found_with_the_default_root(tmp_path, numba_off, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert main(["doctor", "--presets", "lif"]) == 0
     assert "present in /usr/share/datasets/fashion-mnist" in capsys.readouterr().out

@@ -1,8 +1,8 @@
 """``lit-snn doctor``: what this machine will run and whether it computes the right thing, in one table.
 
-Rows: Python and the packages' versions; the CPU path (numba or torch ops, the numba kernels' cache
-warm or cold); the GPU; every neuron preset on the backend this machine trains with (the CPU path,
-and on a GPU the Triton kernels) against the PyTorch reference, forward and every gradient
+Rows: Python and the packages' versions; the CPU path (the numba kernels, their cache warm or cold,
+or with numba off the PyTorch reference itself); the GPU; every neuron preset on the kernels this
+machine trains with (numba's, and on a GPU Triton's) against the PyTorch reference, forward and every gradient
 (``kernels.py``), with a short timing; the Optuna storage and the MLflow tracking URI; each
 registered dataset under ``--root``. Exit status 1 when a backend computes something other than the
 reference (a line per preset and tensor) or a store is unusable; warnings (no GPU, a dataset absent)
@@ -81,7 +81,8 @@ def run_checks(args: argparse.Namespace, presets: list[str] | None, progress=pri
     rows += [cpu_row, gpu]
     if cpu_name == "numba" and "cold" in cpu_row.detail:
         progress("lit-snn doctor: compiling the numba kernels (cold cache): this takes 1-3 minutes, once")
-    rows += _kernel_rows(cpu_backend(cpu_name), presets)
+    if cpu_name is not None:  # else the CPU path is the reference: nothing to check against it
+        rows += _kernel_rows(cpu_backend(cpu_name), presets)
     if cpu_name == "numba":
         hits, compiled = numba_compile_counts()
         rows.append(Row("numba kernels", OK, f"{compiled} compiled now, {hits} loaded from the cache"))

@@ -63,19 +63,20 @@ def numba_compile_counts() -> tuple[int, int]:
     return sum(sum(s.cache_hits.values()) for s in stats), sum(sum(s.cache_misses.values()) for s in stats)
 
 
-def cpu_path_row() -> tuple[Row, str]:
-    """The CPU path's row and the backend name its check runs under (``numba`` or ``cpu-torch``)."""
+def cpu_path_row() -> tuple[Row, str | None]:
+    """The CPU path's row and the backend its check runs under: ``numba``, or None where the CPU
+    path is the PyTorch reference itself (numba off), which leaves nothing to check against it."""
     from ..neurons.cpu import scan
 
     if not scan.USE_NUMBA:
-        return Row("cpu path", OK, "torch ops per step (LIT_SNN_CPU_NUMBA=0; unset it for the numba kernels)"), \
-            "cpu-torch"
+        return Row("cpu path", OK, "CPU: the PyTorch reference (numba off: LIT_SNN_CPU_NUMBA=0; unset it for the "
+                                   "numba kernels)"), None
     if importlib.util.find_spec("numba") is None:
-        return Row("cpu path", WARN, "torch ops per step: numba is not installed"), "cpu-torch"
+        return Row("cpu path", WARN, "CPU: the PyTorch reference (numba off: numba is not installed)"), None
     try:
         folder, count = numba_cache_files()
-    except ImportError as err:  # numba present but broken: multistep_cpu falls back the same way
-        return Row("cpu path", WARN, f"torch ops per step: numba does not import ({err})"), "cpu-torch"
+    except ImportError as err:  # numba present but broken: multistep_cpu runs the reference the same way
+        return Row("cpu path", WARN, f"CPU: the PyTorch reference (numba off: numba does not import: {err})"), None
     cache = f"kernel cache warm ({count} index files in {folder})" if count else \
         f"kernel cache cold ({folder}): the first use compiles them (1-3 minutes)"
     return Row("cpu path", OK, f"numba kernels; {cache}"), "numba"

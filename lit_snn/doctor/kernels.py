@@ -1,5 +1,6 @@
-"""Each neuron preset on a backend (numba or torch ops on the CPU, Triton on a GPU) against the PyTorch
-reference: outputs and every gradient, on small inputs; and a short timing.
+"""Each neuron preset on a backend (the numba kernels on the CPU, Triton on a GPU) against the PyTorch
+reference: outputs and every gradient, on small inputs; and a short timing. (With numba off the CPU
+path is the reference itself: nothing to check there.)
 
 The rule is ``tests/neurons/test_kernels.py``'s on a GPU: the backend runs in float32 (what training
 runs), the reference in float64; neurons within ``TOLERANCE`` of a discontinuity are skipped
@@ -44,7 +45,8 @@ class Backend:
 
 
 def cpu_backend(name: str) -> Backend:
-    """The CPU path (``multistep_cpu``, ``parallel_cpu``): numba or torch ops, per ``scan.USE_NUMBA``."""
+    """The CPU path (``multistep_cpu``, ``parallel_cpu``), looked up at call time; its numba kernels
+    when ``scan.USE_NUMBA`` (else it runs the reference)."""
     from ..neurons.cpu import parallel as cpu_parallel
     from ..neurons.cpu import scan as cpu_scan
 

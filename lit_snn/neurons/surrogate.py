@@ -33,27 +33,6 @@ def surrogate_grad(u: Tensor, kind: str, param: float) -> Tensor:
     raise ValueError(f"unknown surrogate {kind!r}; valid: {', '.join(SURROGATE_IDS)}")
 
 
-def surrogate_grad_parts(u: Tensor, th: Tensor, kind: str, param: float, out: Tensor) -> float:
-    """``surrogate_grad(u - th)`` as ``c * g``: ``g`` written into ``out`` in place (no temporaries),
-    the constant ``c`` returned for the caller to fold into its next fused op (the CPU path's
-    adjoint). The same formulas; rounded in a different order than ``surrogate_grad`` (an ulp)."""
-    d = torch.sub(u, th, out=out)
-    if kind == "rectangle":  # [|d| < w/2] / w
-        torch.lt(d.abs_(), param / 2, out=out)
-        return 1.0 / param
-    if kind == "triangle":  # max(0, w - |d|) / w^2 = -min(0, |d| - w) / w^2
-        d.abs_().sub_(param).clamp_max_(0.0)
-        return -1.0 / (param * param)
-    if kind == "sigmoid":  # alpha sig (1 - sig), sig = sigmoid(alpha d)
-        sig = d.mul_(param).sigmoid_()
-        torch.addcmul(sig, sig, sig, value=-1.0, out=out)
-        return param
-    if kind == "atan":  # alpha / 2 / (1 + (pi/2 alpha d)^2)
-        d.mul_(math.pi / 2 * param).square_().add_(1.0).reciprocal_()
-        return param / 2
-    raise ValueError(f"unknown surrogate {kind!r}; valid: {', '.join(SURROGATE_IDS)}")
-
-
 class HeavisideSurrogate(torch.autograd.Function):
     """``S = (u >= 0)`` forward; the surrogate's derivative backward."""
 

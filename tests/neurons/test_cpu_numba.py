@@ -1,7 +1,7 @@
 """The numba path of ``multistep_cpu`` (``cpu/numba_scan.py``, ``cpu/numba_kernels.py``): that it
-covers every scan preset (no silent fallback to the torch ops), that it is the one running, and
+covers every scan preset (no silent fallback to the reference), that it is the one running, and
 the shapes its chunking must get right. Its equivalence to the reference on every preset and axis
-is ``test_cpu_path.py``'s (run on both paths there)."""
+is ``test_cpu_path.py``'s, as is the switch to the reference with numba off."""
 
 import pytest
 import torch
@@ -11,6 +11,7 @@ from lit_snn.neurons import KernelSpec, multistep_reference, neuron_config
 from lit_snn.neurons.cpu import multistep_cpu, numba_scan
 from lit_snn.neurons.cpu import scan as cpu_scan
 from lit_snn.neurons.cpu.numba_scan import NumbaScan, numba_supports
+from lit_snn.neurons.reference import PARAM_NAMES
 
 numba_kernels = pytest.importorskip("lit_snn.neurons.cpu.numba_kernels")
 
@@ -30,6 +31,29 @@ def test_unsupported_combination_falls_back():
     assert not numba_supports(KernelSpec(reset="adaptive", spike_adaptive_threshold=True))
 
 
+def test_named_rows_follow_the_tables():
+    """The kernels' parameter rows are ``PARAM_NAMES``' order (the table ``_table`` builds), their flag
+    indices ``variant_args``' order, and each kernel's named ``work`` rows are distinct and fit ``WORK_ROWS``."""
+    assert [getattr(numba_kernels, "P_" + name.upper()) for name in PARAM_NAMES] == list(range(len(PARAM_NAMES)))
+    assert numba_kernels.NUM_PARAMS == numba_scan.NUM_PARAMS
+    spec = KernelSpec(reset="complementary", adaptive_threshold=True, integer=True, slope=True, detach_reset=True)
+    flags = numba_scan.variant_args(spec)[0]
+    assert flags[numba_kernels.FLAG_RESET] == numba_scan.RESET_IDS["complementary"]
+    k = numba_kernels
+    assert flags[k.FLAG_THRESHOLD] == flags[k.FLAG_INTEGER] == flags[k.FLAG_SLOPE] == 1
+    assert flags[numba_kernels.FLAG_DETACH_RESET] == flags[numba_kernels.FLAG_MEMORY_CARRY] == 1
+    for prefix in ("FWD_", "BWD_"):
+        rows = []
+        for name in dir(numba_kernels):
+            if name.startswith(prefix):
+                first = getattr(numba_kernels, name)
+                block = name in (prefix + "PRM", "BWD_ACC")  # NUM_PARAMS rows from there
+                rows += range(first, first + numba_kernels.NUM_PARAMS) if block else [first]
+        assert len(rows) == len(set(rows)) and max(rows) < numba_kernels.WORK_ROWS, prefix
+    traj = [getattr(numba_kernels, n) for n in dir(numba_kernels) if n.startswith("TRAJ_") and n != "TRAJ_ROWS"]
+    assert sorted(traj) == list(range(numba_kernels.TRAJ_ROWS))
+
+
 @pytest.mark.parametrize("preset", SCAN_PRESETS)
 def test_numba_path_is_the_one_running(preset, numba_on, monkeypatch):
     spec, params, x, _ = make_case(neuron_config(preset), (3, 2, 4, 5), dtype=torch.float32)
@@ -44,13 +68,6 @@ def test_numba_path_is_the_one_running(preset, numba_on, monkeypatch):
     monkeypatch.setattr(numba_scan.kernels(), "scan_forward", counting)
     spikes, _, _ = multistep_cpu(x, **params, spec=spec)
     assert calls and type(spikes.grad_fn).__name__ == NumbaScan.__name__ + "Backward"
-
-
-def test_switch_off_runs_the_torch_path(monkeypatch):
-    monkeypatch.setattr(cpu_scan, "USE_NUMBA", False)
-    spec, params, x, _ = make_case(neuron_config("lif"), (3, 2, 4, 5), dtype=torch.float32)
-    spikes, _, _ = multistep_cpu(x.requires_grad_(True), **params, spec=spec)
-    assert type(spikes.grad_fn).__name__ == "_CpuScanBackward"
 
 
 CHUNK = numba_kernels.CHUNK
@@ -75,19 +92,17 @@ def test_odd_sizes_match_reference(preset, size, numba_on):
 
 
 @pytest.mark.parametrize("preset", ["lif", "ar_lif", "ib_ra_lif", "clif"])
-def test_float32_against_torch_path(preset, monkeypatch):
-    """fp32: the numba path and the torch path agree to fp32 rounding (their spikes all but
+def test_float32_against_the_float32_reference(preset, numba_on):
+    """fp32: the numba path and the reference in fp32 agree to fp32 rounding (their spikes all but
     everywhere: only a neuron within an ulp of its threshold may differ)."""
     spec, params, x, cot = make_case(neuron_config(preset), (7, 3, 6, 29), channels=6, seed=1, dtype=torch.float32)
     from test_cpu_path import run
 
-    monkeypatch.setattr(cpu_scan, "USE_NUMBA", True)
     ours = run(multistep_cpu, spec, params, x, cot)
-    monkeypatch.setattr(cpu_scan, "USE_NUMBA", False)
-    torch_path = run(multistep_cpu, spec, params, x, cot)
-    assert (ours[0] != torch_path[0]).float().mean() < 1e-3
-    if torch.equal(ours[0], torch_path[0]):
-        for a, b in zip(ours[1:], torch_path[1:]):
+    ref = run(multistep_reference, spec, params, x, cot)
+    assert (ours[0] != ref[0]).float().mean() < 1e-3
+    if torch.equal(ours[0], ref[0]):
+        for a, b in zip(ours[1:], ref[1:]):
             scale = max(b.abs().max().item(), 1.0)
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * scale)
 
@@ -224,10 +239,10 @@ def test_psn_long_sequence_shrinks_the_chunk(numba_on):
     assert_parallel_matches_reference(x)
 
 
-def test_psn_float32_against_torch_path(monkeypatch):
-    """fp32: the numba path and the torch path agree to fp32 rounding (spikes all but everywhere)."""
+def test_psn_float32_against_the_float32_reference(numba_on):
+    """fp32: the numba path and the reference in fp32 agree to fp32 rounding (spikes all but everywhere)."""
     from lit_snn.neurons.cpu import parallel_cpu
-    from lit_snn.neurons.parallel import init_parallel_params
+    from lit_snn.neurons.parallel import init_parallel_params, parallel_reference
 
     T = 8
     weight, threshold = init_parallel_params(T)
@@ -235,11 +250,11 @@ def test_psn_float32_against_torch_path(monkeypatch):
     x = torch.randn(T, 3, 7, 61, generator=gen)
     gs, gh = torch.randn(x.shape, generator=gen), torch.randn(x.shape[1:], generator=gen)
     out = []
-    for on in (True, False):
-        monkeypatch.setattr(cpu_scan, "USE_NUMBA", on)
+    for fn in (parallel_cpu, parallel_reference):
         leaves = [t.clone().requires_grad_(True) for t in (x, weight, threshold)]
-        spikes, h_last = parallel_cpu(*leaves)
+        spikes, h_last = fn(*leaves)
         out.append([spikes, h_last, *torch.autograd.grad((spikes * gs).sum() + (h_last * gh).sum(), leaves)])
+    assert type(out[0][0].grad_fn).__name__ == "_NumbaParallelBackward"
     assert (out[0][0] != out[1][0]).float().mean() < 1e-3
     if torch.equal(out[0][0], out[1][0]):
         for a, b in zip(out[0][1:], out[1][1:]):

@@ -11,10 +11,11 @@ cached.
 Layout: ``x`` is a contiguous ``[T, N]`` numpy view of the torch tensor (zero copy). The neurons
 are processed in chunks of ``CHUNK`` contiguous neurons; for each chunk, for each step, every
 stage of the step (charge, threshold, fire, reset, ...) is a few loops over the chunk, on
-chunk-sized rows of ``work`` (hot in cache) with the branch on the variant's flags outside the
-loops: each loop is straight-line code that LLVM vectorises (AVX-512 / AVX2). The parameters are
-expanded per chunk into rows of ``work`` (a per-layer value repeated, a per-channel one gathered:
-channel ``(i // S) % C``), so per-layer, per-channel and mixed parameters run the same loops.
+chunk-sized rows of ``work`` (hot in cache; each row named per kernel: ``FWD_*``, ``BWD_*``, and
+the backward's per-step rows ``TRAJ_*``) with the branch on the variant's flags outside the loops:
+each loop is straight-line code that LLVM vectorises (AVX-512 / AVX2). The parameters are expanded
+per chunk into rows of ``work`` (a per-layer value repeated, a per-channel one gathered: channel
+``(i // S) % C``), so per-layer, per-channel and mixed parameters run the same loops.
 The forward of the variants with a fixed threshold and a hard or soft reset (lif, plif, hard_lif,
 da_lif, soft_lif, i_lif, ib_ra_lif) is one loop per step (``_simple_step``: 25-30% faster here), and
 so is that of the binary gated (glif: ``_gated_step``) and complementary (clif:
@@ -31,7 +32,7 @@ cuts the backward's kernel time by 15-30% here.
 
 GLIF's gated integration (``SpikingNeuron.glif_input``: ``x'_t = gain_t x_t + bias``, gain
 ``[T, Pg]``, bias ``[Pg]``, Pg = 1 or C) runs inside both kernels (``_gate``: one loop per step
-into a row of ``work``; the backward's replay keeps x' in ``traj[10]``), so that the backward keeps
+into a row of ``work``; the backward's replay keeps x' in ``traj[TRAJ_XG]``), so that the backward keeps
 only x: dL/dx = dL/dx' gain, the gain's gradient per step and channel (``part_gain``), the bias's
 accumulated per element over time and summed per chunk (``part_bias``). The float64 sums over a
 chunk's neurons (``_lane_sum``) run in ``LANES`` interleaved partial sums, which vectorise (one
@@ -75,11 +76,51 @@ from numba.extending import intrinsic, overload
 
 LANES = 32  # float64 partial sums of a sum over a chunk's neurons (``_lane_sum``: four AVX-512 registers)
 CHUNK = 1024  # neurons per chunk (largest): ~40 rows of 4 KiB (fp32) stay in L2 while the chunk walks over time
-WORK_ROWS = 40  # rows of ``work`` the kernels use (parameters, states, per-step terms, gradients)
-TRAJ_ROWS = 11  # per-step quantities the backward's replay keeps for its adjoint (``scan_backward``)
+# indices into ``flags`` (the variant, int64: ``numba_scan.variant_args``)
+FLAG_RESET, FLAG_THRESHOLD, FLAG_INTEGER, FLAG_MEMORY_CARRY, FLAG_SLOPE, FLAG_DETACH_RESET, FLAG_SURROGATE = range(7)
 # indices into ``fs`` (the float arguments, in the compute dtype)
 F_INT_MAX, F_INT_SCALE, F_INT_TOP, F_SURROGATE, F_ZERO, F_ONE, F_TWO, F_HALF, F_HALF_PI = range(9)
 NUM_FLOATS = 9
+# rows of the [9, P] parameter table, of ``prm`` (its chunk, expanded), of ``acc`` and ``part`` (their
+# gradients) and flags of ``used``: ``reference.PARAM_NAMES``' order
+P_ALPHA, P_BETA, P_VTH, P_THR_COEF, P_MEM_GAIN, P_ADAPT_DECAY, P_SLOPE, P_RESET_GATE, P_RESET_VALUE = range(9)
+NUM_PARAMS = 9
+USED_GAIN, USED_BIAS = 0, 1  # flags of ``used_gate``: GLIF's gain's and bias's gradient wanted
+
+# ``scan_forward``'s rows of ``work`` (each a row of the chunk CH)
+FWD_PRM = 0  # .. FWD_PRM + NUM_PARAMS - 1: the parameters, expanded over the chunk (``_chunk_params``)
+FWD_V, FWD_M = 9, 10  # the states V, M entering the step (double-buffered with FWD_V_NEXT, FWD_M_NEXT)
+FWD_PRE = 11  # P = beta V + alpha X, the charge before KLIF's slope (U itself without a slope)
+FWD_U = 12  # U = relu(k P) (KLIF's slope only)
+FWD_TX = 13  # tanh(X) (the adaptive threshold)
+FWD_TH = 14  # the threshold th (adaptive thresholds; a fixed one is the vth row of FWD_PRM)
+FWD_ARG = 15  # the integer spike's argument U / th
+FWD_F = 16  # F = [S > 0] (integer spikes; binary: F is S)
+FWD_V_NEXT, FWD_M_NEXT = 17, 18  # the states leaving the step
+FWD_RA, FWD_RB, FWD_RC = 19, 20, 21  # ``_reset``'s sigmoids: AR-LIF s(X), s(c X), s(M_t); CLIF s(c U), -, s(M_t)
+FWD_XG = 22  # GLIF's gated input x'_t = gain_t x_t + bias
+FWD_GAIN, FWD_BIAS = 23, 24  # GLIF's gain (per channel: expanded) and bias, over the chunk
+
+# ``scan_backward``'s rows of ``work``
+BWD_PRM = 0  # .. BWD_PRM + NUM_PARAMS - 1: the parameters, expanded over the chunk
+BWD_ACC = 9  # .. BWD_ACC + NUM_PARAMS - 1: the parameter gradients, accumulated per element over time
+BWD_GAIN, BWD_BIAS = 23, 24  # GLIF's gain (per channel: expanded) and bias, over the chunk
+BWD_G_U = 25  # dL/dU_t
+BWD_G_SP = 26  # dL/dS_t's share through the spike function
+BWD_G_TH = 28  # dL/dth_t
+BWD_G_X = 29  # dL/dX_t's terms besides alpha's
+BWD_AMP = 30  # dL/dM_{t-1} (variants with M)
+BWD_T1, BWD_T2, BWD_T3, BWD_T4 = 31, 32, 33, 34  # ``_adjoint``'s temporaries
+BWD_AV, BWD_AM = 35, 36  # the adjoints dL/dV_t, dL/dM_t carried from step to step
+BWD_ZERO = 37  # a row of zeros (no spike cotangent; AR-LIF's memory without carry)
+BWD_ACC_BIAS = 38  # GLIF's bias gradient, accumulated per element over time
+WORK_ROWS = 40  # rows of ``work`` (rows 27 and 39 unused)
+
+# ``scan_backward``'s rows of ``traj`` [TRAJ_ROWS, T, CH]: what the replay keeps of each step for the adjoint
+TRAJ_U, TRAJ_S, TRAJ_ARG, TRAJ_TH, TRAJ_TX, TRAJ_PRE, TRAJ_F = range(7)  # as the FWD_ rows of the same names
+TRAJ_RA, TRAJ_RB, TRAJ_RC = 7, 8, 9  # ``_reset``'s sigmoids (as FWD_RA, FWD_RB, FWD_RC; also CLIF's replay's)
+TRAJ_XG = 10  # GLIF's gated input x'_t
+TRAJ_ROWS = 11
 
 _JIT = dict(cache=True, fastmath=False, nogil=True, error_model="numpy", _nrt=False)  # numpy: x / 0 is inf, no branch
 _JIT_INLINE = dict(_JIT, inline="always")  # inlined into numba's IR at each call: constant arguments fold there
@@ -180,9 +221,9 @@ def _next_chunk(claim, block, c0, c1, ci, last):
 
 @njit(**_JIT)
 def _chunk_params(table, i0, n, C, S, prm):
-    """Rows 0..8 of ``prm``: the table's parameters of neurons ``i0 .. i0 + n - 1``."""
+    """The rows of ``prm`` (``P_*``): the table's parameters of neurons ``i0 .. i0 + n - 1``."""
     P = table.shape[1]
-    for k in range(9):
+    for k in range(NUM_PARAMS):
         row = prm[k]
         if P == 1:
             val = table[k, 0]
@@ -300,7 +341,7 @@ def _charge_fire(xt, v, m, n, prm, TH, INTEGER, SLOPE, WANT_F, fs, pre, u, tx, t
     TH 0 the caller passes the vth row as ``th``), S, with integer spikes the spike function's
     argument U/th (``arg``; binary: the adjoint reads U - th from U and th) and, with ``WANT_F``,
     F = [S > 0] (binary: F is S, the caller passes ``s`` as ``f``)."""
-    alpha, beta, vth, k, sl = prm[0], prm[1], prm[2], prm[3], prm[6]
+    alpha, beta, vth, k, sl = prm[P_ALPHA], prm[P_BETA], prm[P_VTH], prm[P_THR_COEF], prm[P_SLOPE]
     zero, one = fs[F_ZERO], fs[F_ONE]
     if SLOPE:
         for j in range(n):
@@ -338,7 +379,7 @@ def _reset(xt, u, th, s, f, m, vn, mn, n, prm, RESET, TH, CARRY, fs, ra, rb, rc)
     ``vn``, ``mn`` must not be any of the inputs. Rows written for the adjoint: AR-LIF ``ra`` =
     sigmoid(X), ``rb`` = sigmoid(c X), ``rc`` = sigmoid(M_t); CLIF ``ra`` = sigmoid(c U), ``rc`` =
     sigmoid(M_t)."""
-    c, rho, r, val = prm[4], prm[5], prm[7], prm[8]
+    c, rho, r, val = prm[P_MEM_GAIN], prm[P_ADAPT_DECAY], prm[P_RESET_GATE], prm[P_RESET_VALUE]
     zero, one, two = fs[F_ZERO], fs[F_ONE], fs[F_TWO]
     if RESET == 0:  # hard
         for j in range(n):
@@ -380,7 +421,7 @@ def _reset(xt, u, th, s, f, m, vn, mn, n, prm, RESET, TH, CARRY, fs, ra, rb, rc)
 def _simple_step(xt, v, s, n, prm, RESET, INTEGER, fs):
     """One forward step of the variants with a fixed threshold and a hard or soft reset, fused
     into one loop per case (the same operations as ``_charge_fire`` + ``_reset``); V in place."""
-    alpha, beta, vth = prm[0], prm[1], prm[2]
+    alpha, beta, vth = prm[P_ALPHA], prm[P_BETA], prm[P_VTH]
     zero, one = fs[F_ZERO], fs[F_ONE]
     if INTEGER:
         scale, top, half = fs[F_INT_SCALE], fs[F_INT_TOP], fs[F_HALF]
@@ -414,7 +455,7 @@ def _simple_step(xt, v, s, n, prm, RESET, INTEGER, fs):
 def _gated_step(xt, v, s, n, prm, fs):
     """One forward step of GLIF's binary gated reset with a fixed threshold in one loop (the same
     operations as ``_charge_fire`` + ``_reset``'s RESET 4); V in place."""
-    alpha, beta, vth, r, val = prm[0], prm[1], prm[2], prm[7], prm[8]
+    alpha, beta, vth, r, val = prm[P_ALPHA], prm[P_BETA], prm[P_VTH], prm[P_RESET_GATE], prm[P_RESET_VALUE]
     zero, one = fs[F_ZERO], fs[F_ONE]
     for j in range(n):
         u = beta[j] * v[j] + alpha[j] * xt[j]
@@ -427,7 +468,7 @@ def _gated_step(xt, v, s, n, prm, fs):
 def _complementary_step(xt, v, m, s, n, prm, fs):
     """One forward step of CLIF's binary complementary reset with a fixed threshold in one loop (the
     same operations as ``_charge_fire`` + ``_reset``'s RESET 3); V and M in place."""
-    alpha, beta, vth, c = prm[0], prm[1], prm[2], prm[4]
+    alpha, beta, vth, c = prm[P_ALPHA], prm[P_BETA], prm[P_VTH], prm[P_MEM_GAIN]
     zero, one = fs[F_ZERO], fs[F_ONE]
     for j in range(n):
         u = beta[j] * v[j] + alpha[j] * xt[j]
@@ -442,7 +483,7 @@ def _complementary_step(xt, v, m, s, n, prm, fs):
 @njit(**_JIT)
 def _gated_replay(xt, v, u, s, vn, n, prm, fs):
     """``_gated_step`` for the backward's replay: U and S kept (``traj``), V_t into ``vn``."""
-    alpha, beta, vth, r, val = prm[0], prm[1], prm[2], prm[7], prm[8]
+    alpha, beta, vth, r, val = prm[P_ALPHA], prm[P_BETA], prm[P_VTH], prm[P_RESET_GATE], prm[P_RESET_VALUE]
     zero, one = fs[F_ZERO], fs[F_ONE]
     for j in range(n):
         uu = beta[j] * v[j] + alpha[j] * xt[j]
@@ -456,7 +497,7 @@ def _gated_replay(xt, v, u, s, vn, n, prm, fs):
 def _complementary_replay(xt, v, m, u, s, q, mn, sm, vn, n, prm, fs):
     """``_complementary_step`` for the backward's replay: U, S, q = sigmoid(c U), sigmoid(M_t) kept
     (``traj``, as ``_reset`` writes them), M_t and V_t into ``mn``, ``vn``."""
-    alpha, beta, vth, c = prm[0], prm[1], prm[2], prm[4]
+    alpha, beta, vth, c = prm[P_ALPHA], prm[P_BETA], prm[P_VTH], prm[P_MEM_GAIN]
     zero, one = fs[F_ZERO], fs[F_ONE]
     for j in range(n):
         uu = beta[j] * v[j] + alpha[j] * xt[j]
@@ -492,7 +533,7 @@ def _simple_replay(xt, v, pre, u, vn, n, prm, HARD, INTEGER, SLOPE, fs):
     """``_simple_step`` (and KLIF's slope, U = relu(k P)) for the backward's replay, one loop: U kept
     (and P, with SLOPE), V_t into ``vn``. S and the integer spike's argument are not kept: the
     adjoint recomputes them from U and th (the same operations, the same values)."""
-    alpha, beta, vth, sl = prm[0], prm[1], prm[2], prm[6]
+    alpha, beta, vth, sl = prm[P_ALPHA], prm[P_BETA], prm[P_VTH], prm[P_SLOPE]
     zero, one = fs[F_ZERO], fs[F_ONE]
     if SLOPE:
         for j in range(n):
@@ -524,15 +565,16 @@ def scan_forward(x, table, C, S, flags, fs, spikes, v_out, m_out, work, gain, bi
     ``claim`` (int64 [1], zeroed) take in turn (``_next_chunk``)."""
     T, N = x.shape
     GATED = gain.shape[0] != 0
-    xg, grow, brow = work[22], work[23], work[24]
-    RESET, TH, INTEGER, CARRY, SLOPE = flags[0], flags[1], flags[2], flags[3], flags[4]
+    xg, grow, brow = work[FWD_XG], work[FWD_GAIN], work[FWD_BIAS]
+    RESET, TH, INTEGER, CARRY = flags[FLAG_RESET], flags[FLAG_THRESHOLD], flags[FLAG_INTEGER], flags[FLAG_MEMORY_CARRY]
+    SLOPE = flags[FLAG_SLOPE]
     has_m = RESET == 2 or RESET == 3 or TH == 2
     CH = work.shape[1]
-    prm = work[0:9]
-    pre, ub, tx, thb, arg, fb = work[11], work[12], work[13], work[14], work[15], work[16]
-    ra, rb, rc = work[19], work[20], work[21]
+    prm = work[FWD_PRM:FWD_PRM + NUM_PARAMS]
+    pre, ub, tx, thb, arg, fb = work[FWD_PRE], work[FWD_U], work[FWD_TX], work[FWD_TH], work[FWD_ARG], work[FWD_F]
+    ra, rb, rc = work[FWD_RA], work[FWD_RB], work[FWD_RC]
     u = ub if SLOPE else pre
-    th = prm[2] if TH == 0 else thb
+    th = prm[P_VTH] if TH == 0 else thb
     want_f = INTEGER != 0 and (RESET == 0 or RESET == 2)  # integer F = [S > 0], where the reset reads it
     # lif, plif, hard_lif, da_lif, soft_lif, i_lif, ib_ra_lif: fixed threshold, hard or soft reset
     simple = TH == 0 and not SLOPE and (RESET == 0 or RESET == 1)
@@ -547,7 +589,7 @@ def scan_forward(x, table, C, S, flags, fs, spikes, v_out, m_out, work, gain, bi
         i0 = ci * CH
         n = min(CH, N - i0)
         _chunk_params(table, i0, n, C, S, prm)
-        v, m, vn, mn = work[9], work[10], work[17], work[18]  # the states, double-buffered
+        v, m, vn, mn = work[FWD_V], work[FWD_M], work[FWD_V_NEXT], work[FWD_M_NEXT]  # the states, double-buffered
         _fill(v, n, zero)
         _fill(m, n, zero)
         if GATED:
@@ -645,11 +687,12 @@ def _adjoint(xt, v, m, gs, has_gs, av, am, n, prm, flags, fs, used, pre, u, tx, 
     share of dL/dS and, binary, of dL/dF (integer: F has none), then the output's dL/dS); ``g_th`` = dL/dth (kept only
     where a threshold term or vth's gradient reads it); ``g_x`` = dL/dX's terms besides alpha dL/dP
     (AR-LIF only); ``amp`` = dL/dM_{t-1} (variants with M); t1..t4 scratch."""
-    RESET, TH, INTEGER, CARRY, SLOPE, DETACH, SURR = flags[0], flags[1], flags[2], flags[3], flags[4], flags[5], \
-        flags[6]
-    alpha, beta, k, c, rho, sl, r, val = prm[0], prm[1], prm[3], prm[4], prm[5], prm[6], prm[7], prm[8]
+    RESET, TH, INTEGER, CARRY = flags[FLAG_RESET], flags[FLAG_THRESHOLD], flags[FLAG_INTEGER], flags[FLAG_MEMORY_CARRY]
+    SLOPE, DETACH, SURR = flags[FLAG_SLOPE], flags[FLAG_DETACH_RESET], flags[FLAG_SURROGATE]
+    alpha, beta, k, c = prm[P_ALPHA], prm[P_BETA], prm[P_THR_COEF], prm[P_MEM_GAIN]
+    rho, sl, r, val = prm[P_ADAPT_DECAY], prm[P_SLOPE], prm[P_RESET_GATE], prm[P_RESET_VALUE]
     zero, one, two = fs[F_ZERO], fs[F_ONE], fs[F_TWO]
-    need_th = TH != 0 or used[2] != 0
+    need_th = TH != 0 or used[P_VTH] != 0
     has_gx = RESET == 2 or TH == 1
     has_m = RESET == 2 or RESET == 3 or TH == 2
     # ---- reset: dL/dU, the state's share of dL/dS and dL/dF, dL/dth, dL/dX, dL/dM_{t-1}
@@ -689,8 +732,8 @@ def _adjoint(xt, v, m, gs, has_gs, av, am, n, prm, flags, fs, used, pre, u, tx, 
         for j in range(n):  # through sigmoid(X), and through g = sigmoid(c X): relu(M') + relu(-M') = |M'|
             g_x[j] = g_m[j] * (two * f[j] - one) * sx[j] * (one - sx[j]) + \
                 g_m[j] * abs(m[j]) * g[j] * (one - g[j]) * c[j]
-        if used[4]:
-            acc4 = acc[4]
+        if used[P_MEM_GAIN]:
+            acc4 = acc[P_MEM_GAIN]
             for j in range(n):
                 acc4[j] += g_m[j] * abs(m[j]) * g[j] * (one - g[j]) * xt[j]
         if CARRY:
@@ -707,8 +750,8 @@ def _adjoint(xt, v, m, gs, has_gs, av, am, n, prm, flags, fs, used, pre, u, tx, 
             g_q[j] = g_m[j] * m[j] * q[j] * (one - q[j])
         for j in range(n):
             g_u[j] = av[j] + g_q[j] * c[j]
-        if used[4]:
-            acc4 = acc[4]
+        if used[P_MEM_GAIN]:
+            acc4 = acc[P_MEM_GAIN]
             for j in range(n):
                 acc4[j] += g_q[j] * u[j]
         for j in range(n):
@@ -723,12 +766,12 @@ def _adjoint(xt, v, m, gs, has_gs, av, am, n, prm, flags, fs, used, pre, u, tx, 
             g_u[j] = av[j] * (one - s[j] * r[j])
         for j in range(n):
             g_sp[j] = -av[j] * (r[j] * u[j] + (one - r[j]) * val[j])
-        if used[7]:
-            acc7 = acc[7]
+        if used[P_RESET_GATE]:
+            acc7 = acc[P_RESET_GATE]
             for j in range(n):
                 acc7[j] += -av[j] * s[j] * (u[j] - val[j])
-        if used[8]:
-            acc8 = acc[8]
+        if used[P_RESET_VALUE]:
+            acc8 = acc[P_RESET_VALUE]
             for j in range(n):
                 acc8[j] += -av[j] * s[j] * (one - r[j])
         if need_th:
@@ -743,8 +786,8 @@ def _adjoint(xt, v, m, gs, has_gs, av, am, n, prm, flags, fs, used, pre, u, tx, 
             g_sp[j] += am[j] * (one - rho[j])
         for j in range(n):
             amp[j] = am[j] * rho[j]
-        if used[5]:
-            acc5 = acc[5]
+        if used[P_ADAPT_DECAY]:
+            acc5 = acc[P_ADAPT_DECAY]
             for j in range(n):
                 acc5[j] += am[j] * (m[j] - s[j])
     # ---- the state's share is dropped with detach_reset; the output's dL/dS joins
@@ -782,24 +825,24 @@ def _adjoint(xt, v, m, gs, has_gs, av, am, n, prm, flags, fs, used, pre, u, tx, 
         else:  # g_x's first term
             for j in range(n):
                 g_x[j] = g_th[j] * k[j] * (one - tx[j] * tx[j])
-        if used[3]:
-            acc3 = acc[3]
+        if used[P_THR_COEF]:
+            acc3 = acc[P_THR_COEF]
             for j in range(n):
                 acc3[j] += g_th[j] * tx[j]
     elif TH == 2:
         for j in range(n):
             amp[j] += g_th[j] * k[j]
-        if used[3]:
-            acc3 = acc[3]
+        if used[P_THR_COEF]:
+            acc3 = acc[P_THR_COEF]
             for j in range(n):
                 acc3[j] += g_th[j] * m[j]
-    if used[2]:
-        acc2 = acc[2]
+    if used[P_VTH]:
+        acc2 = acc[P_VTH]
         for j in range(n):
             acc2[j] += g_th[j]
     if SLOPE:  # U = relu(k P)
-        if used[6]:
-            acc6 = acc[6]
+        if used[P_SLOPE]:
+            acc6 = acc[P_SLOPE]
             for j in range(n):
                 acc6[j] += g_u[j] * pre[j] if sl[j] * pre[j] > zero else zero
         for j in range(n):
@@ -815,18 +858,18 @@ def _adjoint(xt, v, m, gs, has_gs, av, am, n, prm, flags, fs, used, pre, u, tx, 
             gx[j] = g_u[j] * alpha[j]
         for j in range(n):
             av[j] = g_u[j] * beta[j]
-    if used[0] and used[1]:
-        acc0, acc1 = acc[0], acc[1]
+    if used[P_ALPHA] and used[P_BETA]:
+        acc0, acc1 = acc[P_ALPHA], acc[P_BETA]
         for j in range(n):
             acc0[j] += g_u[j] * xt[j]
         for j in range(n):
             acc1[j] += g_u[j] * v[j]
-    elif used[0]:
-        acc0 = acc[0]
+    elif used[P_ALPHA]:
+        acc0 = acc[P_ALPHA]
         for j in range(n):
             acc0[j] += g_u[j] * xt[j]
-    elif used[1]:
-        acc1 = acc[1]
+    elif used[P_BETA]:
+        acc1 = acc[P_BETA]
         for j in range(n):
             acc1[j] += g_u[j] * v[j]
     if has_m:
@@ -885,7 +928,7 @@ def _adjoint_loops(u, gs, av, n, prm, KIND, OUT, HARD, DETACH, c1, c2, fs, o1, o
     that each kind compiles to its own loop): ``OUT`` 0 writes dL/dX_t into ``o1`` and dL/dV_{t-1}
     into ``av``, 1 dL/dU into ``o1``, 2 dL/dU into ``o1`` and dL/dth into ``o2`` (at most two rows
     written per loop: more stop it vectorising)."""
-    alpha, beta, vth = prm[0], prm[1], prm[2]
+    alpha, beta, vth = prm[P_ALPHA], prm[P_BETA], prm[P_VTH]
     if OUT == 0:
         for j in range(n):
             gu = _step_terms(av[j], gs[j], u[j], vth[j], KIND, HARD, DETACH, c1, c2, fs)[0]
@@ -907,14 +950,14 @@ def _charge_adjoint(xt, v, pre, g_u, g_th, n, prm, SLOPE, used, fs, acc, gx, av)
     dL/dU (``g_u``) and dL/dth (``g_th``, read where vth's gradient is wanted): the slope (SLOPE),
     dL/dX into ``gx``, dL/dV_{t-1} into ``av``, the parameter terms into ``acc`` (``_adjoint``'s
     last stages), each parameter's term in the loop of the row it shares a factor with."""
-    alpha, beta, sl = prm[0], prm[1], prm[6]
+    alpha, beta, sl = prm[P_ALPHA], prm[P_BETA], prm[P_SLOPE]
     zero = fs[F_ZERO]
-    if used[2]:
-        acc2 = acc[2]
+    if used[P_VTH]:
+        acc2 = acc[P_VTH]
         for j in range(n):
             acc2[j] += g_th[j]
-    if SLOPE and used[6]:  # U = relu(k P)
-        acc6 = acc[6]
+    if SLOPE and used[P_SLOPE]:  # U = relu(k P)
+        acc6 = acc[P_SLOPE]
         for j in range(n):
             gu, p, k = g_u[j], pre[j], sl[j]
             acc6[j] += gu * p if k * p > zero else zero
@@ -923,8 +966,8 @@ def _charge_adjoint(xt, v, pre, g_u, g_th, n, prm, SLOPE, used, fs, acc, gx, av)
         for j in range(n):
             g_u[j] = g_u[j] * sl[j] if sl[j] * pre[j] > zero else zero
     # g_u is now dL/dP = dL/d(beta V_{t-1} + alpha X_t)
-    _scale_and_accumulate(g_u, alpha, gx, acc[0], xt, n, used[0])  # dL/dX_t, alpha's term
-    _scale_and_accumulate(g_u, beta, av, acc[1], v, n, used[1])  # dL/dV_{t-1}, beta's term
+    _scale_and_accumulate(g_u, alpha, gx, acc[P_ALPHA], xt, n, used[P_ALPHA])  # dL/dX_t, alpha's term
+    _scale_and_accumulate(g_u, beta, av, acc[P_BETA], v, n, used[P_BETA])  # dL/dV_{t-1}, beta's term
 
 
 @njit(**_JIT_INLINE)
@@ -947,9 +990,10 @@ def _simple_adjoint(xt, v, pre, u, gs, av, n, prm, flags, used, fs, acc, gx, g_u
     dL/dV_{t-1} into ``av`` (in place), the parameter terms into ``acc``. One loop (``_adjoint_loops``)
     where no parameter gradient and no slope is wanted; else that loop writes dL/dU (``g_u``, and
     dL/dth into ``g_th`` where vth's gradient is wanted) and ``_charge_adjoint`` does the rest."""
-    HARD, INTEGER, SLOPE, DETACH, SURR = flags[0] == 0, flags[2], flags[4], flags[5], flags[6]
+    HARD, INTEGER, SLOPE = flags[FLAG_RESET] == 0, flags[FLAG_INTEGER], flags[FLAG_SLOPE]
+    DETACH, SURR = flags[FLAG_DETACH_RESET], flags[FLAG_SURROGATE]
     zero, one, two, sp = fs[F_ZERO], fs[F_ONE], fs[F_TWO], fs[F_SURROGATE]
-    OUT = 2 if used[2] else 1 if (SLOPE or used[0] or used[1]) else 0
+    OUT = 2 if used[P_VTH] else 1 if (SLOPE or used[P_ALPHA] or used[P_BETA]) else 0
     o1 = gx if OUT == 0 else g_u
     if INTEGER:
         _adjoint_loops(u, gs, av, n, prm, 4, OUT, HARD, DETACH, zero, zero, fs, o1, g_th)
@@ -974,7 +1018,7 @@ def scan_backward(x, table, C, S, flags, fs, gs, has_gs, gv, gm, has_gv, has_gm,
     function's argument (integer), th, tanh X, P, F and ``_reset``'s sigmoids, kept by the replay for
     the adjoint; the fused path keeps U and P only); work: [WORK_ROWS, CH]. All but ``part``,
     ``flags``, ``used`` in the compute dtype; CH is the chunk (``work.shape[1]``). GLIF's gated
-    input (as ``scan_forward``; ``gain`` [0, 1]: none): the replay keeps x'_t (``traj[10]``), dL/dx
+    input (as ``scan_forward``; ``gain`` [0, 1]: none): the replay keeps x'_t (``traj[TRAJ_XG]``), dL/dx
     = dL/dx' gain; ``used_gate`` [2] int (the gain's, the bias's gradient wanted); part_gain
     [n_chunks, T, Pg], part_bias [n_chunks, Pg]: float64, zeroed, out; lanes: [LANES] float64
     scratch. ``fused``: the simple variants' fused replay and adjoint (else the general ones, as
@@ -983,14 +1027,16 @@ def scan_backward(x, table, C, S, flags, fs, gs, has_gs, gv, gm, has_gv, has_gm,
     T, N = x.shape
     GATED = gain.shape[0] != 0
     Pg = gain.shape[1]
-    grow, brow, accb = work[23], work[24], work[38]
-    RESET, TH, INTEGER, CARRY, SLOPE = flags[0], flags[1], flags[2], flags[3], flags[4]
+    grow, brow, accb = work[BWD_GAIN], work[BWD_BIAS], work[BWD_ACC_BIAS]
+    RESET, TH, INTEGER, CARRY = flags[FLAG_RESET], flags[FLAG_THRESHOLD], flags[FLAG_INTEGER], flags[FLAG_MEMORY_CARRY]
+    SLOPE = flags[FLAG_SLOPE]
     CH = work.shape[1]
     P = table.shape[1]
-    prm = work[0:9]
-    acc = work[9:18]
-    g_u, g_sp, g_th, g_x, amp = work[25], work[26], work[28], work[29], work[30]
-    t1, t2, t3, t4, av, am, zrow = work[31], work[32], work[33], work[34], work[35], work[36], work[37]
+    prm = work[BWD_PRM:BWD_PRM + NUM_PARAMS]
+    acc = work[BWD_ACC:BWD_ACC + NUM_PARAMS]
+    g_u, g_sp, g_th, g_x, amp = work[BWD_G_U], work[BWD_G_SP], work[BWD_G_TH], work[BWD_G_X], work[BWD_AMP]
+    t1, t2, t3, t4 = work[BWD_T1], work[BWD_T2], work[BWD_T3], work[BWD_T4]
+    av, am, zrow = work[BWD_AV], work[BWD_AM], work[BWD_ZERO]
     want_f = INTEGER != 0 and (RESET == 0 or RESET == 2)
     vs, ms = states[0], states[1]
     zero = fs[F_ZERO]
@@ -1002,7 +1048,7 @@ def scan_backward(x, table, C, S, flags, fs, gs, has_gs, gv, gm, has_gv, has_gm,
     simple = fused and TH == 0 and (RESET == 0 or RESET == 1) and not GATED
     HARD = RESET == 0
     any_param = False
-    for kk in range(9):
+    for kk in range(NUM_PARAMS):
         if used[kk]:
             any_param = True
     ci, last = c0 - 1, c0
@@ -1021,53 +1067,54 @@ def scan_backward(x, table, C, S, flags, fs, gs, has_gs, gv, gm, has_gv, has_gm,
         for t in range(T):
             xt = x[t, i0:i0 + n]
             if GATED:
-                _gate(xt, gain[t], brow, i0, n, C, S, grow, traj[10, t])
-                xt = traj[10, t]
-            u, s_, arg, tx = traj[0, t], traj[1, t], traj[2, t], traj[4, t]
-            th = traj[3, t] if TH != 0 else prm[2]
-            pre = traj[5, t] if SLOPE else u
-            f = traj[6, t] if INTEGER else s_  # binary: F is S
+                _gate(xt, gain[t], brow, i0, n, C, S, grow, traj[TRAJ_XG, t])
+                xt = traj[TRAJ_XG, t]
+            u, s_, arg, tx = traj[TRAJ_U, t], traj[TRAJ_S, t], traj[TRAJ_ARG, t], traj[TRAJ_TX, t]
+            th = traj[TRAJ_TH, t] if TH != 0 else prm[P_VTH]
+            pre = traj[TRAJ_PRE, t] if SLOPE else u
+            f = traj[TRAJ_F, t] if INTEGER else s_  # binary: F is S
             if simple:
-                _simple_replay(xt, vs[t], traj[5, t], u, vs[t + 1], n, prm, HARD, INTEGER, SLOPE, fs)
+                _simple_replay(xt, vs[t], traj[TRAJ_PRE, t], u, vs[t + 1], n, prm, HARD, INTEGER, SLOPE, fs)
                 continue
             if gated:
                 _gated_replay(xt, vs[t], u, s_, vs[t + 1], n, prm, fs)
                 continue
             if complementary:
-                _complementary_replay(xt, vs[t], ms[t], u, s_, traj[7, t], ms[t + 1], traj[9, t], vs[t + 1], n, prm, fs)
+                _complementary_replay(xt, vs[t], ms[t], u, s_, traj[TRAJ_RA, t], ms[t + 1], traj[TRAJ_RC, t], vs[t + 1],
+                                      n, prm, fs)
                 continue
             _charge_fire(xt, vs[t], ms[t], n, prm, TH, INTEGER, SLOPE, want_f, fs, pre, u, tx, th, arg, s_, f)
-            _reset(xt, u, th, s_, f, ms[t], vs[t + 1], ms[t + 1], n, prm, RESET, TH, CARRY, fs, traj[7, t], traj[8, t],
-                   traj[9, t])
+            _reset(xt, u, th, s_, f, ms[t], vs[t + 1], ms[t + 1], n, prm, RESET, TH, CARRY, fs, traj[TRAJ_RA, t],
+                   traj[TRAJ_RB, t], traj[TRAJ_RC, t])
         # ---- adjoint, last step first
         for j in range(n):
             av[j] = gv[i0 + j] if has_gv else zero
         for j in range(n):
             am[j] = gm[i0 + j] if has_gm else zero
-        for kk in range(9):
+        for kk in range(NUM_PARAMS):
             _fill(acc[kk], n, zero)
-        if GATED and used_gate[1]:
+        if GATED and used_gate[USED_BIAS]:
             _fill(accb, n, zero)
         for tt in range(T):
             t = T - 1 - tt
-            xt = traj[10, t] if GATED else x[t, i0:i0 + n]
+            xt = traj[TRAJ_XG, t] if GATED else x[t, i0:i0 + n]
             m_t = zrow if no_carry else ms[t]
-            u, s_, arg, tx = traj[0, t], traj[1, t], traj[2, t], traj[4, t]
-            th = traj[3, t] if TH != 0 else prm[2]
-            pre = traj[5, t] if SLOPE else u
-            f = traj[6, t] if INTEGER else s_
+            u, s_, arg, tx = traj[TRAJ_U, t], traj[TRAJ_S, t], traj[TRAJ_ARG, t], traj[TRAJ_TX, t]
+            th = traj[TRAJ_TH, t] if TH != 0 else prm[P_VTH]
+            pre = traj[TRAJ_PRE, t] if SLOPE else u
+            f = traj[TRAJ_F, t] if INTEGER else s_
             if simple:
                 _simple_adjoint(xt, vs[t], pre, u, gs[t, i0:i0 + n] if has_gs else zrow, av, n, prm, flags, used, fs,
                                 acc, gx[t, i0:i0 + n], g_u, g_th)
                 continue
             _adjoint(xt, vs[t], m_t, gs[t, i0:i0 + n], has_gs, av, am, n, prm, flags, fs, used, pre, u, tx, th,
-                     arg, s_, f, traj[7, t], traj[8, t], traj[9, t], g_u, g_sp, g_th, g_x, amp, t1, t2, t3, t4,
-                     gx[t, i0:i0 + n], acc)
+                     arg, s_, f, traj[TRAJ_RA, t], traj[TRAJ_RB, t], traj[TRAJ_RC, t], g_u, g_sp, g_th, g_x, amp,
+                     t1, t2, t3, t4, gx[t, i0:i0 + n], acc)
             if GATED:  # gx holds dL/dx'_t: the gain's and the bias's shares, then dL/dx_t = dL/dx'_t gain_t
                 gxt = gx[t, i0:i0 + n]
-                if used_gate[0]:
+                if used_gate[USED_GAIN]:
                     _channel_sums(gxt, x[t, i0:i0 + n], True, i0, n, C, S, Pg, lanes, part_gain[ci, t])
-                if used_gate[1]:
+                if used_gate[USED_BIAS]:
                     for j in range(n):
                         accb[j] += gxt[j]
                 gain_t = gain[t]
@@ -1079,11 +1126,11 @@ def scan_backward(x, table, C, S, flags, fs, gs, has_gs, gv, gm, has_gv, has_gm,
                     _expand(gain_t, i0, n, C, S, grow)
                     for j in range(n):
                         gxt[j] = gxt[j] * grow[j]
-        if GATED and used_gate[1]:
+        if GATED and used_gate[USED_BIAS]:
             _channel_sums(accb, accb, False, i0, n, C, S, Pg, lanes, part_bias[ci])
         # ---- this chunk's partial sums of the parameter gradients, per channel
         if any_param:
-            for kk in range(9):
+            for kk in range(NUM_PARAMS):
                 if used[kk]:
                     row = acc[kk]
                     if P == 1:

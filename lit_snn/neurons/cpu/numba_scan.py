@@ -1,6 +1,6 @@
 """The numba path of ``multistep_cpu``: the neuron scan as one fused, compiled loop per direction.
 
-``NumbaScan`` is an autograd Function with the inputs and outputs of ``scan._CpuScan`` (spikes,
+``NumbaScan`` is an autograd Function with the outputs of ``reference.multistep_reference`` (spikes,
 ``V_T``, ``M_T``; ``M_T`` a read-only broadcast zero without a second state) that runs the kernels
 of ``numba_kernels.py`` on zero-copy numpy views of the tensors. Saved for the backward: ``x`` and
 the parameters (and their ``[9, P]`` table, a few floats), nothing else: the backward replays the
@@ -10,7 +10,7 @@ CPU path's pool (``scratch.py``), so its pages stay mapped from call to call.
 Every variant the Triton kernel covers runs here (``numba_supports``: every reset, threshold and
 spike kind, the four surrogates, slope, detach_reset, memory carry, per-layer, per-channel and
 mixed parameters); only the combination the kernel rejects too (a spike-adaptive threshold with a
-second-state reset) falls back to the torch CPU path. Compute dtype: float64 for float64 inputs,
+second-state reset) runs the PyTorch reference. Compute dtype: float64 for float64 inputs,
 float32 otherwise (bf16/fp16 inputs are widened on entry, outputs rounded back to the input's dtype).
 
 Threads: with torch's thread count above 1 the kernels run on up to that many Python threads
@@ -39,7 +39,6 @@ from ...memory_layout import CHANNELS_LAST, dense_copy, memory_order
 from ..reference import PARAM_NAMES, SECOND_STATE_RESETS, KernelSpec
 from ..surrogate import SURROGATE_IDS, integer_top
 from . import scratch
-from .params import compute_dtype
 
 RESET_IDS = {"hard": 0, "soft": 1, "adaptive": 2, "complementary": 3, "gated": 4, "none": 5}  # as the Triton kernel's
 NUM_PARAMS = len(PARAM_NAMES)
@@ -49,8 +48,13 @@ _VARIANTS: dict = {}  # spec -> (flags, floats): derived once per spec
 FUSED_BACKWARD = True  # the simple variants' fused backward (False: the general one, for the tests)
 
 
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    """What the kernels compute in for a storage dtype: float64 for float64, else float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
 def numba_supports(spec: KernelSpec) -> bool:
-    """Whether the numba kernels run this variant (else ``multistep_cpu`` uses the torch CPU path)."""
+    """Whether the numba kernels run this variant (else ``multistep_cpu`` runs the PyTorch reference)."""
     return (isinstance(spec, KernelSpec) and spec.reset in RESET_IDS and spec.surrogate in SURROGATE_IDS
             and not (spec.spike_adaptive_threshold and spec.reset in SECOND_STATE_RESETS))
 

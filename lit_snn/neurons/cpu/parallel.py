@@ -1,14 +1,13 @@
-"""``parallel_cpu``: PSN (``parallel.parallel_reference``) as one autograd Function that saves only
-``x``, ``W`` and ``B`` and recomputes ``H = W X`` in the backward instead of keeping ``H - B``
-(``[T, N]``) alive between forward and backward.
+"""``parallel_cpu``: PSN (``parallel.parallel_reference``) on CPU tensors, the numba kernels or the
+PyTorch reference.
 
-Two implementations behind the one function, switched as ``multistep_cpu``'s (``scan.USE_NUMBA``,
-the environment variable ``LIT_SNN_CPU_NUMBA=0``, and the torch code where numba cannot be
-imported): ``_NumbaParallel``, one numba-compiled fused loop per direction
-(``numba_parallel.py``: per chunk of neurons, H recomputed in the backward, the parameter
-gradients as float64 partial sums per chunk), and ``_CpuParallel``, torch ops (one ``[T, T] x
-[T, N]`` matmul per product). Both compute in float32 for float32/bf16/fp16 inputs (float64 for
-float64) and round differently by an ulp here and there.
+``_NumbaParallel`` is one autograd Function that saves only ``x``, ``W`` and ``B`` and recomputes
+``H = W X`` in the backward instead of keeping ``H - B`` (``[T, N]``) alive between forward and
+backward: one numba-compiled fused loop per direction (``numba_parallel.py``: per chunk of neurons,
+the parameter gradients as float64 partial sums per chunk), computing in float32 for
+float32/bf16/fp16 inputs (float64 for float64). Without numba (``multistep_cpu``'s switch:
+``scan.USE_NUMBA``, the environment variable ``LIT_SNN_CPU_NUMBA=0``, or numba not importable) it
+runs ``parallel_reference`` itself (autograd).
 """
 
 from __future__ import annotations
@@ -17,9 +16,10 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..surrogate import SURROGATE_IDS, surrogate_grad
+from ..parallel import parallel_reference
+from ..surrogate import SURROGATE_IDS
 from . import scan, scratch
-from .params import compute_dtype
+from .numba_scan import compute_dtype
 
 _kernels = None  # numba_parallel, imported (and numba with it) on first use
 
@@ -99,40 +99,6 @@ class _NumbaParallel(torch.autograd.Function):
         return gx, gw, gb, None, None
 
 
-class _CpuParallel(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, threshold: Tensor, surrogate: str, param: float):
-        T = x.shape[0]
-        dtype = compute_dtype(x.dtype)
-        h = torch.matmul(weight.to(dtype), x.reshape(T, -1).to(dtype))  # [T, N]
-        spikes = torch.ge(h, threshold.to(dtype).unsqueeze(1), out=torch.empty_like(h))
-        ctx.save_for_backward(x, weight, threshold)
-        ctx.surrogate = (surrogate, param)
-        ctx.set_materialize_grads(False)
-        return spikes.view(x.shape).to(x.dtype), h[-1].view(x.shape[1:]).to(x.dtype, copy=True)
-
-    @staticmethod
-    def backward(ctx, grad_s, grad_h):
-        x, weight, threshold = ctx.saved_tensors
-        T = x.shape[0]
-        dtype = compute_dtype(x.dtype)
-        x2 = x.reshape(T, -1).to(dtype)  # [T, N]
-        w, b = weight.to(dtype), threshold.to(dtype)
-        h = torch.matmul(w, x2)
-        if grad_s is None:
-            grad_d = torch.zeros_like(h)
-        else:
-            grad_d = grad_s.reshape(T, -1).to(dtype) * surrogate_grad(h.sub_(b.unsqueeze(1)), *ctx.surrogate)
-        grad_hh = grad_d if grad_h is None else grad_d.clone()
-        if grad_h is not None:
-            grad_hh[-1] += grad_h.reshape(-1).to(dtype)
-        need_x, need_w, need_b = ctx.needs_input_grad[:3]
-        grad_x = torch.matmul(w.t(), grad_hh).view(x.shape).to(x.dtype) if need_x else None
-        grad_w = torch.matmul(grad_hh, x2.t()).to(weight.dtype) if need_w else None
-        grad_b = grad_d.sum(1).neg_().to(threshold.dtype) if need_b else None
-        return grad_x, grad_w, grad_b, None, None
-
-
 def parallel_cpu(x: Tensor, weight: Tensor, threshold: Tensor, surrogate: str = "atan",
                  surrogate_param: float = 2.0) -> tuple[Tensor, Tensor]:
     """``parallel_reference``'s signature, math and outputs: ``(spikes [T, ...], h_last [...])``."""
@@ -144,14 +110,14 @@ def parallel_cpu(x: Tensor, weight: Tensor, threshold: Tensor, surrogate: str = 
                          f"{tuple(weight.shape)} and {tuple(threshold.shape)}")
     if surrogate not in SURROGATE_IDS:
         raise ValueError(f"parallel_cpu: unknown surrogate {surrogate!r}; valid: {', '.join(SURROGATE_IDS)}")
-    if x[0].numel() > 0 and scan.USE_NUMBA and scan._NUMBA_BROKEN is None:
+    if x[0].numel() > 0 and uses_numba():
         try:
             return _NumbaParallel.apply(x.contiguous(), weight, threshold, surrogate, float(surrogate_param))
-        except ImportError as err:  # numba missing or broken: the torch path, which needs none
+        except ImportError as err:  # numba missing or broken: the reference, which needs none
             scan._numba_failed(err)
-    return _CpuParallel.apply(x.contiguous(), weight, threshold, surrogate, float(surrogate_param))
+    return parallel_reference(x, weight, threshold, surrogate, surrogate_param)
 
 
 def uses_numba() -> bool:
-    """Whether ``parallel_cpu`` runs on the numba path (else torch ops)."""
+    """Whether ``parallel_cpu`` runs on the numba path (else the PyTorch reference)."""
     return scan.USE_NUMBA and scan._NUMBA_BROKEN is None

@@ -4,7 +4,7 @@ Fresh memory costs more than the arithmetic on it: a new multi-MiB tensor comes 
 every 4 KiB page faults in on first touch (about 22,000 faults per forward + backward of an AR-LIF
 layer at ``[4, 16, 64, 16, 16]`` allocated naively, more time than its ops took on this project's
 2-core VM), and glibc hands freed big blocks back to the kernel at once. ``take`` serves the
-temporaries of one call (the backward's replayed trajectory, the adjoint's coefficients) from a
+temporaries of one call (the numba kernels' scratch rows, the backward's replayed trajectory) from a
 per-thread pool keyed by size; ``scope`` returns them at exit, so the next call (the next training
 step's same layer) finds its pages mapped and warm. Nothing taken may outlive its scope: outputs
 and saved tensors are always fresh tensors.

@@ -42,7 +42,8 @@ def _cpu_neuron(config: dict) -> tuple[str, dict, torch.dtype] | None:
 
 
 def numba_in_use() -> bool:
-    """Whether the CPU path runs the numba kernels here (numba installed, ``LIT_SNN_CPU_NUMBA`` not 0)."""
+    """Whether the CPU path runs the numba kernels here (numba installed, ``LIT_SNN_CPU_NUMBA`` not 0);
+    else it runs the PyTorch reference, with nothing to compile."""
     from . import scan
 
     return scan.USE_NUMBA and scan._NUMBA_BROKEN is None and importlib.util.find_spec("numba") is not None
