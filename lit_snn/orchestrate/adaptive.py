@@ -130,7 +130,7 @@ def replay(spec: StudySpec, observations: Observations) -> RoundsState:
 
 
 # ---------------------------------------------------------------------- in a study
-class _Handle(Protocol):  # what run_rounds needs of study.StudyHandle (no import: study.py imports us)
+class _Handle(Protocol):  # what run_rounds needs of trial_queue.StudyHandle (the study's queue)
     spec: StudySpec
     points: dict[str, GridPoint]
 

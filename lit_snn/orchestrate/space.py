@@ -153,10 +153,7 @@ def expand_grid(spec: StudySpec) -> list[GridPoint]:
                    for p, v in entry.items()) for entry in spec.exclude):
             continue
         for seed in spec.seeds:
-            config = deep_merge(spec.base, {})
-            for path, value in values.items():
-                set_path(config, path, value)
-            set_path(config, "seed_everything", seed)
+            config = point_config(spec, values, seed)
             key = point_key(values, seed)
             resolved = _resolve(config, f"{where}: grid point {key}")
             points.append(GridPoint(values, seed, key, resolved.config, config, resolved.metrics, resolved.check_data))
@@ -164,6 +161,15 @@ def expand_grid(spec: StudySpec) -> list[GridPoint]:
         raise SpecError(f"{where}: the exclude list removes every grid point")
     check_metrics(spec, [p.metrics for p in points])
     return points
+
+
+def point_config(spec: StudySpec, values: dict[str, Any], seed: int) -> dict:
+    """The config of one grid point as written (base + axis values + seed): what ``run_training`` gets."""
+    config = deep_merge(spec.base, {})
+    for path, value in values.items():
+        set_path(config, path, value)
+    set_path(config, "seed_everything", seed)
+    return config
 
 
 def grid_data_checks(points: list[GridPoint]) -> list[Callable[[], None]]:

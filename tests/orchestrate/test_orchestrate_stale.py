@@ -10,8 +10,10 @@ from optuna.trial import TrialState
 from orchestrate_helpers import optuna_trials, store_args, tiny_base
 
 from lit_snn.orchestrate import ablate_main
+from lit_snn.orchestrate.loops import run_claimed
 from lit_snn.orchestrate.spec import spec_from_dict
 from lit_snn.orchestrate.study import KEY_ATTR, WORKER_ATTR, StudyHandle, StudyOptions
+from lit_snn.orchestrate.trial import TrialContext
 
 
 def _handle(tmp_path, heartbeat_s=1, grace_s=2) -> StudyHandle:
@@ -67,7 +69,8 @@ def test_a_point_queued_twice_runs_once(tmp_path):
     handle.claim()  # the other point
     copy, copy_id = handle.claim()
     assert copy.user_attrs[KEY_ATTR] == first.user_attrs[KEY_ATTR]
-    assert handle.run_trial(copy, copy_id) == "SKIPPED"  # trial 0 (running, lower number) has it
+    ctx = TrialContext(handle.spec, handle.options, None, experiment_id="", parent_run_id="", log=lambda _: None)
+    assert run_claimed(ctx, handle, copy, copy_id) == "SKIPPED"  # trial 0 (running, lower number) has it
     skipped = handle.trials()[2]
     assert skipped.state == TrialState.FAIL and skipped.system_attrs["lit_snn:duplicate_of"] == 0
 

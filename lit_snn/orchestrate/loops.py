@@ -1,0 +1,126 @@
+"""The worker loops, one per kind (as Optuna keeps its ``_optimize`` loop apart from ``Study``).
+
+Ablation (``run_ablation``): reap stale trials, claim the next queued trial, run it; until the
+queue is empty or the deadline. Before running a claimed trial the worker checks that no other
+trial of the same key is finished or running with a lower number, which keeps "each point
+completed once" even when two orchestrators race on one study.
+Sweep (``run_sweep``): Optuna's ``study.optimize`` (it runs the heartbeat, fails stale trials and
+pops re-queued ones) until ``n_trials`` trials are finished or running, or ``max_failures`` failed.
+"""
+
+from __future__ import annotations
+
+import time
+
+import optuna
+from optuna.trial import TrialState
+
+from .options import DUPLICATE_ATTR, KEY_ATTR, REPEAT_ATTR, WORKER_ATTR
+from .space import suggest
+from .trial import TrialContext, ablation_plan, plan_and_run, sweep_plan
+from .trial_queue import DONE, StudyHandle
+from .workers import Heartbeat, identity
+
+
+class TrialFailed(Exception):
+    """A sweep trial failed (already reported in its MLflow run and our log line)."""
+
+
+def work(ctx: TrialContext, handle: StudyHandle, deadline: float | None = None) -> None:
+    """Run the study's trials in this process until none is left (or ``deadline``, a ``time.time()``)."""
+    if ctx.spec.kind == "sweep":
+        run_sweep(ctx, handle, deadline)
+    else:
+        run_ablation(ctx, handle, deadline)
+
+
+# ---------------------------------------------------------------------- ablation: claim and run
+def run_ablation(ctx: TrialContext, handle: StudyHandle, deadline: float | None) -> None:
+    """Claim and run queued trials until the queue is empty or ``deadline`` has passed."""
+    while deadline is None or time.time() < deadline:
+        handle.reap()
+        claimed = handle.claim()
+        if claimed is None:
+            return
+        run_claimed(ctx, handle, *claimed)
+    ctx.say("time limit reached: not starting more trials (re-run to continue)")
+
+
+def run_claimed(ctx: TrialContext, handle: StudyHandle, trial: optuna.trial.Trial, trial_id: int) -> str:
+    """Run one claimed ablation trial and tell Optuna its state (returned; SKIPPED: another trial has its point)."""
+    with Heartbeat(handle.storage, trial_id, ctx.options.heartbeat_s):
+        duplicate = handle.duplicate_of(trial.number, trial.user_attrs.get(KEY_ATTR))
+        if duplicate is not None:
+            handle.storage.set_trial_system_attr(trial_id, DUPLICATE_ATTR, duplicate)
+            handle.study.tell(trial, state=TrialState.FAIL)
+            ctx.say(f"trial {trial.number}: point already taken by trial {duplicate}, skipped")
+            return "SKIPPED"
+        try:
+            outcome = plan_and_run(ctx, trial, ablation_plan)
+        except KeyboardInterrupt:
+            handle.study.tell(trial, state=TrialState.FAIL)
+            raise
+        if outcome.state == "COMPLETE":
+            handle.study.tell(trial, outcome.values)
+        else:
+            handle.study.tell(trial, state=TrialState.PRUNED if outcome.state == "PRUNED" else TrialState.FAIL)
+    return outcome.state
+
+
+# ---------------------------------------------------------------------- sweep: Optuna's loop
+def run_sweep(ctx: TrialContext, handle: StudyHandle, deadline: float | None) -> None:
+    """``study.optimize`` until ``n_trials`` are finished or running; stops early after ``max_failures``."""
+    handle.reap()
+    if not _sweep_room(ctx, handle):
+        return
+
+    def objective(trial: optuna.trial.Trial):
+        handle.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, identity())
+        twin = _finished_twin(ctx, handle, trial)
+        if twin is not None:
+            return twin.values if ctx.spec.multi_objective else twin.value
+        outcome = plan_and_run(ctx, trial, sweep_plan)
+        if outcome.state == "PRUNED":
+            raise optuna.TrialPruned()
+        if outcome.state != "COMPLETE":
+            raise TrialFailed(outcome.state)
+        return outcome.values if ctx.spec.multi_objective else outcome.values[0]
+
+    def stop_when_full(study: optuna.Study, _trial) -> None:
+        if not _sweep_room(ctx, handle):
+            study.stop()
+
+    timeout = None if deadline is None else max(deadline - time.time(), 1e-3)
+    handle.study.optimize(objective, timeout=timeout, catch=(TrialFailed,), gc_after_trial=False,
+                          callbacks=[optuna.study.MaxTrialsCallback(ctx.spec.n_trials, states=DONE), stop_when_full])
+    if deadline is not None and time.time() >= deadline and _sweep_room(ctx, handle):
+        ctx.say("time limit reached: not starting more trials (re-run to continue)")
+
+
+def _sweep_room(ctx: TrialContext, handle: StudyHandle) -> bool:
+    """Whether to ask for another trial: fewer than ``max_failures`` failed, fewer than ``n_trials`` taken."""
+    failures = len(handle.unretried_failures())
+    limit = ctx.options.max_failures or ctx.spec.n_trials
+    if failures >= limit:
+        ctx.say(f"{failures} failed trials (limit {limit}): not asking for more")
+        return False
+    counts = handle.counts()
+    return counts["COMPLETE"] + counts["PRUNED"] + counts["RUNNING"] < ctx.spec.n_trials
+
+
+def _finished_twin(ctx: TrialContext, handle: StudyHandle,
+                   trial: optuna.trial.Trial) -> optuna.trial.FrozenTrial | None:
+    """The COMPLETE trial whose params equal those the sampler just gave ``trial``, tagged on ``trial``
+    as ``repeat_of`` (NSGA-II's crossover and mutation can hand out a finished configuration again).
+
+    Its values are reused instead of training again (Optuna's FAQ on duplicated samples): a trial is
+    seeded, so retraining would report the same values and the sampler sees the objective's true
+    value; failing or pruning the repeat instead would tell it the configuration is bad (a pruned
+    trial ranks last in TPE) or drop it from NSGA-II's population, skewing its statistics."""
+    suggest(trial, ctx.spec)  # registers the params; sweep_plan's suggest gets the same values back
+    for other in handle.trials((TrialState.COMPLETE,)):
+        if other.number != trial.number and other.params == trial.params:
+            trial.set_user_attr(REPEAT_ATTR, other.number)
+            ctx.say(f"trial {trial.number}: the params of trial {other.number}, its values reused (not trained again)")
+            return other
+    return None
