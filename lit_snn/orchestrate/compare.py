@@ -23,6 +23,11 @@ Every file written also goes to the study's MLflow parent run (artifact folder `
 replaced by each compare), and an ablation's per-arm summaries go to one nested run per arm
 (``arm model.neuron=ar_lif``: ``test/acc/mean``, ...; ``arm_summaries``), which MLflow's chart view
 compares side by side; when MLflow refuses, one line says so.
+
+Layout: ``compare`` finds the study, reads its runs (each ``axis.*`` column as the values' texts,
+axis_text.py, whichever spelling the tags hold) and hands a ``Report`` (the files written, the
+markdown sections) to one function per kind, ``_compare_ablation`` or ``_compare_sweep``; the
+report's text comes from report_text.py, its figures from plots.py.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ import mlflow
 import pandas as pd
 
 from .adaptive import report_section as adaptive_report_section
+from .axis_text import AXIS_TAG_PREFIX, parse_key, parse_text, seed_of_key, stored_spellings, value_text
 from .pareto import pareto_rows
 from .plots import axis_figure, curves_plot, optuna_pareto_plot, panels, runs_pareto_plot, scatter
 from .report_text import as_number, front_table, mean_std_table, report_head, stats_sections, trials_table
@@ -54,7 +60,6 @@ from .statistics import (
 )
 from .storage import make_storage, sqlite_path
 from .tracking import (
-    AXIS_TAG_PREFIX,
     COMPARISON_DIR,
     TAG_KEY,
     TAG_ROLE,
@@ -153,13 +158,27 @@ def load_runs(tracking_uri: str, experiment_id: str, parent_run_id: str, columns
 
 
 def _seeds(df: pd.DataFrame) -> pd.Series:
-    """Each run's seed: the logged ``seed_everything`` param, else the ``seed=N`` end of its key."""
+    """Each run's seed: its ``seed_everything`` param (logged as the trial starts); for a run without it
+    (a run whose logging failed; a sweep whose base sets none) the ``seed=N`` part of its grid key."""
     seed = pd.to_numeric(df.get("params.seed_everything", pd.Series(index=df.index, dtype=object)), errors="coerce")
     if f"tags.{TAG_KEY}" in df:
-        from_key = pd.to_numeric(df[f"tags.{TAG_KEY}"].astype(str).str.extract(r"(?:^|,)seed=(\d+)$")[0],
-                                 errors="coerce")
-        seed = seed.fillna(from_key)
+        seed = seed.fillna(pd.to_numeric(df[f"tags.{TAG_KEY}"].map(seed_of_key), errors="coerce"))
     return seed.astype("Int64")
+
+
+def axis_texts(runs: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
+    """``runs`` with each ``axis.*`` column as the texts of the values (axis_text.value_text), whichever
+    spelling the tags hold: a run tagged before 2026-12-06 holds ``True`` where a new one holds ``true``.
+    The spellings known are those of the listed values (an ablation's axes, a sweep's choices); numbers
+    and strings are spelled the same either way."""
+    listed = spec.axes if spec.kind == "ablation" else \
+        {path: p["choices"] for path, p in spec.params.items() if p["type"] == "categorical"}
+    out = runs.copy()
+    for path, values in listed.items():
+        column, spellings = f"{AXIS_TAG_PREFIX}{path}", stored_spellings(values)
+        if column in out:
+            out[column] = out[column].map(lambda tag, known=spellings: known.get(tag, tag))
+    return out
 
 
 def load_histories(tracking_uri: str, run_ids: list[str], metric: str = "val/acc") -> pd.DataFrame:
@@ -191,7 +210,7 @@ def _agg(frame: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataFrame
 
 
 def _order(frame: pd.DataFrame, column: str, values: list[Any]) -> pd.DataFrame:
-    rank = {str(v): i for i, v in enumerate(values)}
+    rank = {value_text(v): i for i, v in enumerate(values)}
     return frame.assign(_rank=frame[column].map(lambda v: rank.get(str(v), len(rank)))).sort_values(
         "_rank", kind="stable").drop(columns="_rank")
 
@@ -207,7 +226,7 @@ def learning_curves(done: pd.DataFrame, histories: pd.DataFrame, axes: dict[str,
         rows = [{"value": str(v), "epoch": int(e), **arm_stats(g["value"].tolist(), unit=unit_of(CURVE_METRIC))}
                 for (v, e), g in obs.groupby([col, "epoch"])]
         frame = pd.DataFrame(rows, columns=["value", "epoch", "n", "mean", "std", "ci_low", "ci_high"])
-        rank = {str(v): i for i, v in enumerate(axes[path])}
+        rank = {value_text(v): i for i, v in enumerate(axes[path])}
         frame = frame.assign(ci_low=frame["ci_low"].fillna(frame["mean"]),  # n = 1: no band
                              ci_high=frame["ci_high"].fillna(frame["mean"]),
                              _rank=frame["value"].map(rank).fillna(len(rank)))
@@ -301,10 +320,6 @@ def _open_study(name: str, storages: list[str | None], spec: StudySpec, log: Cal
     return None
 
 
-def _num_or_text(value: Any) -> Any:
-    return int(value) if isinstance(value, str) and re.fullmatch(r"-?\d+", value) else as_number(value)
-
-
 def pareto_front(spec: StudySpec, done: pd.DataFrame, study: Any = None) -> pd.DataFrame:
     """The Pareto-optimal COMPLETE trials: ``trial, run_id, <objective>..., <param>...`` by trial number.
 
@@ -323,7 +338,7 @@ def pareto_front(spec: StudySpec, done: pd.DataFrame, study: Any = None) -> pd.D
     front = done[pareto_rows(done, spec.objectives)].sort_values("trial")
     out = pd.DataFrame({"trial": front["trial"].astype(int), "run_id": front["run_id"],
                         **{m: front[m] for m in spec.metrics},
-                        **{p: front[f"{AXIS_TAG_PREFIX}{p}"].map(_num_or_text) for p in spec.params}})
+                        **{p: front[f"{AXIS_TAG_PREFIX}{p}"].map(parse_text) for p in spec.params}})
     return out[columns].reset_index(drop=True)
 
 
@@ -362,7 +377,7 @@ def compare(spec: StudySpec, tracking_uri: str, *, study_name: str | None = None
         return None
     experiment_id, parent_run_id, name = found
     metrics = list(dict.fromkeys([*spec.metrics, *BASE_METRICS]))
-    runs = load_runs(tracker.tracking_uri, experiment_id, parent_run_id, metrics)
+    runs = axis_texts(load_runs(tracker.tracking_uri, experiment_id, parent_run_id, metrics), spec)
     result = CompareResult(name, parent_run_id, runs, metrics)
     out_dir = Path(results_dir) / spec.experiment / name  # per study: another study of the file never overwrites it
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -404,7 +419,7 @@ def _compare_ablation(spec: StudySpec, tracker: Tracker, done: pd.DataFrame, pre
         report.section(f"## {path}", "", mean_std_table(table, [col], present, [path]), "")
         report.csv(f"axis_{_slug(path)}.csv", result.per_axis[path])
         if plots and shown:
-            estimation = _estimation_data(stats, done, path, col, shown[0], str(spec.baseline_of(path)))
+            estimation = _estimation_data(stats, done, path, col, shown[0], value_text(spec.baseline_of(path)))
             report.add(axis_figure(report.path(f"axis_{_slug(path)}.png"), _pivot(stats, path, shown), shown,
                                    f"{spec.experiment}: by {path} (n = seeds)", path, estimation))
     grid = _agg(done, list(columns.values()), present)
@@ -432,7 +447,7 @@ def _ablation_pareto(spec: StudySpec, stats: pd.DataFrame, report: Report) -> No
     """The arms (grid points with several axes) on accuracy vs energy, the Pareto-optimal ones ringed and named."""
     several = len(spec.axes) > 1
     points = _pivot(stats, GRID_AXIS if several else next(iter(spec.axes)), ["test/acc", "test/energy_mj"])
-    labels = [",".join(part.split("=", 1)[1] for part in v.split(",")) if several else v for v in points["value"]]
+    labels = [",".join(parse_key(v).values()) if several else v for v in points["value"]]
     front = pareto_arms(points)
     report.section("## Pareto-optimal arms (max test acc, min energy; over the means)", "",
                    ", ".join(f"`{v}`" for v in points.loc[front, "value"]) or "none", "")

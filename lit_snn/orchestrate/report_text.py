@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from . import units
+from .axis_text import value_text
 from .planning import MAX_SEEDS
 from .spec import StudySpec
 from .statistics import GRID_AXIS, LEVEL, Comparison, grid_label
@@ -129,7 +130,7 @@ def stats_sections(spec: StudySpec, stats: pd.DataFrame, comparisons: list[Compa
     table and one sentence per comparison; the other metrics' comparisons as sentences below."""
     metric = spec.metric
     out = [f"## seed statistics: {units.label(metric)} ({metric})", "", how_to_read(spec), ""]
-    families = [(path, path, str(spec.baseline_of(path))) for path in spec.axes]
+    families = [(path, path, value_text(spec.baseline_of(path))) for path in spec.axes]
     if len(spec.axes) > 1:
         families.append((GRID_AXIS, "grid point", grid_label({p: spec.baseline_of(p) for p in spec.axes})))
     for axis, key, base in families:

@@ -36,6 +36,7 @@ from optuna.trial import TrialState
 
 from ..entry_point import imports_without_gc, run_then_exit
 from .adaptive import enqueue_round, round_keys, run_rounds
+from .axis_text import axis_tags
 from .progress import Follower, Progress, Ticking
 from .pruning import make_pruner
 from .space import (
@@ -54,7 +55,6 @@ from .space import (
 from .spec import StudySpec, sampler_class
 from .storage import make_storage, study_attr_once
 from .tracking import (
-    AXIS_TAG_PREFIX,
     PARENT_RUN_ATTR,
     TAG_KEY,
     TAG_TRIAL,
@@ -455,7 +455,7 @@ class StudyHandle:
             key, name, config, raw, values = self._trial_setup(trial)
             tags = {TAG_KEY: key, TAG_TRIAL: trial.number, "optuna.study": self.options.study_name,
                     "lit_snn.worker": f"{HOST}:{os.getpid()}",
-                    **{f"{AXIS_TAG_PREFIX}{path}": value for path, value in values.items()}}
+                    **axis_tags(values)}
             retry_of = RetryHeartbeatStaleTrialCallback.retried_trial_number(self.storage.get_trial(trial._trial_id))
             if retry_of is not None:
                 tags["lit_snn.retry_of"] = retry_of
