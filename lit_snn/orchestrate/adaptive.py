@@ -23,6 +23,7 @@ from typing import Protocol
 
 import pandas as pd
 
+from .axis_text import value_text
 from .sequential import CONTINUE, DIFFERENT, EQUIVALENT, UNDECIDED, Design, decide, design
 from .space import GridPoint
 from .spec import StudySpec
@@ -84,9 +85,10 @@ class RoundsState:
 def _arms(spec: StudySpec) -> tuple[str, str, list[str]]:
     """``(axis path, baseline, arms)`` as text (as MLflow tags and statistics.py compare them)."""
     path, values = next(iter(spec.axes.items()))
-    excluded = {str(entry[path]) for entry in spec.exclude}
-    baseline = str(spec.baseline_of(path))
-    return path, baseline, [str(v) for v in values if str(v) not in excluded and str(v) != baseline]
+    excluded = {value_text(entry[path]) for entry in spec.exclude}
+    baseline = value_text(spec.baseline_of(path))
+    arms = [value_text(v) for v in values]
+    return path, baseline, [arm for arm in arms if arm not in excluded and arm != baseline]
 
 
 def margin_of(spec: StudySpec) -> float | None:
@@ -146,7 +148,7 @@ def observations_of(handle: _Handle) -> Observations:
     for key, value in handle.completed_values().items():
         point = handle.points.get(key)
         if point is not None:
-            out[str(point.values[path]), point.seed] = value
+            out[value_text(point.values[path]), point.seed] = value
     return out
 
 
@@ -154,7 +156,7 @@ def round_keys(handle: _Handle, state: RoundsState | None = None) -> list[str]:
     """The grid keys of the current round (none when the study is decided)."""
     state = state or replay(handle.spec, observations_of(handle))
     path = state.path
-    return [key for key, p in handle.points.items() if p.seed < state.needed.get(str(p.values[path]), 0)]
+    return [key for key, p in handle.points.items() if p.seed < state.needed.get(value_text(p.values[path]), 0)]
 
 
 def enqueue_round(handle: _Handle) -> int:

@@ -23,6 +23,11 @@ Every file written also goes to the study's MLflow parent run (artifact folder `
 replaced by each compare), and an ablation's per-arm summaries go to one nested run per arm
 (``arm model.neuron=ar_lif``: ``test/acc/mean``, ...; ``arm_summaries``), which MLflow's chart view
 compares side by side; when MLflow refuses, one line says so.
+
+Layout: ``compare`` finds the study, reads its runs (each ``axis.*`` column as the values' texts,
+axis_text.py, whichever spelling the tags hold) and hands a ``Report`` (the files written, the
+markdown sections) to one function per kind, ``_compare_ablation`` or ``_compare_sweep``; the
+report's text comes from report_text.py, its figures from plots.py.
 """
 
 from __future__ import annotations
@@ -37,11 +42,11 @@ from typing import Any
 import mlflow
 import pandas as pd
 
-from . import units
 from .adaptive import report_section as adaptive_report_section
+from .axis_text import AXIS_TAG_PREFIX, parse_key, parse_text, seed_of_key, stored_spellings, value_text
 from .pareto import pareto_rows
-from .planning import MAX_SEEDS
 from .plots import axis_figure, curves_plot, optuna_pareto_plot, panels, runs_pareto_plot, scatter
+from .report_text import as_number, front_table, mean_std_table, report_head, stats_sections, trials_table
 from .spec import StudySpec
 from .statistics import (
     GRID_AXIS,
@@ -50,13 +55,11 @@ from .statistics import (
     Comparison,
     arm_stats,
     display_table,
-    grid_label,
     per_seed,
     seed_statistics,
 )
 from .storage import make_storage, sqlite_path
 from .tracking import (
-    AXIS_TAG_PREFIX,
     COMPARISON_DIR,
     TAG_KEY,
     TAG_ROLE,
@@ -97,6 +100,40 @@ class CompareResult:
     logged: bool = False  # the files and per-arm metrics are on the MLflow parent run too
 
 
+@dataclass
+class Report:
+    """What one compare writes into ``out_dir``: the files in the order written, each registered once
+    (all of them go to MLflow too), and the markdown sections of ``report.md`` in order."""
+
+    out_dir: Path
+    files: list[Path] = field(default_factory=list)
+    sections: list[str] = field(default_factory=list)
+
+    def path(self, name: str) -> Path:
+        return self.out_dir / name
+
+    def add(self, path: Path) -> Path:
+        """Register a file written into ``out_dir`` (a plot's); one name twice is a bug of compare."""
+        if path in self.files:
+            raise ValueError(f"compare wrote {path.name} twice")
+        self.files.append(path)
+        return path
+
+    def csv(self, name: str, frame: pd.DataFrame) -> Path:
+        frame.to_csv(self.path(name), index=False)
+        return self.add(self.path(name))
+
+    def section(self, *lines: str) -> None:
+        self.sections.extend(lines)
+
+    def write(self, head: list[str]) -> str:
+        """Write ``report.md`` (``head``, then the sections) as the last file; returns its markdown."""
+        markdown = "\n".join(head + self.sections)
+        self.path("report.md").write_text(markdown + "\n")
+        self.add(self.path("report.md"))
+        return markdown
+
+
 # ---------------------------------------------------------------------- reading
 def load_runs(tracking_uri: str, experiment_id: str, parent_run_id: str, columns: list[str]) -> pd.DataFrame:
     """The trial runs of ``parent_run_id`` as a frame: run_id, trial, key, state, ``axis.*`` and metrics
@@ -121,13 +158,27 @@ def load_runs(tracking_uri: str, experiment_id: str, parent_run_id: str, columns
 
 
 def _seeds(df: pd.DataFrame) -> pd.Series:
-    """Each run's seed: the logged ``seed_everything`` param, else the ``seed=N`` end of its key."""
+    """Each run's seed: its ``seed_everything`` param (logged as the trial starts); for a run without it
+    (a run whose logging failed; a sweep whose base sets none) the ``seed=N`` part of its grid key."""
     seed = pd.to_numeric(df.get("params.seed_everything", pd.Series(index=df.index, dtype=object)), errors="coerce")
     if f"tags.{TAG_KEY}" in df:
-        from_key = pd.to_numeric(df[f"tags.{TAG_KEY}"].astype(str).str.extract(r"(?:^|,)seed=(\d+)$")[0],
-                                 errors="coerce")
-        seed = seed.fillna(from_key)
+        seed = seed.fillna(pd.to_numeric(df[f"tags.{TAG_KEY}"].map(seed_of_key), errors="coerce"))
     return seed.astype("Int64")
+
+
+def axis_texts(runs: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
+    """``runs`` with each ``axis.*`` column as the texts of the values (axis_text.value_text), whichever
+    spelling the tags hold: a run tagged before 2026-12-06 holds ``True`` where a new one holds ``true``.
+    The spellings known are those of the listed values (an ablation's axes, a sweep's choices); numbers
+    and strings are spelled the same either way."""
+    listed = spec.axes if spec.kind == "ablation" else \
+        {path: p["choices"] for path, p in spec.params.items() if p["type"] == "categorical"}
+    out = runs.copy()
+    for path, values in listed.items():
+        column, spellings = f"{AXIS_TAG_PREFIX}{path}", stored_spellings(values)
+        if column in out:
+            out[column] = out[column].map(lambda tag, known=spellings: known.get(tag, tag))
+    return out
 
 
 def load_histories(tracking_uri: str, run_ids: list[str], metric: str = "val/acc") -> pd.DataFrame:
@@ -159,42 +210,9 @@ def _agg(frame: pd.DataFrame, by: list[str], metrics: list[str]) -> pd.DataFrame
 
 
 def _order(frame: pd.DataFrame, column: str, values: list[Any]) -> pd.DataFrame:
-    rank = {str(v): i for i, v in enumerate(values)}
+    rank = {value_text(v): i for i, v in enumerate(values)}
     return frame.assign(_rank=frame[column].map(lambda v: rank.get(str(v), len(rank)))).sort_values(
         "_rank", kind="stable").drop(columns="_rank")
-
-
-def _fmt(x: Any, scale: float | None = None) -> str:
-    """Plain 4 decimals for numbers of order 1e-3..1e4 (judged by ``scale``, default ``x``), else 3e notation."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "-"
-    if isinstance(x, int) or (isinstance(x, float) and x.is_integer() and scale is None and abs(x) < 1e6):
-        return str(int(x))
-    if not isinstance(x, float):
-        return str(x)
-    ref = abs(scale if scale is not None else x)
-    return f"{x:.4f}" if ref == 0 or 1e-3 <= ref < 1e4 else f"{x:.3e}"
-
-
-def _pm(row: pd.Series, metric: str) -> str:
-    """``mean ± std`` of ``metric`` in its display unit (``units.unit_of``: accuracy in points, energy in µJ)."""
-    mean, std = row.get(f"{metric}_mean"), row.get(f"{metric}_std")
-    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
-        return "-"
-    unit = unit_of(metric)
-    return f"{unit.format(float(mean))} ± {unit.format(float(std))}"
-
-
-def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    line = lambda cells: "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths)) + " |"
-    return "\n".join([line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|", *map(line, rows)])
-
-
-def _stat_table(frame: pd.DataFrame, keys: list[str], metrics: list[str], key_names: list[str]) -> str:
-    headers = key_names + ["n"] + [units.label(m) for m in metrics]
-    rows = [[str(r[k]) for k in keys] + [str(int(r["n"]))] + [_pm(r, m) for m in metrics] for _, r in frame.iterrows()]
-    return markdown_table(headers, rows)
 
 
 def learning_curves(done: pd.DataFrame, histories: pd.DataFrame, axes: dict[str, list],
@@ -208,7 +226,7 @@ def learning_curves(done: pd.DataFrame, histories: pd.DataFrame, axes: dict[str,
         rows = [{"value": str(v), "epoch": int(e), **arm_stats(g["value"].tolist(), unit=unit_of(CURVE_METRIC))}
                 for (v, e), g in obs.groupby([col, "epoch"])]
         frame = pd.DataFrame(rows, columns=["value", "epoch", "n", "mean", "std", "ci_low", "ci_high"])
-        rank = {str(v): i for i, v in enumerate(axes[path])}
+        rank = {value_text(v): i for i, v in enumerate(axes[path])}
         frame = frame.assign(ci_low=frame["ci_low"].fillna(frame["mean"]),  # n = 1: no band
                              ci_high=frame["ci_high"].fillna(frame["mean"]),
                              _rank=frame["value"].map(rank).fillna(len(rank)))
@@ -267,82 +285,6 @@ def arm_summaries(stats: pd.DataFrame) -> dict[str, dict[str, float]]:
     return out
 
 
-def _p(p: float) -> str:
-    return "-" if math.isnan(p) else "<0.001" if p < 0.001 else f"{p:.2g}"
-
-
-def _is_blank(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _stats_table(stats: pd.DataFrame, axis: str, metric: str, key: str) -> str:
-    """The arms of one axis for one metric (display units): mean and 95% CI; against the baseline the
-    difference, its Holm-adjusted CI with its level, Holm-adjusted p, verdicts and seeds for 80% power."""
-    unit = unit_of(metric)
-    rows = stats[(stats["axis"] == axis) & (stats["metric"] == metric)]
-    margins = rows["margin"].dropna()
-    rows_out = []
-    for _, r in rows.iterrows():
-        ci = "-" if math.isnan(r["ci_low"]) else f"[{unit.format(r['ci_low'])}, {unit.format(r['ci_high'])}]"
-        cells = [str(r["value"]), str(int(r["n"])), unit.format(r["mean"]), ci]
-        if _is_blank(r["baseline"]):
-            cells += ["baseline", "", "", "", *([""] if len(margins) else []), ""]
-        else:
-            delta_ci = "-" if math.isnan(r["delta_ci_low"]) else \
-                f"[{unit.format(r['delta_ci_low'])}, {unit.format(r['delta_ci_high'])}] ({r['ci_level'] * 100:.4g}%)"
-            verdict = {True: "yes", False: "no"}.get(r["significant"], "-")
-            equivalent = [{True: "yes", False: "no"}.get(r["equivalent"], "-")] if len(margins) else []
-            seeds = "-" if pd.isna(r["seeds_needed"]) else f"> {MAX_SEEDS}" if r["seeds_needed"] >= MAX_SEEDS else \
-                str(int(r["seeds_needed"]))
-            if not pd.isna(r["seeds_needed_min_effect"]):
-                needed = int(r["seeds_needed_min_effect"])
-                seeds += f" ({f'> {MAX_SEEDS}' if needed >= MAX_SEEDS else needed} at {unit.format(r['min_effect'])})"
-            cells += [unit.format(r["delta"], signed=True), delta_ci, _p(float(r["p_adjusted"])), verdict,
-                      *equivalent, seeds]
-        rows_out.append(cells)
-    mean = f"mean ({unit.name})" if unit.name else "mean"
-    equivalent = [f"equivalent (±{unit.format(margins.iloc[0])})"] if len(margins) else []
-    return markdown_table([key, "n", mean, f"{LEVEL:.0%} CI", "delta", "Holm-adjusted CI (level)", "p (Holm)",
-                           "significant", *equivalent, "seeds for 80% power"], rows_out)
-
-
-def _how_to_read(spec: StudySpec) -> str:
-    """The paragraph above the seed statistics: what each number is (docs/statistics.md says more)."""
-    return (
-        f"How to read this: per arm, n seeds, the mean and its {LEVEL:.0%} CI (Student t, inside the metric's "
-        "bounds). Each arm is compared with its axis' baseline on the per-seed differences (paired t-test; Welch's "
-        f"when they share fewer than 2 seeds); p is Holm-adjusted over the axis' arms, significant means p < "
-        f"{spec.alpha:g}, and exactly then the Holm-adjusted CI beside it excludes 0 (its level is the one Holm "
-        "tested that arm at). The BCa bootstrap CI and the sign-flip permutation p check the t-test without "
-        "assuming normality; with few seeds the bootstrap CI is too narrow and the permutation p cannot go below "
-        "2/2^n (0.25 with 3 seeds). "
-        + ("Equivalent: two one-sided t-tests (TOST) within the file's margin, Holm-adjusted. "
-           if spec.equivalence_margin else "")
-        + "Seeds for 80% power: what a paired t-test at alpha/m (m arms tested) would need given the observed SD of "
-        "the differences, at the observed difference" + (" and at min_effect" if spec.min_effect else "")
-        + ". Accuracy in points, energy in µJ per sample; every metric in stats.csv.")
-
-
-def _stats_sections(spec: StudySpec, stats: pd.DataFrame, comparisons: list[Comparison], present: list[str]
-                    ) -> list[str]:
-    metric = spec.metric
-    out = [f"## seed statistics: {units.label(metric)} ({metric})", "", _how_to_read(spec), ""]
-    families = [(path, path, str(spec.baseline_of(path))) for path in spec.axes]
-    if len(spec.axes) > 1:
-        families.append((GRID_AXIS, "grid point", grid_label({p: spec.baseline_of(p) for p in spec.axes})))
-    for axis, key, base in families:
-        if metric not in present:
-            break
-        out += [f"### {key if axis != GRID_AXIS else 'every grid point'} (baseline {base})", "",
-                _stats_table(stats, axis, metric, key), ""]
-        out += [f"- {c.sentence()}" for c in comparisons if c.metric == metric and c.axis == axis] + [""]
-    others = [c for c in comparisons if c.metric != metric]
-    if others:
-        out += ["### other metrics", ""]
-        out += [f"- {c.metric}, {c.axis}: {c.sentence()}" for c in others] + [""]
-    return out
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
@@ -378,10 +320,6 @@ def _open_study(name: str, storages: list[str | None], spec: StudySpec, log: Cal
     return None
 
 
-def _num_or_text(value: Any) -> Any:
-    return int(value) if isinstance(value, str) and re.fullmatch(r"-?\d+", value) else _num(value)
-
-
 def pareto_front(spec: StudySpec, done: pd.DataFrame, study: Any = None) -> pd.DataFrame:
     """The Pareto-optimal COMPLETE trials: ``trial, run_id, <objective>..., <param>...`` by trial number.
 
@@ -400,7 +338,7 @@ def pareto_front(spec: StudySpec, done: pd.DataFrame, study: Any = None) -> pd.D
     front = done[pareto_rows(done, spec.objectives)].sort_values("trial")
     out = pd.DataFrame({"trial": front["trial"].astype(int), "run_id": front["run_id"],
                         **{m: front[m] for m in spec.metrics},
-                        **{p: front[f"{AXIS_TAG_PREFIX}{p}"].map(_num_or_text) for p in spec.params}})
+                        **{p: front[f"{AXIS_TAG_PREFIX}{p}"].map(parse_text) for p in spec.params}})
     return out[columns].reset_index(drop=True)
 
 
@@ -439,138 +377,138 @@ def compare(spec: StudySpec, tracking_uri: str, *, study_name: str | None = None
         return None
     experiment_id, parent_run_id, name = found
     metrics = list(dict.fromkeys([*spec.metrics, *BASE_METRICS]))
-    runs = load_runs(tracker.tracking_uri, experiment_id, parent_run_id, metrics)
+    runs = axis_texts(load_runs(tracker.tracking_uri, experiment_id, parent_run_id, metrics), spec)
     result = CompareResult(name, parent_run_id, runs, metrics)
     out_dir = Path(results_dir) / spec.experiment / name  # per study: another study of the file never overwrites it
     out_dir.mkdir(parents=True, exist_ok=True)
     result.out_dir = out_dir
     done = runs[runs["state"] == "COMPLETE"] if not runs.empty else runs
     states = runs["state"].value_counts().to_dict() if not runs.empty else {}
-    head = [f"# {spec.experiment}: study {name}", "",
-            f"{spec.description}" if spec.description else "",
-            f"MLflow parent run `{parent_run_id}` ({tracker.tracking_uri}); trial runs by state: "
-            + (", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none") + ". "
-            + (f"Objectives: {', '.join(f'{m} ({d})' for m, d in spec.objectives)}." if spec.multi_objective
-               else f"Objective: {spec.metric} ({spec.direction}).")
-            + (" Values: mean ± sample std over the COMPLETE runs in each row." if spec.kind == "ablation" else ""), ""]
-    sections: list[str] = []
-    files: list[Path] = []
-    present = [m for m in metrics if not done.empty and done[m].notna().any()]
-    runs.to_csv(out_dir / "runs.csv", index=False)
-    files.append(out_dir / "runs.csv")
+    report = Report(out_dir)
+    report.csv("runs.csv", runs)
     if done.empty:
-        sections.append("No COMPLETE trial yet.")
-    elif spec.kind == "ablation":
-        axis_cols = [f"{AXIS_TAG_PREFIX}{p}" for p in spec.axes]
-        columns = dict(zip(spec.axes, axis_cols))
-        stats, result.comparisons = seed_statistics(done, spec.axes, columns, present, spec.baseline, spec.alpha,
-                                                    equivalence_margin=spec.equivalence_margin,
-                                                    min_effect=spec.min_effect)
-        result.stats = stats
-        shown = list(dict.fromkeys([spec.metric, *(m for m in ("test/firing_rate", "test/energy_mj")
-                                                   if m in present)])) if spec.metric in present else []
-        for path, col in zip(spec.axes, axis_cols):
-            table = _order(_agg(done, [col], present), col, spec.axes[path])
-            result.per_axis[path] = table.rename(columns={col: path})
-            sections += [f"## {path}", "", _stat_table(table, [col], present, [path]), ""]
-            files.append(out_dir / f"axis_{_slug(path)}.csv")
-            result.per_axis[path].to_csv(files[-1], index=False)
-            if plots and shown:
-                estimation = _estimation_data(stats, done, path, col, shown[0], str(spec.baseline_of(path)))
-                files.append(axis_figure(out_dir / f"axis_{_slug(path)}.png", _pivot(stats, path, shown), shown,
-                                         f"{spec.experiment}: by {path} (n = seeds)", path, estimation))
-        grid = _agg(done, axis_cols, present)
-        for path, col in reversed(list(zip(spec.axes, axis_cols))):
-            grid = _order(grid, col, spec.axes[path])
-        result.grid = grid.rename(columns=dict(zip(axis_cols, spec.axes)))
-        if len(axis_cols) > 1:  # with one axis this is the table above
-            sections += ["## every grid point (over seeds)", "", _stat_table(grid, axis_cols, present,
-                                                                            list(spec.axes)), ""]
-        files.append(out_dir / "grid.csv")
-        result.grid.to_csv(files[-1], index=False)
-        sections += _stats_sections(spec, stats, result.comparisons, present)
-        sections += adaptive_report_section(spec, done, columns)  # adaptive seeds: verdicts, trainings saved
-        files.append(out_dir / "stats.csv")
-        display_table(stats).to_csv(files[-1], index=False)  # display units; the frame stays logged
-        if plots and "test/acc" in present and "test/energy_mj" in present:
-            points = _pivot(stats, GRID_AXIS if len(axis_cols) > 1 else next(iter(spec.axes)),
-                            ["test/acc", "test/energy_mj"])
-            labels = [v if len(axis_cols) == 1 else ",".join(part.split("=", 1)[1] for part in v.split(","))
-                      for v in points["value"]]
-            front = pareto_arms(points)
-            sections += ["## Pareto-optimal arms (max test acc, min energy; over the means)", "",
-                         ", ".join(f"`{v}`" for v in points.loc[front, "value"]) or "none", ""]
-            files.append(scatter(out_dir / "acc_vs_energy.png", points, "test/energy_mj", "test/acc", labels,
-                                  f"{spec.experiment}: accuracy vs energy (mean, {LEVEL:.0%} CI over seeds)",
-                                  mark=front, mark_label="Pareto-optimal (max acc, min energy)"))
-        if plots:
-            histories = load_histories(tracker.tracking_uri, list(done["run_id"]), CURVE_METRIC)
-            if not histories.empty:
-                curves = learning_curves(done, histories, spec.axes, columns)
-                files.append(curves_plot(out_dir / "learning_curves.png", curves, CURVE_METRIC,
-                                          f"{spec.experiment}: learning curves"))
+        report.section("No COMPLETE trial yet.")
     else:
-        ranked = done.sort_values(spec.metric, ascending=spec.direction == "minimize")
-        params = [f"{AXIS_TAG_PREFIX}{p}" for p in spec.params]
-        pareto_marks: list[str] = []
-        study = None
-        if spec.multi_objective:
-            study = _open_study(name, [storage, tracker.client.get_run(parent_run_id).data.tags.get("optuna.storage")],
-                                spec, log)
-            result.pareto_source = "optuna" if study is not None else "mlflow"
-            result.pareto = pareto_front(spec, done, study)
-            on_front = ranked["trial"].isin(result.pareto["trial"])
-            ranked = ranked.assign(pareto=on_front).sort_values("pareto", ascending=False, kind="stable")
-            pareto_marks = ["yes" if v else "" for v in ranked["pareto"]]
-        result.grid = ranked.rename(columns=dict(zip(params, spec.params)))
-        headers = ["trial", *spec.params, *(units.label(m) for m in present)] + (["Pareto"] if pareto_marks else [])
-        rows = [[_fmt(r["trial"]), *(_fmt(_num(r.get(c))) for c in params), *(unit_of(m).format(r[m]) for m in present)]
-                for _, r in ranked.iterrows()]
-        rows = [row + [mark] for row, mark in zip(rows, pareto_marks)] if pareto_marks else rows
-        order = "Pareto-optimal first, then by " + spec.metric if pareto_marks else "best first"
-        sections += [f"## trials, {order}", "", markdown_table(headers, rows), ""]
-        files.append(out_dir / "trials.csv")
-        result.grid.to_csv(files[-1], index=False)
-        if result.pareto is not None:
-            source = ("the Optuna study's best_trials" if study is not None else
-                      "the MLflow runs (non-dominated filter; the Optuna study could not be opened)")
-            front_headers = ["trial", *(units.label(m) for m in spec.metrics), *spec.params]
-            front_rows = [[_fmt(r["trial"]), *(unit_of(m).format(_num(r[m])) for m in spec.metrics),
-                           *(_fmt(r[p]) for p in spec.params)] for _, r in result.pareto.iterrows()]
-            sections += [f"## Pareto-optimal trials ({len(result.pareto)} of {len(done)}; from {source})", "",
-                         markdown_table(front_headers, front_rows), ""]
-            files.append(out_dir / "pareto.csv")
-            result.pareto.to_csv(files[-1], index=False)
-            if plots and not result.pareto.empty:
-                title = f"{spec.experiment}: Pareto front"
-                files.append(optuna_pareto_plot(out_dir / "pareto_front.png", study, spec.metrics, spec.directions,
-                                                title) if study is not None else
-                             runs_pareto_plot(out_dir / "pareto_front.png", done, result.pareto, spec.metrics,
-                                              spec.directions, list(spec.params), title + " (from the MLflow runs)"))
-        if plots and spec.multi_objective and all(m in present for m in spec.metrics):
-            for path, col in zip(spec.params, params):
-                frame = ranked.assign(**{path: ranked[col].map(_num)})
-                files.append(panels(out_dir / f"param_{_slug(path)}.png", frame, path, spec.metrics,
-                                     f"{spec.experiment}: objectives vs {path}", bool(spec.params[path].get("log"))))
-        elif plots and spec.metric in present:
-            for path, col in zip(spec.params, params):
-                frame = pd.DataFrame({"x": ranked[col].map(_num), "y": ranked[spec.metric]})
-                files.append(scatter(out_dir / f"param_{_slug(path)}.png", frame.rename(columns={"x": path,
-                                      "y": spec.metric}), path, spec.metric, [""] * len(frame),
-                                      f"{spec.experiment}: {spec.metric} vs {path}", errors=False,
-                                      logx=bool(spec.params[path].get("log"))))
-        if plots and "test/acc" in present and "test/energy_mj" in present:
-            files.append(scatter(out_dir / "acc_vs_energy.png", ranked, "test/energy_mj", "test/acc",
-                                  [str(int(t)) for t in ranked["trial"]], f"{spec.experiment}: accuracy vs energy",
-                                  errors=False))
-    result.markdown = "\n".join(head + sections)
-    (out_dir / "report.md").write_text(result.markdown + "\n")
-    files.append(out_dir / "report.md")
-    result.files = files
+        present = [m for m in metrics if done[m].notna().any()]
+        if spec.kind == "ablation":
+            _compare_ablation(spec, tracker, done, present, result, report, plots)
+        else:
+            _compare_sweep(spec, tracker, done, present, result, report, plots, storage, log)
+    result.markdown = report.write(report_head(spec, name, parent_run_id, tracker.tracking_uri, states))
+    result.files = report.files
     log(result.markdown)
-    log(f"\ncompare: tables and plots in {out_dir}/ ({', '.join(f.name for f in files)})")
+    log(f"\ncompare: tables and plots in {out_dir}/ ({', '.join(f.name for f in report.files)})")
     result.logged = _log_to_mlflow(tracker, result, log)
     return result
+
+
+# ---------------------------------------------------------------------- an ablation
+def _compare_ablation(spec: StudySpec, tracker: Tracker, done: pd.DataFrame, present: list[str],
+                      result: CompareResult, report: Report, plots: bool) -> None:
+    """The tables per axis and per grid point, the seed statistics and the ablation's figures."""
+    columns = {path: f"{AXIS_TAG_PREFIX}{path}" for path in spec.axes}
+    stats, result.comparisons = seed_statistics(done, spec.axes, columns, present, spec.baseline, spec.alpha,
+                                                equivalence_margin=spec.equivalence_margin,
+                                                min_effect=spec.min_effect)
+    result.stats = stats
+    shown = list(dict.fromkeys([spec.metric, *(m for m in ("test/firing_rate", "test/energy_mj")
+                                               if m in present)])) if spec.metric in present else []
+    for path, col in columns.items():
+        table = _order(_agg(done, [col], present), col, spec.axes[path])
+        result.per_axis[path] = table.rename(columns={col: path})
+        report.section(f"## {path}", "", mean_std_table(table, [col], present, [path]), "")
+        report.csv(f"axis_{_slug(path)}.csv", result.per_axis[path])
+        if plots and shown:
+            estimation = _estimation_data(stats, done, path, col, shown[0], value_text(spec.baseline_of(path)))
+            report.add(axis_figure(report.path(f"axis_{_slug(path)}.png"), _pivot(stats, path, shown), shown,
+                                   f"{spec.experiment}: by {path} (n = seeds)", path, estimation))
+    grid = _agg(done, list(columns.values()), present)
+    for path, col in reversed(columns.items()):
+        grid = _order(grid, col, spec.axes[path])
+    result.grid = grid.rename(columns={col: path for path, col in columns.items()})
+    if len(columns) > 1:  # with one axis this is the table above
+        report.section("## every grid point (over seeds)", "",
+                       mean_std_table(grid, list(columns.values()), present, list(spec.axes)), "")
+    report.csv("grid.csv", result.grid)
+    report.section(*stats_sections(spec, stats, result.comparisons, present))
+    report.section(*adaptive_report_section(spec, done, columns))  # adaptive seeds: verdicts, trainings saved
+    report.csv("stats.csv", display_table(stats))  # display units; the frame stays logged
+    if plots and "test/acc" in present and "test/energy_mj" in present:
+        _ablation_pareto(spec, stats, report)
+    if plots:
+        histories = load_histories(tracker.tracking_uri, list(done["run_id"]), CURVE_METRIC)
+        if not histories.empty:
+            curves = learning_curves(done, histories, spec.axes, columns)
+            report.add(curves_plot(report.path("learning_curves.png"), curves, CURVE_METRIC,
+                                   f"{spec.experiment}: learning curves"))
+
+
+def _ablation_pareto(spec: StudySpec, stats: pd.DataFrame, report: Report) -> None:
+    """The arms (grid points with several axes) on accuracy vs energy, the Pareto-optimal ones ringed and named."""
+    several = len(spec.axes) > 1
+    points = _pivot(stats, GRID_AXIS if several else next(iter(spec.axes)), ["test/acc", "test/energy_mj"])
+    labels = [",".join(parse_key(v).values()) if several else v for v in points["value"]]
+    front = pareto_arms(points)
+    report.section("## Pareto-optimal arms (max test acc, min energy; over the means)", "",
+                   ", ".join(f"`{v}`" for v in points.loc[front, "value"]) or "none", "")
+    report.add(scatter(report.path("acc_vs_energy.png"), points, "test/energy_mj", "test/acc", labels,
+                       f"{spec.experiment}: accuracy vs energy (mean, {LEVEL:.0%} CI over seeds)",
+                       mark=front, mark_label="Pareto-optimal (max acc, min energy)"))
+
+
+# ---------------------------------------------------------------------- a sweep
+def _compare_sweep(spec: StudySpec, tracker: Tracker, done: pd.DataFrame, present: list[str],
+                   result: CompareResult, report: Report, plots: bool, storage: str | None,
+                   log: Callable[[str], None]) -> None:
+    """The trials ranked (Pareto-optimal first with several objectives), the Pareto front and the sweep's figures."""
+    ranked = done.sort_values(spec.metric, ascending=spec.direction == "minimize")
+    params = {path: f"{AXIS_TAG_PREFIX}{path}" for path in spec.params}
+    study = None
+    if spec.multi_objective:
+        recorded = tracker.client.get_run(result.parent_run_id).data.tags.get("optuna.storage")
+        study = _open_study(result.study_name, [storage, recorded], spec, log)
+        result.pareto_source = "optuna" if study is not None else "mlflow"
+        result.pareto = pareto_front(spec, done, study)
+        ranked = ranked.assign(pareto=ranked["trial"].isin(result.pareto["trial"])).sort_values(
+            "pareto", ascending=False, kind="stable")
+    result.grid = ranked.rename(columns={col: path for path, col in params.items()})
+    marks = ["yes" if v else "" for v in ranked["pareto"]] if spec.multi_objective else None
+    order = "Pareto-optimal first, then by " + spec.metric if marks else "best first"
+    report.section(f"## trials, {order}", "", trials_table(ranked, params, present, marks), "")
+    report.csv("trials.csv", result.grid)
+    if result.pareto is not None:
+        source = ("the Optuna study's best_trials" if study is not None else
+                  "the MLflow runs (non-dominated filter; the Optuna study could not be opened)")
+        report.section(f"## Pareto-optimal trials ({len(result.pareto)} of {len(done)}; from {source})", "",
+                       front_table(result.pareto, spec.metrics, list(spec.params)), "")
+        report.csv("pareto.csv", result.pareto)
+        if plots and not result.pareto.empty:
+            title = f"{spec.experiment}: Pareto front"
+            front_png = report.path("pareto_front.png")
+            report.add(optuna_pareto_plot(front_png, study, spec.metrics, spec.directions, title)
+                       if study is not None else
+                       runs_pareto_plot(front_png, done, result.pareto, spec.metrics, spec.directions,
+                                        list(spec.params), title + " (from the MLflow runs)"))
+    if plots:
+        _sweep_plots(spec, ranked, params, present, report)
+
+
+def _sweep_plots(spec: StudySpec, ranked: pd.DataFrame, params: dict[str, str], present: list[str],
+                 report: Report) -> None:
+    """The objective(s) against each searched parameter, and accuracy vs energy (one point per trial)."""
+    for path, col in params.items():
+        name, logx = report.path(f"param_{_slug(path)}.png"), bool(spec.params[path].get("log"))
+        if spec.multi_objective and all(m in present for m in spec.metrics):
+            report.add(panels(name, ranked.assign(**{path: ranked[col].map(as_number)}), path, spec.metrics,
+                              f"{spec.experiment}: objectives vs {path}", logx))
+        elif spec.metric in present:
+            frame = pd.DataFrame({path: ranked[col].map(as_number), spec.metric: ranked[spec.metric]})
+            report.add(scatter(name, frame, path, spec.metric, [""] * len(frame),
+                               f"{spec.experiment}: {spec.metric} vs {path}", errors=False, logx=logx))
+    if "test/acc" in present and "test/energy_mj" in present:
+        report.add(scatter(report.path("acc_vs_energy.png"), ranked, "test/energy_mj", "test/acc",
+                           [str(int(t)) for t in ranked["trial"]], f"{spec.experiment}: accuracy vs energy",
+                           errors=False))
 
 
 def _log_to_mlflow(tracker: Tracker, result: CompareResult, log: Callable[[str], None]) -> bool:
@@ -590,10 +528,3 @@ def _log_to_mlflow(tracker: Tracker, result: CompareResult, log: Callable[[str],
     log(f"compare: the same files in MLflow run {result.parent_run_id}, folder {COMPARISON_DIR}/"
         + (f"; one nested run per arm ({len(arms)}, named 'arm ...': chart them side by side)" if arms else ""))
     return True
-
-
-def _num(value: Any) -> Any:
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return value

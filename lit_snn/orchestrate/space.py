@@ -16,6 +16,7 @@ from typing import Any
 
 import optuna
 
+from .axis_text import key_text, value_text
 from .dotted import deep_merge, flatten, get_path, has_path, set_path
 from .spec import StudySpec
 from .training import resolve_config, resolve_run
@@ -51,19 +52,19 @@ def encode_value(value: Any) -> Any:
     """An axis value as an Optuna categorical choice: scalars as they are, lists/dicts as JSON text."""
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
-    return "json:" + json.dumps(value, sort_keys=True)
+    return "json:" + value_text(value)
 
 
 def decode_value(value: Any) -> Any:
+    """An Optuna param back to the axis value (``encode_value``'s inverse)."""
     if isinstance(value, str) and value.startswith("json:"):
         return json.loads(value[5:])
     return value
 
 
 def point_key(values: dict[str, Any], seed: int) -> str:
-    """The unique, stable name of a grid point, e.g. ``model.neuron=lif,seed=0``."""
-    parts = [f"{path}={json.dumps(v, sort_keys=True) if not isinstance(v, str) else v}" for path, v in values.items()]
-    return ",".join(parts + [f"seed={seed}"])
+    """The unique, stable name of a grid point, e.g. ``model.neuron=lif,seed=0`` (axis_text.key_text)."""
+    return key_text(values, seed)
 
 
 def run_name(values: dict[str, Any], seed: int | None = None) -> str:

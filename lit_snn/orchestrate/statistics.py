@@ -81,6 +81,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .axis_text import key_text, value_text
 from .equivalence import tost_p
 from .planning import MAX_SEEDS, POWER, required_seeds
 from .units import Unit, unit_of
@@ -444,8 +445,8 @@ def _family(obs: pd.DataFrame, key: str, arms: list[str], baseline: str | None, 
 
 
 def grid_label(values: dict[str, Any]) -> str:
-    """The ``value`` of a grid point's rows: ``path=value,path=value`` (its key without the seed)."""
-    return ",".join(f"{path}={value}" for path, value in values.items())
+    """The ``value`` of a grid point's rows: ``path=text,path=text`` (its key without the seed; axis_text)."""
+    return key_text(values)
 
 
 def seed_statistics(done: pd.DataFrame, axes: dict[str, list], columns: dict[str, str], metrics: list[str],
@@ -455,13 +456,13 @@ def seed_statistics(done: pd.DataFrame, axes: dict[str, list], columns: dict[str
     """The statistics frame (columns ``COLUMNS``, logged scale) and the comparisons behind it.
 
     ``done``: the COMPLETE runs, one row each, with a ``seed`` column, the axis value of each
-    axis in ``columns[path]`` (compared as text, as MLflow tags store them) and the metrics.
+    axis in ``columns[path]`` (as text, axis_text.value_text: what the ``axis.*`` tags hold) and the metrics.
     ``axes``: path -> listed values (their order is the arms' order); ``baseline``: path -> the
     baseline value where it is not the first listed one. ``equivalence_margin`` / ``min_effect``:
     metric -> number in the metric's display unit (the study file's keys).
     """
     baseline = baseline or {}
-    base_of = {path: str(baseline.get(path, values[0])) for path, values in axes.items()}
+    base_of = {path: value_text(baseline.get(path, values[0])) for path, values in axes.items()}
     frame = done.copy()
     for col in columns.values():
         frame[col] = frame[col].astype(str)
@@ -473,7 +474,7 @@ def seed_statistics(done: pd.DataFrame, axes: dict[str, list], columns: dict[str
         effect = (min_effect or {}).get(metric, NAN) / scale
         for path, values in axes.items():
             col = columns[path]
-            arms = list(dict.fromkeys([*map(str, values), *frame[col].dropna().unique()]))
+            arms = list(dict.fromkeys([*map(value_text, values), *frame[col].dropna().unique()]))
             obs = per_seed(frame, [col], metric, seed_column)
             r, c = _family(obs, col, arms, base_of[path], metric, path, alpha, seed_column, margin, effect)
             rows += r
@@ -484,7 +485,7 @@ def seed_statistics(done: pd.DataFrame, axes: dict[str, list], columns: dict[str
                 else pd.Series(dtype=str)
             points = list(dict.fromkeys(frame["_point"]))
             order = {grid_label(dict(zip(axes, combo))): i for i, combo in
-                     enumerate(itertools.product(*[[str(v) for v in vs] for vs in axes.values()]))}
+                     enumerate(itertools.product(*[[value_text(v) for v in vs] for vs in axes.values()]))}
             points.sort(key=lambda p: order.get(p, len(order)))
             base_point = grid_label(base_of)
             obs = per_seed(frame, ["_point"], metric, seed_column)

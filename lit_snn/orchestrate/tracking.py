@@ -22,6 +22,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
+from .axis_text import AXIS_TAG_PREFIX, parse_key  # the axis.* tags hold axis_text's texts
 from .dotted import flatten
 from .storage import absolute_sqlite_url, creation_lock
 from .training import reproducibility_info, result_settings
@@ -38,7 +39,6 @@ TAG_KEY = "lit_snn.key"
 TAG_TRIAL = "optuna.trial_number"
 TAG_ARM = "lit_snn.arm"  # an arm run: the arm it summarises (path=value, or a grid point's path=value,...)
 TAG_NOTE = "mlflow.note.content"  # the description the MLflow UI shows on an experiment or run
-AXIS_TAG_PREFIX = "axis."
 COMPARISON_DIR = "comparison"  # the parent run's artifact folder holding compare's files
 # config values the training links from another field (lit_snn.train.LitSNNCLI): not logged twice
 LINKED_PARAMS = {"data.init_args.time_steps": "model.time_steps"}
@@ -255,8 +255,7 @@ class Tracker:
             run_id = existing.get(arm)
             if run_id is None:
                 tags = {"mlflow.parentRunId": parent_run_id, TAG_STUDY: study_name, TAG_ROLE: "arm", TAG_ARM: arm,
-                        **{f"{AXIS_TAG_PREFIX}{path}": value for path, _, value in
-                           (part.partition("=") for part in arm.split(","))}}
+                        **{f"{AXIS_TAG_PREFIX}{path}": text for path, text in parse_key(arm).items()}}
                 run_id = self.client.create_run(experiment_id, run_name=f"arm {arm}"[:250],
                                                 tags={k: _text(v, MAX_TAG_CHARS) for k, v in tags.items()}).info.run_id
                 self.client.set_terminated(run_id, "FINISHED")

@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
+from .axis_text import axis_tags
 from .options import FIXED_PARAMS_ATTR, KEY_ATTR, POINT_ATTR, RUN_ATTR, StudyOptions
 from .space import (
     SEED_PARAM,
@@ -35,7 +36,7 @@ from .space import (
     sweep_config,
 )
 from .spec import StudySpec
-from .tracking import AXIS_TAG_PREFIX, TAG_KEY, TAG_TRIAL, Tracker
+from .tracking import TAG_KEY, TAG_TRIAL, Tracker
 from .training import resolve_config, run_training
 from .workers import HOST
 
@@ -183,7 +184,7 @@ def _start_run(ctx: TrialContext, trial: optuna.trial.Trial, plan: TrialPlan) ->
     """The trial's nested MLflow run (its id recorded on the trial) with the record that redoes it."""
     tags = {TAG_KEY: plan.key, TAG_TRIAL: trial.number, "optuna.study": ctx.options.study_name,
             "lit_snn.worker": f"{HOST}:{os.getpid()}",
-            **{f"{AXIS_TAG_PREFIX}{path}": value for path, value in plan.values.items()}}
+            **axis_tags(plan.values)}
     retry_of = RetryHeartbeatStaleTrialCallback.retried_trial_number(trial.storage.get_trial(trial._trial_id))
     if retry_of is not None:
         tags["lit_snn.retry_of"] = retry_of
