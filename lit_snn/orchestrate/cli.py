@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .spec import StudySpec, detect_kind, load_spec
-from .storage import default_paths
+from .storage import check_store, default_paths
 from .tracking import is_server
 from .training import quiet
 from .yamlio import SpecError
@@ -165,6 +165,8 @@ def _run_parsed(args: argparse.Namespace, kind: str, prog: str) -> int:
             neurobench=args.neurobench,
             verbose=args.verbose,
         )
+        check_store(options.storage)  # both, before either is opened: an unreadable one leaves the other untouched
+        check_store(options.tracking_uri)
         outcome = run_study(spec, options)
     except SpecError as exc:
         return _error(prog, exc)
@@ -239,6 +241,10 @@ def _compare_parsed(args: argparse.Namespace) -> int:
     try:
         spec = _load(args, detect_kind(args.file))
         tracking_uri = args.tracking_uri or default_paths(args.store_dir)["tracking_uri"]
+        storage = args.storage or default_paths(args.store_dir)["storage"]
+        check_store(tracking_uri)
+        if spec.multi_objective:  # the Pareto front is read from the Optuna study
+            check_store(storage)
         started = time.time()
         out_dir = Path(args.results_dir) / spec.experiment / (args.study_name or spec.default_study_name)
 
@@ -247,7 +253,7 @@ def _compare_parsed(args: argparse.Namespace) -> int:
 
             result = compare(spec, tracking_uri, study_name=args.study_name, results_dir=args.results_dir,
                              plots=not args.no_plots, fallback_latest=args.study_name is None,
-                             storage=args.storage or default_paths(args.store_dir)["storage"])
+                             storage=storage)
             stamp_report(result.out_dir / "report.md", spec, result.parent_run_id)
             return result
 
