@@ -31,8 +31,10 @@ MAX_TIME_STEPS = 10_000
 
 def check_time_steps(time_steps: int) -> None:
     """``ValueError`` unless ``1 <= time_steps <= MAX_TIME_STEPS`` (the DataModules' and LitSNN's T)."""
-    if not 1 <= time_steps <= MAX_TIME_STEPS:
-        raise ValueError(f"time_steps must be in [1, {MAX_TIME_STEPS}], got {time_steps}")
+    if time_steps < 1:
+        raise ValueError(f"time_steps must be >= 1, got {time_steps}")
+    if time_steps > MAX_TIME_STEPS:
+        raise ValueError(f"time_steps must be <= {MAX_TIME_STEPS} (lit_snn's bound on T), got {time_steps}")
 
 
 def _check_limit(name: str, value: int | None, least: int) -> None:
