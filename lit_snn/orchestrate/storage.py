@@ -98,8 +98,9 @@ def sqlite_problem(path: Path) -> str | None:
     page_size = 65536 if page_size == 1 else page_size
     pages, counter, valid_for = (int.from_bytes(header[i:i + 4], "big") for i in (28, 24, 92))
     size = path.stat().st_size
-    wal = Path(str(path) + "-wal")  # a WAL file holds pages the main file does not have yet
-    if counter == valid_for and pages * page_size > size and not wal.exists():
+    # a WAL file holds pages the main file does not have yet; a hot journal, pages SQLite will restore
+    pending = any(Path(f"{path}-{suffix}").exists() for suffix in ("wal", "journal"))
+    if counter == valid_for and pages * page_size > size and not pending:
         return f"truncated: {size} of its {pages * page_size} bytes"
     try:
         con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=SQLITE_TIMEOUT_S)
