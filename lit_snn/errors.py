@@ -19,12 +19,20 @@ import traceback
 from collections.abc import Callable
 
 DISK_FULL = frozenset({errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)})  # no space, quota exceeded
+NOT_WRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})  # a read-only mount, no permission
 
 
 class ExpectedError(Exception):
     """A failure whose message is written for the user (a bad config, a run id that does not exist)."""
 
     exit_code = 2
+
+
+class NotWritableError(ExpectedError):
+    """A place the command must write cannot be written (read-only, no permission, a file in the way):
+    the machine's state, not the input, so exit 1 as for a full disk."""
+
+    exit_code = 1
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -137,6 +145,8 @@ def describe_expected(exc: BaseException) -> str | None:
         msg = _config_message(exc)
     elif isinstance(exc, OSError) and exc.errno in DISK_FULL:
         msg = f"disk full: {exc.filename}" if exc.filename else f"disk full ({exc.strerror or exc})"
+    elif isinstance(exc, OSError) and exc.errno in NOT_WRITABLE and exc.filename:
+        msg = f"cannot write {exc.filename}: {(exc.strerror or str(exc)).lower()}"
     elif _out_of_memory(exc):
         msg = "out of memory" + (f": {_first_line(exc)}" if str(exc) else "")
     elif isinstance(exc, _data_errors()):  # their first line names the file or folder
@@ -156,13 +166,20 @@ def describe_expected(exc: BaseException) -> str | None:
     return "; ".join([msg, *notes])
 
 
+def config_problem(exc: BaseException) -> str:
+    """One line for a config value the training code rejected (a constructor's check, or jsonargparse's
+    Union report around it), as ``lit-snn train`` prints it; for the study's grid and range checks."""
+    return describe_expected(exc) or _class_path_message(_one_line(exc)) or _one_line(exc)
+
+
 def exit_code(exc: BaseException) -> int:
-    """130 for Ctrl-C, 1 for a full disk or memory, 2 for bad input (config, data, run id)."""
+    """130 for Ctrl-C, 1 for a full disk, memory or a place that cannot be written, 2 for bad input (config,
+    data, run id)."""
     if isinstance(exc, KeyboardInterrupt):
         return 130
     if isinstance(exc, ExpectedError):
         return exc.exit_code
-    if _out_of_memory(exc) or (isinstance(exc, OSError) and exc.errno in DISK_FULL):
+    if _out_of_memory(exc) or (isinstance(exc, OSError) and exc.errno in DISK_FULL | NOT_WRITABLE):
         return 1
     return 2
 

@@ -14,6 +14,7 @@ from torchmetrics import MaxMetric, MeanMetric, MetricCollection
 from torchmetrics.classification import MulticlassAccuracy
 
 from .backbones import create_backbone
+from .data.base import check_time_steps
 from .losses import LOSSES, mean_output_ce, tet_loss
 from .neurons import SpikingNeuron, neuron_config
 
@@ -79,12 +80,13 @@ class LitSNN(L.LightningModule):
             raise ValueError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
         if optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
-        if time_steps < 1:
-            raise ValueError(f"time_steps must be >= 1, got {time_steps}")
+        check_time_steps(time_steps)
         if memory_format not in MEMORY_FORMATS:
             raise ValueError(f"unknown memory_format {memory_format!r}; valid: {', '.join(MEMORY_FORMATS)}")
         if lr <= 0 or not math.isfinite(lr):
             raise ValueError(f"lr must be a positive number, got {lr}")
+        if weight_decay < 0 or not math.isfinite(weight_decay):
+            raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay}")
         overrides = dict(neuron_overrides or {})
         if neuron_config(neuron, **overrides).needs_time_steps:  # unknown preset/field -> clear ValueError
             # GLIF's conductance and PSN's [T, T] mixing have one entry per step: the model's T

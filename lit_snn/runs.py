@@ -93,11 +93,12 @@ class TrialRun:
         from mlflow import MlflowClient
         from mlflow.exceptions import MlflowException
 
-        from .orchestrate.storage import sqlite_path
+        from .orchestrate.storage import check_store, sqlite_path
 
         store = sqlite_path(tracking_uri)
         if store is not None and not store.is_file():
             raise ExpectedError(f"no MLflow store at {store} (give the study's --store-dir or --tracking-uri)")
+        check_store(tracking_uri)
         # fail in seconds on an unreachable server, not after minutes of retries
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
         os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")

@@ -13,9 +13,10 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from .spec import StudySpec, detect_kind, load_spec
-from .storage import default_paths
+from .storage import check_store, default_paths
 from .tracking import is_server
 from .training import quiet
 from .yamlio import SpecError
@@ -74,6 +75,24 @@ def _load(args: argparse.Namespace, kind: str) -> StudySpec:
 def _error(prog: str, exc: BaseException) -> int:
     print(f"{prog}: error: {exc}", file=sys.stderr)
     return 2
+
+
+def _written_to(results_dir: str, out_dir: Path, write: Callable[[], object], file: str):
+    """``write()`` (compare and its report); an ``OSError`` on a file under ``results_dir`` (read-only,
+    no permission, a file where a folder should be, a full disk) becomes one line naming where the
+    comparison would have gone: the study's stores are not under ``results_dir`` and stay as they are."""
+    from lit_snn.errors import NotWritableError
+
+    try:
+        return write()
+    except OSError as exc:
+        root = Path(results_dir).resolve()
+        if not exc.filename or not Path(exc.filename).resolve().is_relative_to(root):
+            raise
+        reason = (exc.strerror or type(exc).__name__).lower()
+        raise NotWritableError(f"could not write the comparison to {out_dir.resolve()} ({reason}: {exc.filename}); "
+                               f"the study is kept: `lit-snn compare {file} --results-dir DIR` writes it to a "
+                               "writable DIR") from exc
 
 
 def _interrupt(signum, _frame) -> None:
@@ -146,6 +165,8 @@ def _run_parsed(args: argparse.Namespace, kind: str, prog: str) -> int:
             neurobench=args.neurobench,
             verbose=args.verbose,
         )
+        check_store(options.storage)  # both, before either is opened: an unreadable one leaves the other untouched
+        check_store(options.tracking_uri)
         outcome = run_study(spec, options)
     except SpecError as exc:
         return _error(prog, exc)
@@ -161,10 +182,13 @@ def _run_parsed(args: argparse.Namespace, kind: str, prog: str) -> int:
         from .compare import compare
         from .stored_report import stamp_report
 
-        result = compare(spec, options.tracking_uri, study_name=options.study_name, results_dir=args.results_dir,
-                         storage=options.storage)
-        if result is not None:
-            stamp_report(result.out_dir / "report.md", spec, result.parent_run_id)
+        def write() -> None:
+            result = compare(spec, options.tracking_uri, study_name=options.study_name,
+                             results_dir=args.results_dir, storage=options.storage)
+            if result is not None:
+                stamp_report(result.out_dir / "report.md", spec, result.parent_run_id)
+
+        _written_to(args.results_dir, Path(args.results_dir) / spec.experiment / outcome.study_name, write, args.file)
     if outcome.failed_keys:
         print(f"{prog}: failed (re-run to retry them): {', '.join(outcome.failed_keys)}", file=sys.stderr)
         return 1
@@ -217,14 +241,24 @@ def _compare_parsed(args: argparse.Namespace) -> int:
     try:
         spec = _load(args, detect_kind(args.file))
         tracking_uri = args.tracking_uri or default_paths(args.store_dir)["tracking_uri"]
+        storage = args.storage or default_paths(args.store_dir)["storage"]
+        check_store(tracking_uri)
+        if spec.multi_objective:  # the Pareto front is read from the Optuna study
+            check_store(storage)
         started = time.time()
-        result = compare(spec, tracking_uri, study_name=args.study_name, results_dir=args.results_dir,
-                         plots=not args.no_plots, fallback_latest=args.study_name is None,
-                         storage=args.storage or default_paths(args.store_dir)["storage"])
+        out_dir = Path(args.results_dir) / spec.experiment / (args.study_name or spec.default_study_name)
+
+        def write():
+            from .stored_report import stamp_report
+
+            result = compare(spec, tracking_uri, study_name=args.study_name, results_dir=args.results_dir,
+                             plots=not args.no_plots, fallback_latest=args.study_name is None,
+                             storage=storage)
+            stamp_report(result.out_dir / "report.md", spec, result.parent_run_id)
+            return result
+
+        result = _written_to(args.results_dir, out_dir, write, args.file)
     except SpecError as exc:  # a bad file, or no study of it to compare yet
         return _error("lit-snn compare", exc)
-    from .stored_report import stamp_report
-
-    stamp_report(result.out_dir / "report.md", spec, result.parent_run_id)
     print(f"lit-snn compare: wrote {len(result.files)} file(s) to {result.out_dir} in {time.time() - started:.1f} s")
     return 0

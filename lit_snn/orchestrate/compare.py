@@ -58,7 +58,7 @@ from .statistics import (
     per_seed,
     seed_statistics,
 )
-from .storage import make_storage, sqlite_path
+from .storage import make_storage, read_only_store, sqlite_path
 from .tracking import (
     COMPARISON_DIR,
     TAG_KEY,
@@ -515,6 +515,9 @@ def _log_to_mlflow(tracker: Tracker, result: CompareResult, log: Callable[[str],
     """The files as artifacts of the study's parent run and one nested run per arm with its summaries;
     one line and False when MLflow refuses (the local files are the comparison either way)."""
     arms = arm_summaries(result.stats) if result.stats is not None else {}
+    if (store := read_only_store(tracker.tracking_uri)) is not None:  # MLflow would log its refusal at length
+        log(f"compare: the MLflow store {store} is read-only: the comparison is in {result.out_dir}/ only")
+        return False
     try:
         tracker.log_comparison(result.parent_run_id, result.files)
         if arms:

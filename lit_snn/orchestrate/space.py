@@ -16,6 +16,8 @@ from typing import Any
 
 import optuna
 
+from lit_snn.errors import config_problem
+
 from .axis_text import key_text, value_text
 from .dotted import deep_merge, flatten, get_path, has_path, set_path
 from .spec import StudySpec
@@ -117,7 +119,7 @@ def _resolve(config: dict, where: str):
     try:
         return resolve_run(config)
     except Exception as exc:  # noqa: BLE001 - whatever the training code rejects, report it up front
-        message = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+        message = config_problem(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
         raise SpecError(f"{where}: {message}") from None
 
 
