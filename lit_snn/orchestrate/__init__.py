@@ -8,12 +8,17 @@ Entry points (wired to ``lit-snn ablate | sweep | compare`` in ``lit_snn/cli.py`
   ``compare(spec, tracking_uri)`` -> ``CompareResult``.
 
 Files: spec.py (YAML -> validated spec), space.py (grid / ranges, metric and data checks, resolved
-up front), study.py (queue, workers, resume, the one parent run), storage.py (Optuna RDB storage,
-creation lock, the atomic study attribute), tracking.py (MLflow, server checks), workers.py
-(identity, heartbeat, death with the parent), pruning.py (the Optuna pruner), training.py (the
-training entry points, reproducibility record), compare.py (tables and plots), pareto.py
-(non-dominated filter), statistics.py (seed statistics; equivalence.py: TOST, planning.py: seeds for
-a given power), cli.py (argparse, one-line failures).
+up front), axis_text.py (the one spelling of an axis value: keys, tags, params), study.py
+(run_study: the study, its parent run, the loops, the outcome), trial_queue.py (queue, claims,
+stale repair), trial.py (the frozen trial context, TrialPlan, run_trial), loops.py (one worker loop
+per kind), worker_processes.py (--workers N), options.py (StudyOptions, attribute names),
+adaptive.py + sequential.py (seeds in rounds), progress.py (trial k/N lines), storage.py (Optuna
+storage, creation lock, unreadable stores), tracking.py (MLflow, server checks, arm runs),
+workers.py (identity, heartbeat, death with the parent), pruning.py, training.py (the training
+entry points, reproducibility record), compare.py (the report, per kind), report_text.py (its
+tables and sentences), plots.py, stored_report.py (a finished study's report, reused), pareto.py
+(non-dominated filter), statistics.py (seed statistics; equivalence.py: TOST, planning.py: seeds
+for a given power), units.py (each metric's display unit), cli.py (argparse, one-line failures).
 """
 
 from .cli import ablate_main, compare_main, sweep_main
