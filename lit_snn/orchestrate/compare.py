@@ -148,9 +148,8 @@ def load_runs(tracking_uri: str, experiment_id: str, parent_run_id: str, columns
     out["key"] = df.get(f"tags.{TAG_KEY}")
     out["state"] = df.get(f"tags.{TAG_STATE}")
     out[SEED_COLUMN] = _seeds(df)
-    for col in df.columns:
-        if col.startswith(f"tags.{AXIS_TAG_PREFIX}"):
-            out[col[len("tags."):]] = df[col]
+    for col in sorted(c for c in df.columns if c.startswith(f"tags.{AXIS_TAG_PREFIX}")):  # MLflow's order varies
+        out[col[len("tags."):]] = df[col]
     for metric in columns:
         out[metric] = pd.to_numeric(df.get(f"metrics.{metric}"), errors="coerce") if f"metrics.{metric}" in df \
             else math.nan
