@@ -185,8 +185,7 @@ def _run_parsed(args: argparse.Namespace, kind: str, prog: str) -> int:
         def write() -> None:
             result = compare(spec, options.tracking_uri, study_name=options.study_name,
                              results_dir=args.results_dir, storage=options.storage)
-            if result is not None:
-                stamp_report(result.out_dir / "report.md", spec, result.parent_run_id)
+            stamp_report(result.out_dir / "report.md", spec, result.parent_run_id)
 
         _written_to(args.results_dir, Path(args.results_dir) / spec.experiment / outcome.study_name, write, args.file)
     if outcome.failed_keys:

@@ -343,7 +343,8 @@ def pareto_front(spec: StudySpec, done: pd.DataFrame, study: Any = None) -> pd.D
 
 # ---------------------------------------------------------------------- entry point
 def _find_parent(tracker: Tracker, spec: StudySpec, study_name: str | None, fallback_latest: bool,
-                 log: Callable[[str], None]) -> tuple[str, str, str] | None:
+                 log: Callable[[str], None]) -> tuple[str, str, str]:
+    """``(experiment id, parent run id, study name)``; ``SpecError`` when there is no such study."""
     from .yamlio import SpecError  # nothing to compare is bad input: lit-snn compare exits 2
 
     experiment_id = tracker.experiment_id(spec.experiment, create=False)
@@ -364,17 +365,14 @@ def _find_parent(tracker: Tracker, spec: StudySpec, study_name: str | None, fall
 
 def compare(spec: StudySpec, tracking_uri: str, *, study_name: str | None = None, results_dir: str | Path = "results",
             plots: bool = True, fallback_latest: bool = False, storage: str | None = None,
-            log: Callable[[str], None] = print) -> CompareResult | None:
-    """Build, print and write the comparison of one study (``None`` when there is nothing to compare).
+            log: Callable[[str], None] = print) -> CompareResult:
+    """Build, print and write the comparison of one study (``SpecError`` when there is none to compare).
 
     ``storage``: the Optuna storage URL, tried first (then the one the study run recorded) when a
     multi-objective sweep's Pareto front is read from the study; not needed otherwise.
     """
     tracker = Tracker(tracking_uri)
-    found = _find_parent(tracker, spec, study_name, fallback_latest, log)
-    if found is None:
-        return None
-    experiment_id, parent_run_id, name = found
+    experiment_id, parent_run_id, name = _find_parent(tracker, spec, study_name, fallback_latest, log)
     metrics = list(dict.fromkeys([*spec.metrics, *BASE_METRICS]))
     runs = axis_texts(load_runs(tracker.tracking_uri, experiment_id, parent_run_id, metrics), spec)
     result = CompareResult(name, parent_run_id, runs, metrics)
