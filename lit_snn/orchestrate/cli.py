@@ -56,6 +56,12 @@ def _run_parser(prog: str, what: str) -> argparse.ArgumentParser:
                         help="also compute NeuroBench's metrics (the neurobench package) of each trial at test time")
     parser.add_argument("--heartbeat", type=int, default=10,
                         help="seconds between trial heartbeats; a trial of another host is stale after 6 missed")
+    parser.add_argument("--stop-grace", type=float, default=10.0, metavar="SECONDS",
+                        help="after SIGTERM or Ctrl-C, seconds a trial may take to stop before its process is "
+                             "killed (default 10); the next run re-queues it")
+    parser.add_argument("--storage-retry-seconds", type=float, default=120.0, metavar="SECONDS",
+                        help="how long an unreachable study storage (a PostgreSQL restart) is waited for before "
+                             "the study stops (default 120; 0: not at all)")
     parser.add_argument("--time-limit", type=float, default=None, metavar="SECONDS",
                         help="start no new trial after this many seconds (overrides budget.time_limit_s); "
                              "the rest stays queued for the next run")
@@ -123,6 +129,8 @@ def _run(argv: list[str] | None, kind: str) -> int:
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be >= 1")
+    if args.stop_grace <= 0 or args.storage_retry_seconds < 0:
+        parser.error("--stop-grace must be > 0 seconds and --storage-retry-seconds >= 0")
     resume = "finished trials are kept in the study's storage: run the same command again to resume"
     with quiet(args.verbose):
         return _guarded(prog, args.verbose, lambda: _run_parsed(args, kind, prog), resume)
@@ -164,10 +172,12 @@ def _run_parsed(args: argparse.Namespace, kind: str, prog: str) -> int:
             log_checkpoints=not args.no_log_checkpoints,
             neurobench=args.neurobench,
             verbose=args.verbose,
+            stop_grace_s=args.stop_grace,
+            storage_retry_s=args.storage_retry_seconds,
         )
         check_store(options.storage)  # both, before either is opened: an unreadable one leaves the other untouched
         check_store(options.tracking_uri)
-        outcome = run_study(spec, options)
+        outcome = _storage_guarded(lambda: run_study(spec, options), options)
     except SpecError as exc:
         return _error(prog, exc)
     c = outcome.counts
@@ -192,6 +202,19 @@ def _run_parsed(args: argparse.Namespace, kind: str, prog: str) -> int:
         print(f"{prog}: failed (re-run to retry them): {', '.join(outcome.failed_keys)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _storage_guarded(run: Callable, options):
+    """``run()``; a study store that is full or cannot be reached becomes its one line (storage.py)."""
+    from .storage import storage_failure
+
+    try:
+        return run()
+    except Exception as exc:
+        failure = storage_failure(exc, options)
+        if failure is None:
+            raise
+        raise failure from exc
 
 
 def _print_stored_report(args: argparse.Namespace, spec: StudySpec, outcome, prog: str) -> bool:

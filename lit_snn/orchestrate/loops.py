@@ -15,10 +15,12 @@ import time
 import optuna
 from optuna.trial import TrialState
 
-from .options import DUPLICATE_ATTR, KEY_ATTR, REPEAT_ATTR, WORKER_ATTR
+from .options import DUPLICATE_ATTR, INTERRUPTED_ATTR, KEY_ATTR, REPEAT_ATTR, WORKER_ATTR
 from .space import suggest
+from .storage import storage_failure
 from .trial import TrialContext, ablation_plan, plan_and_run, sweep_plan
 from .trial_queue import DONE, StudyHandle
+from .watchdog import StopWatchdog
 from .workers import Heartbeat, identity
 
 
@@ -26,12 +28,23 @@ class TrialFailed(Exception):
     """A sweep trial failed (already reported in its MLflow run and our log line)."""
 
 
-def work(ctx: TrialContext, handle: StudyHandle, deadline: float | None = None) -> None:
-    """Run the study's trials in this process until none is left (or ``deadline``, a ``time.time()``)."""
-    if ctx.spec.kind == "sweep":
-        run_sweep(ctx, handle, deadline)
-    else:
-        run_ablation(ctx, handle, deadline)
+def work(ctx: TrialContext, handle: StudyHandle, deadline: float | None = None, parent_pid: int | None = None) -> None:
+    """Run the study's trials in this process until none is left (or ``deadline``, a ``time.time()``).
+
+    A store that is full or cannot be reached (after ``options.storage_retry_s``) ends it with a
+    ``StorageError``. A stop signal ends the process within ``options.stop_grace_s`` even inside a native call, and a
+    worker (``parent_pid``) within seconds of its parent's death (watchdog.py)."""
+    with StopWatchdog(ctx.options.stop_grace_s, parent_pid, say=ctx.say):
+        try:
+            if ctx.spec.kind == "sweep":
+                run_sweep(ctx, handle, deadline)
+            else:
+                run_ablation(ctx, handle, deadline)
+        except Exception as exc:  # a full or unreachable store: one line (storage.py), not its traceback
+            failure = storage_failure(exc, ctx.options)
+            if failure is None:
+                raise
+            raise failure from exc
 
 
 # ---------------------------------------------------------------------- ablation: claim and run
@@ -58,7 +71,7 @@ def run_claimed(ctx: TrialContext, handle: StudyHandle, trial: optuna.trial.Tria
         try:
             outcome = plan_and_run(ctx, trial, ablation_plan)
         except KeyboardInterrupt:
-            handle.study.tell(trial, state=TrialState.FAIL)
+            handle.requeue_interrupted(trial.number)
             raise
         if outcome.state == "COMPLETE":
             handle.study.tell(trial, outcome.values)
@@ -74,27 +87,45 @@ def run_sweep(ctx: TrialContext, handle: StudyHandle, deadline: float | None) ->
     if not _sweep_room(ctx, handle):
         return
 
+    running: list[int] = []  # the trial this process runs: re-queued when a signal stops it
+
     def objective(trial: optuna.trial.Trial):
-        handle.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, identity())
-        twin = _finished_twin(ctx, handle, trial)
-        if twin is not None:
-            return twin.values if ctx.spec.multi_objective else twin.value
-        outcome = plan_and_run(ctx, trial, sweep_plan)
-        if outcome.state == "PRUNED":
-            raise optuna.TrialPruned()
-        if outcome.state != "COMPLETE":
-            raise TrialFailed(outcome.state)
-        return outcome.values if ctx.spec.multi_objective else outcome.values[0]
+        running[:] = [trial.number]
+        try:
+            return _sweep_trial(ctx, handle, trial)
+        except KeyboardInterrupt:  # marked before Optuna tells FAIL (a finished trial takes no attrs)
+            handle.storage.set_trial_system_attr(trial._trial_id, INTERRUPTED_ATTR, trial.number)
+            raise
 
     def stop_when_full(study: optuna.Study, _trial) -> None:
         if not _sweep_room(ctx, handle):
             study.stop()
 
     timeout = None if deadline is None else max(deadline - time.time(), 1e-3)
-    handle.study.optimize(objective, timeout=timeout, catch=(TrialFailed,), gc_after_trial=False,
-                          callbacks=[optuna.study.MaxTrialsCallback(ctx.spec.n_trials, states=DONE), stop_when_full])
+    try:
+        handle.study.optimize(objective, timeout=timeout, catch=(TrialFailed,), gc_after_trial=False,
+                              callbacks=[optuna.study.MaxTrialsCallback(ctx.spec.n_trials, states=DONE),
+                                         stop_when_full])
+    except KeyboardInterrupt:  # Optuna told the running trial FAIL: it is queued again, as a killed worker's
+        for number in running:
+            handle.requeue_interrupted(number)
+        raise
     if deadline is not None and time.time() >= deadline and _sweep_room(ctx, handle):
         ctx.say("time limit reached: not starting more trials (re-run to continue)")
+
+
+def _sweep_trial(ctx: TrialContext, handle: StudyHandle, trial: optuna.trial.Trial):
+    """One sweep trial: its values (a finished twin's, or trained); raises to tell Optuna PRUNED or FAIL."""
+    handle.storage.set_trial_system_attr(trial._trial_id, WORKER_ATTR, identity())
+    twin = _finished_twin(ctx, handle, trial)
+    if twin is not None:
+        return twin.values if ctx.spec.multi_objective else twin.value
+    outcome = plan_and_run(ctx, trial, sweep_plan)
+    if outcome.state == "PRUNED":
+        raise optuna.TrialPruned()
+    if outcome.state != "COMPLETE":
+        raise TrialFailed(outcome.state)
+    return outcome.values if ctx.spec.multi_objective else outcome.values[0]
 
 
 def _sweep_room(ctx: TrialContext, handle: StudyHandle) -> bool:

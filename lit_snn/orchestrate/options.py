@@ -14,6 +14,7 @@ REPEAT_ATTR = "repeat_of"  # user attr: the finished sweep trial whose params (a
 POINT_ATTR = "lit_snn:point"  # system attr: a queued ablation trial's point {values, seed, raw} (trial.py)
 WORKER_ATTR = "lit_snn:worker"  # system attr: host/pid of the process running the trial
 DUPLICATE_ATTR = "lit_snn:duplicate_of"  # system attr: the trial that already had this point
+INTERRUPTED_ATTR = "lit_snn:interrupted"  # system attr: the number of a trial stopped by a signal (re-queued)
 FIXED_PARAMS_ATTR = "fixed_params"  # system attr (Optuna's): the params ``enqueue_trial`` fixed
 
 
@@ -29,6 +30,8 @@ class StudyOptions:
     workers: int = 1
     heartbeat_s: int = 10
     grace_s: int | None = None  # default: 6 heartbeats
+    stop_grace_s: float = 10.0  # after SIGTERM: seconds a process may take to stop before it is ended (watchdog.py)
+    storage_retry_s: float = 120.0  # a study storage unreachable for up to this long is waited for (storage.py)
     max_failures: int | None = None  # sweeps: stop asking after this many failed trials (default n_trials)
     log_checkpoints: bool = True  # each trial's best checkpoint as an MLflow artifact
     neurobench: bool = False  # NeuroBench's metrics of each trial at test time (neurobench/...)

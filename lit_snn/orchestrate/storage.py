@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import sqlite3
+import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -21,8 +23,9 @@ from pathlib import Path
 import optuna
 from filelock import FileLock
 from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
 
-from lit_snn.errors import ExpectedError
+from lit_snn.errors import DISK_FULL, ExpectedError
 
 SQLITE_TIMEOUT_S = 120
 SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
@@ -159,11 +162,12 @@ def creation_lock(url: str):
 
 
 def make_storage(url: str, heartbeat_interval: int | None = 10, grace_period: int | None = None,
-                 on_stale=None) -> optuna.storages.RDBStorage:
+                 on_stale=None, retry_s: float = 0.0) -> optuna.storages.RDBStorage:
     """An ``RDBStorage`` for ``url`` with heartbeats (stale trials of dead workers become FAIL).
 
     ``on_stale(study, frozen_trial)`` is called for each trial this process finds stale; the
-    study runner uses it to queue the trial's point again.
+    study runner uses it to queue the trial's point again. ``retry_s``: how long a database that
+    cannot be reached is waited for (``RetryingRDBStorage``; 0: not at all).
     """
     url = with_available_driver(absolute_sqlite_url(url))
     engine_kwargs: dict = {}
@@ -179,7 +183,8 @@ def make_storage(url: str, heartbeat_interval: int | None = 10, grace_period: in
             kwargs["heartbeat_stale_trial_callback"] = on_stale
     with warnings.catch_warnings(), creation_lock(url):  # heartbeat arguments are "experimental"; we want them
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        storage = RetryingRDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+    storage.retry_s = retry_s
     if url.startswith("sqlite"):
         _serialize_sqlite(storage.engine)
     return storage
@@ -220,3 +225,125 @@ def default_paths(store_dir: str | os.PathLike | None) -> dict[str, str]:
         "artifact_root": str(root / "mlartifacts"),
         "work_dir": str(root / ".lit_snn_cache" / "lightning"),
     }
+
+
+# ---------------------------------------------------------------------- outages and storage errors
+class StorageError(ExpectedError):
+    """A study store that cannot be written (a full disk) or reached (a database gone): one line, exit 1."""
+
+    exit_code = 1
+
+
+_FULL_TEXT = ("database or disk is full", "no space left on device", "disk quota exceeded", "could not extend file")
+# a server that is down, restarting or unreachable, a SQLite file gone or unreadable: what waiting can cure
+_GONE_TEXT = ("connection refused", "could not connect", "server closed the connection", "terminating connection",
+              "connection reset", "connection to server", "the database system is", "server login has been failing",
+              "unable to open database file", "disk i/o error", "no such table")
+_RETRIED = ("create_new_study", "get_study_id_from_name", "get_study_directions", "get_study_user_attrs",
+            "get_study_system_attrs", "set_study_user_attr", "set_study_system_attr", "get_all_studies",
+            "create_new_trial", "set_trial_param", "get_trial_param", "set_trial_state_values",
+            "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr",
+            "get_trial_id_from_study_id_trial_number", "get_trial", "get_all_trials", "get_best_trial",
+            "record_heartbeat", "_get_stale_trial_ids")
+_log = logging.getLogger(__name__)
+
+
+def _chain_of(exc: BaseException) -> list[BaseException]:
+    """``exc``, its causes and the exceptions it was raised while handling."""
+    out, seen = [exc], {id(exc)}
+    while len(out) < 20:
+        nxt = out[-1].__cause__ or out[-1].__context__
+        if nxt is None or id(nxt) in seen:
+            break
+        out.append(nxt)
+        seen.add(id(nxt))
+    return out
+
+
+def _database_text(exc: BaseException) -> str:
+    """A database error's own message, without SQLAlchemy's statement and parameters."""
+    orig = getattr(exc, "orig", None)
+    return str(orig if orig is not None else exc).split("\n")[0].split("[SQL:")[0].strip()
+
+
+def outage_kind(exc: BaseException) -> str | None:
+    """"full" (no space for the store), "gone" (the database cannot be reached or opened) or None."""
+    for err in _chain_of(exc):
+        if isinstance(err, OSError) and err.errno in DISK_FULL:
+            return "full"
+        if isinstance(err, (DBAPIError, sqlite3.Error)) or type(err).__module__.split(".")[0] in ("psycopg2",
+                                                                                                    "psycopg"):
+            text_ = _database_text(err).lower()
+            if any(marker in text_ for marker in _FULL_TEXT):
+                return "full"
+            if any(marker in text_ for marker in _GONE_TEXT) or getattr(err, "connection_invalidated", False):
+                return "gone"
+    return None
+
+
+def _retrying(method):
+    def call(self, *args, **kwargs):
+        waited, delay = 0.0, 0.5
+        while True:
+            try:
+                return method(self, *args, **kwargs)
+            except DBAPIError as exc:
+                if outage_kind(exc) != "gone" or waited >= self.retry_s:
+                    raise
+                if waited == 0:
+                    _log.warning("the study storage is not reachable (%s): retrying for up to %g s",
+                                 _database_text(exc), self.retry_s)
+                time.sleep(delay)
+                waited, delay = waited + delay, min(2 * delay, 5.0)
+
+    call.__name__, call.__doc__ = method.__name__, method.__doc__
+    return call
+
+
+class RetryingRDBStorage(optuna.storages.RDBStorage):
+    """Optuna's ``RDBStorage`` whose reads and writes wait up to ``retry_s`` seconds for a database that
+    cannot be reached (a PostgreSQL restart, a network cut), instead of failing at the first refused
+    connection. Optuna retries nothing of this (only ``pool_pre_ping`` replaces dead pooled connections),
+    so it is written here. Each call is one transaction: a call whose commit reached the server just
+    before the connection broke is made again (a trial state already set is then refused as finished,
+    an insert can be repeated): rare, and what the stale-trial repair and the duplicate checks absorb."""
+
+    retry_s: float = 0.0
+
+
+for _name in _RETRIED:
+    setattr(RetryingRDBStorage, _name, _retrying(getattr(optuna.storages.RDBStorage, _name)))
+
+
+def storage_failure(exc: BaseException, options) -> StorageError | None:
+    """The one-line ``StorageError`` for ``exc`` when it is a study store that is full or cannot be reached
+    (``options``: the ``StudyOptions`` naming both stores), else None. MLflow's store when MLflow raised it."""
+    kind = outage_kind(exc)
+    if kind is None:
+        return None
+    mlflow = any(_raised_in(err, "mlflow") for err in _chain_of(exc))
+    url = options.tracking_uri if mlflow else options.storage
+    path = sqlite_path(url)
+    store = f"the {'MLflow' if mlflow else 'Optuna'} store {path or _safe(url)}"
+    detail = next((_database_text(e) for e in _chain_of(exc) if isinstance(e, DBAPIError)), None) or str(exc)
+    resume = "run the same command again: finished trials are kept and those cut short are re-queued"
+    if kind == "full":
+        where = path.parent if path is not None else "the database server"
+        return StorageError(f"{store} cannot be written: no space left ({detail}); free space in {where}, "
+                            f"then {resume}")
+    return StorageError(f"{store} cannot be reached ({detail}); bring it back (or fix the URL), then {resume}")
+
+
+def _raised_in(exc: BaseException, package: str) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_globals.get("__name__", "").split(".")[0] == package:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def _safe(url: str) -> str:
+    from .tracking import safe_url  # the password hidden
+
+    return safe_url(url)

@@ -165,7 +165,8 @@ def _run_loops(ctx: TrialContext, handle: StudyHandle, deadline: float | None) -
         if ctx.options.workers <= 1:
             work(ctx, handle, deadline)
         else:
-            run_processes(ctx.spec, ctx.options, ctx.experiment_id, ctx.parent_run_id, deadline, ctx.log)
+            run_processes(ctx.spec, ctx.options, ctx.experiment_id, ctx.parent_run_id, deadline, ctx.log,
+                          requeued=handle.requeued)
 
     if ctx.spec.adaptive:
         run_rounds(handle, run_workers, ctx.log)  # queue a round, run it, decide, until all are decided

@@ -15,11 +15,12 @@ import warnings
 from collections.abc import Callable, Collection
 from datetime import datetime
 
+import numpy as np
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 
-from .options import FIXED_PARAMS_ATTR, KEY_ATTR, POINT_ATTR, RUN_ATTR, WORKER_ATTR, StudyOptions
+from .options import FIXED_PARAMS_ATTR, INTERRUPTED_ATTR, KEY_ATTR, POINT_ATTR, RUN_ATTR, WORKER_ATTR, StudyOptions
 from .pruning import make_pruner
 from .space import GridPoint, expand_grid
 from .spec import StudySpec, sampler_class
@@ -32,13 +33,19 @@ LIVE = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-def make_sampler(spec: StudySpec, index: int, workers: int) -> optuna.samplers.BaseSampler:
-    """Worker ``index``'s sampler: the spec's, seeded per worker (an ablation's never samples)."""
+def make_sampler(spec: StudySpec, index: int, workers: int, resumed_at: int = 0) -> optuna.samplers.BaseSampler:
+    """Worker ``index``'s sampler: the spec's, seeded per worker (an ablation's never samples).
+
+    ``resumed_at``: the number of trials the study had when this process opened it. A resumed sweep's
+    sampler gets a seed derived from it: with the first run's seed it would draw that run's points again
+    (a random sampler, TPE's start-up trials)."""
     if spec.kind == "ablation":  # every param is fixed by the queue
         return optuna.samplers.RandomSampler(seed=index)
     options = {k: v for k, v in spec.sampler.items() if k != "type"}
     seed = options.pop("seed", 0)
     seed = None if seed is None else int(seed) + index  # workers must not draw the same points
+    if seed is not None and resumed_at:
+        seed = int(np.random.SeedSequence([seed, resumed_at]).generate_state(1)[0])
     if spec.sampler["type"] == "tpe" and workers > 1:
         options.setdefault("constant_liar", True)  # running trials count as pessimistic results
     # NSGA-II: each worker's sampler builds the next generation from the trials in the shared storage
@@ -58,7 +65,8 @@ class StudyHandle:
                  tracker: Tracker | None = None) -> None:
         self.spec, self.options, self.index, self.log, self.tracker = spec, options, index, log, tracker
         self._retry = RetryHeartbeatStaleTrialCallback() if spec.kind == "sweep" else None
-        self.storage = make_storage(options.storage, options.heartbeat_s, options.grace_s, on_stale=self._on_stale)
+        self.storage = make_storage(options.storage, options.heartbeat_s, options.grace_s, on_stale=self._on_stale,
+                                    retry_s=options.storage_retry_s)
         self.study = self._open(create)
         self.study_id = self.storage.get_study_id_from_name(options.study_name)
         if points is None and spec.kind == "ablation":
@@ -67,7 +75,7 @@ class StudyHandle:
 
     def _open(self, create: bool) -> optuna.Study:
         spec, options = self.spec, self.options
-        sampler = make_sampler(spec, self.index, options.workers)
+        sampler = make_sampler(spec, self.index, options.workers, self._trials_so_far())
         max_epochs = spec.base.get("trainer", {}).get("max_epochs")
         pruner = make_pruner(spec.pruner, max_epochs) if spec.kind == "sweep" else optuna.pruners.NopPruner()
         if not create:
@@ -80,6 +88,16 @@ class StudyHandle:
                 warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
                 study.set_metric_names(spec.metrics)
         return study
+
+    def _trials_so_far(self) -> int:
+        """How many trials the study already has (0 for a new study or an ablation, which never samples)."""
+        if self.spec.kind != "sweep":
+            return 0
+        try:
+            study_id = self.storage.get_study_id_from_name(self.options.study_name)
+        except KeyError:
+            return 0
+        return len(self.storage.get_all_trials(study_id, deepcopy=False))
 
     def say(self, message: str) -> None:
         self.log(f"[w{self.index}] {message}")
@@ -103,7 +121,7 @@ class StudyHandle:
 
     def unretried_failures(self) -> list[optuna.trial.FrozenTrial]:
         """Sweep trials that failed and were not queued again (stale ones are retried)."""
-        retried = {n for t in self.trials() for n in RetryHeartbeatStaleTrialCallback.retry_history(t)}
+        retried = self._retried()
         return [t for t in self.trials((TrialState.FAIL,)) if t.number not in retried]
 
     def completed_values(self) -> dict[str, float]:
@@ -138,14 +156,19 @@ class StudyHandle:
         return added
 
     def _on_stale(self, study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
-        """A stale trial was just marked FAIL: close its MLflow run and queue its point again (a
-        sweep's with Optuna's retry callback, an ablation's point unless another trial has it)."""
+        """A stale trial was just marked FAIL: close its MLflow run and queue its point again."""
         self.say(f"trial {frozen.number} was left running by a dead worker: re-queued")
         close_run(self.tracker, frozen.user_attrs.get(RUN_ATTR), "FAIL",
                   {"lit_snn.stale": "true", "lit_snn.error": "worker died; the point was re-queued"}, "KILLED",
                   say=self.say)
+        self._queue_again(study, frozen)
+
+    def _queue_again(self, study: optuna.Study, frozen: optuna.trial.FrozenTrial) -> None:
+        """Queue the point of the failed trial ``frozen`` again: a sweep's with Optuna's retry callback
+        (the retry names it, so it is not counted as a failure), an ablation's unless another trial has it."""
         if self._retry is not None:
-            self._retry(study, frozen)
+            if frozen.number not in self._retried():
+                self._retry(study, frozen)
             return
         key = frozen.user_attrs.get(KEY_ATTR)
         params = frozen.system_attrs.get(FIXED_PARAMS_ATTR)
@@ -154,6 +177,33 @@ class StudyHandle:
         point = self.points.get(key)  # the invoking process has the grid: an older trial gets its record now
         self._enqueue(params, key, point_record(point) if point else frozen.system_attrs.get(POINT_ATTR))
 
+    def _retried(self) -> set[int]:
+        return {n for t in self.trials() for n in RetryHeartbeatStaleTrialCallback.retry_history(t)}
+
+    def requeue_interrupted(self, number: int) -> None:
+        """Trial ``number``, which this process was running when a signal stopped it (SIGTERM, Ctrl-C, its
+        parent's death): FAIL, and its point queued again as a killed worker's is (its MLflow run was
+        closed as KILLED by ``run_trial``). The mark lets the next run's ``reap`` finish a re-queue cut short."""
+        trial_id = self.trial_id(number)
+        try:
+            self.storage.set_trial_system_attr(trial_id, INTERRUPTED_ATTR, number)
+            self.storage.set_trial_state_values(trial_id, TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # told already (a sweep's: Optuna's loop tells FAIL before re-raising the interrupt)
+        frozen = self.storage.get_trial(trial_id)
+        if frozen.state == TrialState.FAIL and frozen.system_attrs.get(INTERRUPTED_ATTR) == number:
+            self.say(f"trial {number} was stopped by a signal: re-queued")
+            self._queue_again(self.study, frozen)
+
+    def _requeue_left_interrupted(self) -> None:
+        """Sweep trials stopped by a signal whose re-queue was cut short (a second signal): queued now."""
+        if self._retry is None:
+            return  # an ablation's failed points are queued again by ``enqueue_missing``
+        retried = self._retried()
+        for frozen in self.trials((TrialState.FAIL,)):
+            if frozen.system_attrs.get(INTERRUPTED_ATTR) == frozen.number and frozen.number not in retried:
+                self._retry(self.study, frozen)
+
     def reap(self) -> None:
         """Fail trials left RUNNING by dead workers (``_on_stale`` queues their points again).
 
@@ -161,6 +211,7 @@ class StudyHandle:
         handled first: a worker on this host whose process is gone (found at once, not after the
         grace period) and a trial claimed by a worker that died before its first heartbeat.
         """
+        self._requeue_left_interrupted()
         grace = self.options.grace_s or 6 * self.options.heartbeat_s
         for frozen in self.trials((TrialState.RUNNING,)):
             worker = frozen.system_attrs.get(WORKER_ATTR)
@@ -181,6 +232,12 @@ class StudyHandle:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(self.study)  # other hosts: heartbeat older than the grace
+
+    def requeued(self) -> int:
+        """After the worker processes ended: how many trials wait in the queue once the trials of dead
+        workers are re-queued (``reap``); a worker stopped by a signal or killed leaves its trial so."""
+        self.reap()
+        return self.counts()["WAITING"]
 
     def claim(self) -> tuple[optuna.trial.Trial, int] | None:
         """The next queued ablation trial for this worker, or None when the queue is empty."""

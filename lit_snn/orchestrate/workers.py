@@ -94,11 +94,12 @@ def _stop(signum, _frame) -> None:
     raise KeyboardInterrupt(f"signal {signum}")  # unwinds the trial: its runs are closed as KILLED
 
 
-def die_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
+def die_with_parent(parent_pid: int) -> None:
     """End this worker (SIGTERM, handled as an interrupt) as soon as process ``parent_pid`` dies.
 
     Linux: the kernel sends the signal (``prctl(PR_SET_PDEATHSIG)``) the moment the parent exits,
-    even by SIGKILL. Elsewhere a daemon thread polls ``os.getppid()`` every ``poll_s`` seconds.
+    even by SIGKILL. Everywhere the worker's ``StopWatchdog`` (watchdog.py) also polls
+    ``os.getppid()``, and ends the worker when the interrupt cannot unwind it (a native call).
     Without this, workers of a killed ``lit-snn ablate`` are re-parented to PID 1 and go on
     running every remaining trial.
     """
@@ -107,11 +108,3 @@ def die_with_parent(parent_pid: int, poll_s: float = 1.0) -> None:
     if libc_name and ctypes.CDLL(libc_name, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM) == 0:
         if os.getppid() != parent_pid:  # the parent died before the signal was armed
             os.kill(os.getpid(), signal.SIGTERM)
-        return
-
-    def watch() -> None:
-        while os.getppid() == parent_pid:
-            threading.Event().wait(poll_s)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=watch, daemon=True, name="parent-watchdog").start()
