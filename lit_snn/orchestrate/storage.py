@@ -14,6 +14,7 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import sqlite3
 import time
 import warnings
@@ -30,6 +31,7 @@ from lit_snn.errors import DISK_FULL, ExpectedError
 SQLITE_TIMEOUT_S = 120
 SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 SQLITE_HEADER_BYTES = 100
+MIN_FREE_BYTES = 256 * 1024  # less free space than this beside a SQLite store: its errors mean a full disk
 
 
 class UnreadableStoreError(ExpectedError):
@@ -281,6 +283,16 @@ def outage_kind(exc: BaseException) -> str | None:
     return None
 
 
+def _no_space(url: str) -> bool:
+    """Whether the folder of the SQLite store ``url`` has (almost) no space left: SQLite then often says
+    only "unable to open database file" (it cannot create its journal)."""
+    path = sqlite_path(url)
+    try:
+        return path is not None and shutil.disk_usage(path.parent).free < MIN_FREE_BYTES
+    except OSError:
+        return False
+
+
 def _retrying(method):
     def call(self, *args, **kwargs):
         waited, delay = 0.0, 0.5
@@ -288,7 +300,7 @@ def _retrying(method):
             try:
                 return method(self, *args, **kwargs)
             except DBAPIError as exc:
-                if outage_kind(exc) != "gone" or waited >= self.retry_s:
+                if outage_kind(exc) != "gone" or waited >= self.retry_s or _no_space(self.url):
                     raise
                 if waited == 0:
                     _log.warning("the study storage is not reachable (%s): retrying for up to %g s",
@@ -324,6 +336,7 @@ def storage_failure(exc: BaseException, options) -> StorageError | None:
     mlflow = any(_raised_in(err, "mlflow") for err in _chain_of(exc))
     url = options.tracking_uri if mlflow else options.storage
     path = sqlite_path(url)
+    kind = "full" if _no_space(url) else kind
     store = f"the {'MLflow' if mlflow else 'Optuna'} store {path or _safe(url)}"
     detail = next((_database_text(e) for e in _chain_of(exc) if isinstance(e, DBAPIError)), None) or str(exc)
     resume = "run the same command again: finished trials are kept and those cut short are re-queued"

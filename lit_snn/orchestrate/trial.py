@@ -36,6 +36,7 @@ from .space import (
     sweep_config,
 )
 from .spec import StudySpec
+from .storage import outage_kind
 from .tracking import TAG_KEY, TAG_TRIAL, Tracker
 from .training import resolve_config, run_training
 from .workers import HOST
@@ -177,6 +178,9 @@ def run_trial(ctx: TrialContext, trial: optuna.trial.Trial, plan: TrialPlan) -> 
         close_run(ctx.tracker, run_id, "FAIL", {"lit_snn.error": "interrupted"}, status="KILLED", say=ctx.say)
         raise KeyboardInterrupt from exc
     except Exception as exc:  # noqa: BLE001 - one failing trial must not stop the study
+        if outage_kind(exc) is not None:  # a full or unreachable store stops the study (its trial is re-queued)
+            close_run(ctx.tracker, run_id, "FAIL", {"lit_snn.error": "storage"}, status="KILLED", say=ctx.say)
+            raise
         return _failed(ctx, trial, plan.key, run_id, exc, started)
 
 

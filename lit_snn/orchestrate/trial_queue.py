@@ -25,7 +25,7 @@ from .pruning import make_pruner
 from .space import GridPoint, expand_grid
 from .spec import StudySpec, sampler_class
 from .storage import make_storage
-from .tracking import Tracker
+from .tracking import TAG_STATE, Tracker
 from .trial import close_run, point_record
 from .workers import identity, is_dead_local
 
@@ -223,6 +223,8 @@ class StudyHandle:
             if not stale:
                 continue
             trial_id = self.trial_id(frozen.number)
+            if self._complete_from_run(trial_id, frozen):
+                continue
             try:
                 if not self.storage.set_trial_state_values(trial_id, TrialState.FAIL):
                     continue
@@ -232,6 +234,28 @@ class StudyHandle:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(self.study)  # other hosts: heartbeat older than the grace
+
+    def _complete_from_run(self, trial_id: int, frozen: optuna.trial.FrozenTrial) -> bool:
+        """Whether the stale trial ``frozen`` was completed from its MLflow run: a run closed COMPLETE with
+        every objective logged, whose worker lost the study storage before telling Optuna (a database
+        outage), is not trained again."""
+        run_id = frozen.user_attrs.get(RUN_ATTR)
+        if self.tracker is None or not run_id:
+            return False
+        try:
+            run = self.tracker.client.get_run(run_id)
+            values = [float(run.data.metrics[metric]) for metric in self.spec.metrics]
+        except Exception:  # noqa: BLE001 - no such run, a metric missing: the trial is re-queued as usual
+            return False
+        if run.info.status != "FINISHED" or run.data.tags.get(TAG_STATE) != "COMPLETE":
+            return False
+        try:
+            self.storage.set_trial_state_values(trial_id, TrialState.COMPLETE, values)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            return True  # another process completed it first
+        self.say(f"trial {frozen.number} finished in MLflow but its result never reached Optuna: completed "
+                 "from its run (not trained again)")
+        return True
 
     def requeued(self) -> int:
         """After the worker processes ended: how many trials wait in the queue once the trials of dead
