@@ -42,7 +42,7 @@ def _workers(session: int) -> set[int]:
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if os.getsid(int(entry.name)) == session and "multiprocessing" in (entry / "cmdline").read_text():
+                if os.getsid(int(entry.name)) == session and "spawn_main" in (entry / "cmdline").read_text():
                     pids.add(int(entry.name))
             except (OSError, ProcessLookupError):
                 continue
@@ -75,7 +75,7 @@ def test_sigterm_to_one_worker_requeues_its_trial(tmp_path, write_study):
     out, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, out[-3000:]
     assert "failed (re-run" not in out and "Traceback" not in out
-    assert "stopped by a signal: re-queued" in out
+    assert "re-queued" in out, out  # by the stopped worker, or as a dead worker's when it died first
     complete = Counter(t[3] for t in optuna_trials(db) if t[1] == "COMPLETE")
     assert complete == {f"model.neuron={n},seed=0": 1 for n in NEURONS}  # nothing lost, nothing twice
     assert _parent_status(tmp_path, "ablation/term") == "FINISHED"
