@@ -4,6 +4,7 @@ briefly unreachable (retried), a trial finished in MLflow whose Optuna state was
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -88,8 +89,7 @@ def test_an_unreachable_sqlite_store_is_retried_then_named_in_one_line(tmp_path)
     storage = make_storage(f"sqlite:///{tmp_path / 'gone' / 'optuna.db'}", heartbeat_interval=None, retry_s=1.5)
     study_id = storage.create_new_study([optuna.study.StudyDirection.MAXIMIZE], "s")
     storage.engine.dispose()
-    (tmp_path / "gone" / "optuna.db").unlink()
-    (tmp_path / "gone").rmdir()
+    shutil.rmtree(tmp_path / "gone")
     with pytest.raises(Exception) as caught:
         storage.create_new_trial(study_id)
     options = StudyOptions(storage=storage.url, tracking_uri="sqlite:///unused.db", study_name="s")
