@@ -40,7 +40,7 @@ def small_disk(tmp_path):
 def _fill(folder: Path) -> Path:
     """A file that takes every free byte of ``folder``'s file system."""
     filler = folder / "filler"
-    with filler.open("wb") as f:
+    with filler.open("wb", buffering=0) as f:
         try:
             while True:
                 f.write(b"\0" * (1 << 20))
