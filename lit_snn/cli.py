@@ -34,7 +34,7 @@ def _neurons(argv: list[str]) -> None:
 
 # command -> (module, function): imported on use, so that ``lit-snn neurons`` pays for none of them
 _IMPORTED = {
-    "train": (".train", "main"),
+    "train": (".tracked_train", "main"),
     "ablate": (".orchestrate.cli", "ablate_main"), "sweep": (".orchestrate.cli", "sweep_main"),
     "compare": (".orchestrate.cli", "compare_main"),
     "reproduce": (".runs", "reproduce_main"), "evaluate": (".runs", "evaluate_main"),

@@ -47,6 +47,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .errors import ConfigError
 from .neurons import SpikingNeuron
 
 E_MAC_PJ = 4.6  # pJ per multiply-accumulate (32-bit float, 45 nm)
@@ -226,7 +227,7 @@ class SynOpsCounter(_Hooks):
     def __init__(self, model: nn.Module, integer_ops: str = "binary", event_input: bool = False) -> None:
         super().__init__()
         if integer_ops not in INTEGER_OPS:
-            raise ValueError(f"unknown integer_ops {integer_ops!r}; valid: {', '.join(INTEGER_OPS)}")
+            raise ConfigError(f"unknown integer_ops {integer_ops!r}; valid: {', '.join(INTEGER_OPS)}")
         self.integer_ops = integer_ops
         # DVS frames are event counts, not analog values: the first layer then accumulates once per
         # event (ACs = MACs x mean count) instead of multiplying densely

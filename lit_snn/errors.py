@@ -2,8 +2,12 @@
 
 An *expected* failure is one the user can act on (Ctrl-C, a full disk, missing or corrupt data, a
 bad config value, an unknown MLflow run); its traceback is printed only with ``--verbose``.
-Anything else is a bug and keeps its traceback. Light to import (no torch, no Lightning): the
-data package's error classes are checked only when that package is loaded.
+Anything else is a bug and keeps its traceback. Which is which is decided by the exception's type
+alone: lit_snn's own error classes (``ExpectedError`` and its subclasses such as ``SpecError``'s
+``ConfigError``, ``CheckpointRefused``, ``UnreadableStoreError``; ``ConfigError``, which every check
+of a value raises; the data package's missing/corrupt data errors) and the library types listed in
+``describe_expected`` that mean bad input or a machine's state. Light to import (no torch, no
+Lightning): the data package's error classes are checked only when that package is loaded.
 """
 
 from __future__ import annotations
@@ -28,6 +32,12 @@ class ExpectedError(Exception):
     exit_code = 2
 
 
+class ConfigError(ValueError):
+    """A value lit_snn's own checks refuse (a constructor's argument, a config field, a neuron setting):
+    the message names the value and what is valid. A ``ValueError``, so that jsonargparse reports it
+    as a value that does not validate, and code catching ``ValueError`` keeps working."""
+
+
 class NotWritableError(ExpectedError):
     """A place the command must write cannot be written (read-only, no permission, a file in the way):
     the machine's state, not the input, so exit 1 as for a full disk."""
@@ -43,16 +53,9 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return out
 
 
-def _origin(exc: BaseException) -> str:
-    """The module whose code raised ``exc`` (the innermost frame of its traceback)."""
-    tb = exc.__traceback__
-    while tb is not None and tb.tb_next is not None:
-        tb = tb.tb_next
-    return tb.tb_frame.f_globals.get("__name__", "") if tb is not None else ""
-
-
 def _ours(exc: BaseException) -> bool:
-    return _origin(exc).split(".")[0] == "lit_snn"
+    """One of lit_snn's own error classes: its message is written for the user."""
+    return isinstance(exc, (ExpectedError, ConfigError, *_data_errors()))
 
 
 _NOISE = ("Subtypes:", "Given value type:")  # jsonargparse's Union report: the types tried, the value's type
@@ -115,8 +118,8 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _config_message(exc: BaseException) -> str:
-    """The most specific message: the innermost cause our own code raised (a constructor's check,
-    not jsonargparse's "Does not validate against any of the Union subtypes" around it)."""
+    """The most specific message: the innermost cause of one of our own error classes (a constructor's
+    check, not jsonargparse's "Does not validate against any of the Union subtypes" around it)."""
     chain = _chain(exc)
     ours = [e for e in chain if _ours(e) and not isinstance(e, ExpectedError)]
     picked = ours[-1] if ours else chain[0]
@@ -135,6 +138,14 @@ def _out_of_memory(exc: BaseException) -> bool:  # torch.OutOfMemoryError (CUDA)
 
 def describe_expected(exc: BaseException) -> str | None:
     """One line saying what happened, for an expected failure; ``None`` for a bug.
+
+    Expected, by type: lit_snn's own classes (``ExpectedError`` and subclasses, ``ConfigError``, the data
+    package's ``DatasetNotFoundError``/``CorruptDataError``), also as the cause of a ``ValueError``
+    wrapping them (jsonargparse's report of a constructor's check); and these library types, which
+    mean bad input or the machine's state, never a bug of ours: ``KeyboardInterrupt`` (Ctrl-C),
+    ``OSError`` with a full-disk or not-writable errno (a place the command writes), ``MemoryError``
+    and torch's ``OutOfMemoryError``, ``FileNotFoundError`` (a path the user gave),
+    ``argparse.ArgumentError`` (argparse's and jsonargparse's parse errors).
 
     Notes added to the exception (``exc.add_note``: what was kept, how to resume) follow the message.
     """
@@ -157,7 +168,7 @@ def describe_expected(exc: BaseException) -> str | None:
         msg = f"{exc.strerror or 'file not found'}: {exc.filename}" if exc.filename else _first_line(exc)
     elif isinstance(exc, argparse.ArgumentError):  # jsonargparse's and argparse's parse errors
         msg = _one_line(exc)
-    elif isinstance(exc, ValueError) and any(_ours(e) for e in _chain(exc)):  # a check of ours said no
+    elif isinstance(exc, ValueError) and any(_ours(e) for e in _chain(exc)):  # a check of ours, maybe wrapped
         msg = _config_message(exc)
     if msg is None:
         return None

@@ -15,6 +15,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from .backbones import create_backbone
 from .data.base import check_time_steps
+from .errors import ConfigError
 from .losses import LOSSES, mean_output_ce, tet_loss
 from .neurons import SpikingNeuron, neuron_config
 
@@ -77,21 +78,21 @@ class LitSNN(L.LightningModule):
     ) -> None:
         super().__init__()
         if loss not in LOSSES:
-            raise ValueError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
+            raise ConfigError(f"unknown loss {loss!r}; valid: {', '.join(LOSSES)}")
         if optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+            raise ConfigError(f"unknown optimizer {optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
         check_time_steps(time_steps)
         if memory_format not in MEMORY_FORMATS:
-            raise ValueError(f"unknown memory_format {memory_format!r}; valid: {', '.join(MEMORY_FORMATS)}")
+            raise ConfigError(f"unknown memory_format {memory_format!r}; valid: {', '.join(MEMORY_FORMATS)}")
         if lr <= 0 or not math.isfinite(lr):
-            raise ValueError(f"lr must be a positive number, got {lr}")
+            raise ConfigError(f"lr must be a positive number, got {lr}")
         if weight_decay < 0 or not math.isfinite(weight_decay):
-            raise ValueError(f"weight_decay must be a number >= 0, got {weight_decay}")
+            raise ConfigError(f"weight_decay must be a number >= 0, got {weight_decay}")
         overrides = dict(neuron_overrides or {})
         if neuron_config(neuron, **overrides).needs_time_steps:  # unknown preset/field -> clear ValueError
             # GLIF's conductance and PSN's [T, T] mixing have one entry per step: the model's T
             if overrides.setdefault("time_steps", time_steps) != time_steps:
-                raise ValueError(f"neuron_overrides.time_steps={overrides['time_steps']} differs from "
+                raise ConfigError(f"neuron_overrides.time_steps={overrides['time_steps']} differs from "
                                  f"time_steps={time_steps}; {neuron} needs the model's T (drop the override)")
         self.save_hyperparameters()
         self.net = create_backbone(
@@ -139,10 +140,10 @@ class LitSNN(L.LightningModule):
             return x.unsqueeze(0).expand(self.hparams.time_steps, *x.shape)
         if x.dim() == 5:  # DVS frames [B, T, P, H, W]
             if x.shape[1] != self.hparams.time_steps:
-                raise ValueError(f"DVS batch has {x.shape[1]} frames per sample but model.time_steps is "
+                raise ConfigError(f"DVS batch has {x.shape[1]} frames per sample but model.time_steps is "
                                  f"{self.hparams.time_steps}; frame the data with the model's T")
             return x.transpose(0, 1).contiguous()  # [T, B, P, H, W]
-        raise ValueError(f"expected a batch [B, C, H, W] (static) or [B, T, P, H, W] (DVS), got {tuple(x.shape)}")
+        raise ConfigError(f"expected a batch [B, C, H, W] (static) or [B, T, P, H, W] (DVS), got {tuple(x.shape)}")
 
     def forward(self, x: Tensor) -> Tensor:
         """Per-step logits ``[T, B, K]``."""

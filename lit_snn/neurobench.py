@@ -145,7 +145,7 @@ def _run(args: argparse.Namespace) -> int:
 
     model, run = load_model(args.source, args.tracking_uri)
     if run is not None:  # the run's own data, as its trial tested it
-        from .runs import test_datamodule
+        from .train import test_datamodule
 
         given = {k: v for k, v in (("batch_size", args.batch_size), ("limit_test", args.limit)) if v is not None}
         dm = test_datamodule(run.config, **given)

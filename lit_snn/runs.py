@@ -1,12 +1,7 @@
 """``lit-snn reproduce RUN_ID`` and ``lit-snn evaluate RUN_ID``: one MLflow run of a trial, again.
 
-A trial run in MLflow carries what is needed to redo it:
-
-- artifact ``config.yaml``: the run config exactly as ``lit_snn.train.run_training`` got it (its
-  ``seed_everything`` and ``trainer.deterministic`` included);
-- param ``repro.torch_threads``: ``torch.get_num_threads()`` during the trial (the result depends on it);
-- the final metrics (``test/acc``, ``test/loss``, ...);
-- the best checkpoint: a ``*.ckpt`` artifact anywhere under the run's artifacts.
+A trial run in MLflow carries what is needed to redo it (``lit_snn.trial_record``: its config
+artifact, thread count, final metrics and best checkpoint), read back by ``trial_record.TrialRun``.
 
 ``reproduce`` re-trains the config with the same thread count (in a temporary folder, logging
 nothing) and compares every logged ``test/*`` metric: exit 0 when all match (within ``--atol``),
@@ -19,23 +14,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import math
-import os
 import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import ExpectedError, run_command
-
-CONFIG_ARTIFACT = "config.yaml"
-THREADS_PARAM = "repro.torch_threads"
+from .trial_record import CONFIG_ARTIFACT, THREADS_PARAM, TrialRun
 
 
 def _parser(command: str) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=f"lit-snn {command}", description=(
-        "Re-train an MLflow run from its config.yaml (same seed, threads and deterministic flag) and say "
+        f"Re-train an MLflow run from its {CONFIG_ARTIFACT} (same seed, threads and deterministic flag) and say "
         "whether its test metrics come out the same." if command == "reproduce" else
         "Test the checkpoint an MLflow run logged, on its config's test split, beside the logged metrics."))
     parser.add_argument("run_id", help="the MLflow run id (of a trial run)")
@@ -51,110 +39,6 @@ def _parser(command: str) -> argparse.ArgumentParser:
         parser.add_argument("--ckpt", default=None, metavar="PATH_IN_ARTIFACTS",
                             help="which checkpoint artifact (default: the run's only *.ckpt)")
     return parser
-
-
-def _reason(exc: BaseException) -> str:
-    """A refused connection or a timeout (the innermost OSError) rather than the wrappers around it;
-    else the first line of the message."""
-    inner = exc
-    while (inner.__cause__ or inner.__context__) is not None:
-        inner = inner.__cause__ or inner.__context__
-    text = str(inner if isinstance(inner, OSError) else exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-# A run's config.yaml is read from a tracking store others may write to: the classes it names are
-# imported and built (jsonargparse's class_path), so only these packages' classes are taken from it.
-TRUSTED_CLASS_PREFIXES = ("lit_snn.", "lightning.", "pytorch_lightning.", "torch.", "torchmetrics.")
-
-
-def check_class_paths(config: Any, where: str, at: str = "") -> None:
-    """Refuse (``ExpectedError``, nothing imported) a ``class_path`` in ``config`` outside
-    ``TRUSTED_CLASS_PREFIXES``; a bare class name (jsonargparse resolves it among the subclasses
-    already imported) is fine."""
-    if isinstance(config, dict):
-        for key, value in config.items():
-            path = f"{at}.{key}" if at else str(key)
-            if key == "class_path" and isinstance(value, str) and "." in value \
-                    and not value.startswith(TRUSTED_CLASS_PREFIXES):
-                raise ExpectedError(f"{where} names the class {value!r} at {path}: a run's config may only name "
-                                    f"classes of {', '.join(p.rstrip('.') for p in TRUSTED_CLASS_PREFIXES)}; "
-                                    "refused, nothing imported")
-            check_class_paths(value, where, path)
-    elif isinstance(config, list):
-        for i, value in enumerate(config):
-            check_class_paths(value, where, f"{at}[{i}]")
-
-
-class TrialRun:
-    """One MLflow run read through ``MlflowClient``: its config, thread count, metrics and artifacts."""
-
-    def __init__(self, run_id: str, tracking_uri: str) -> None:
-        from mlflow import MlflowClient
-        from mlflow.exceptions import MlflowException
-
-        from .orchestrate.storage import check_store, sqlite_path
-
-        store = sqlite_path(tracking_uri)
-        if store is not None and not store.is_file():
-            raise ExpectedError(f"no MLflow store at {store} (give the study's --store-dir or --tracking-uri)")
-        check_store(tracking_uri)
-        # fail in seconds on an unreachable server, not after minutes of retries
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
-        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # our lines say what was fetched
-        self.run_id, self.tracking_uri = run_id, tracking_uri
-        try:
-            self.client = MlflowClient(tracking_uri=tracking_uri)
-            run = self.client.get_run(run_id)
-            self.files = sorted(self._artifact_files())
-            if CONFIG_ARTIFACT not in self.files:
-                raise ExpectedError(f"run {run_id!r} has no {CONFIG_ARTIFACT} artifact: not a lit_snn trial run")
-            with tempfile.TemporaryDirectory(prefix="lit_snn_run_") as tmp:
-                self.config: dict = yaml.safe_load(Path(self.download(CONFIG_ARTIFACT, tmp)).read_text())
-        except MlflowException as exc:
-            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
-                raise ExpectedError(f"no run {run_id!r} in {tracking_uri}") from None
-            raise ExpectedError(f"cannot read run {run_id!r} from {tracking_uri}: {_reason(exc)}") from exc
-        if not isinstance(self.config, dict) or not isinstance(self.config.get("trainer", {}), dict):
-            raise ExpectedError(f"the {CONFIG_ARTIFACT} of run {run_id!r} is not a run config")
-        check_class_paths(self.config, f"the {CONFIG_ARTIFACT} of run {run_id!r}")
-        self.config.get("trainer", {}).pop("default_root_dir", None)  # where to write, not a result setting
-        self.params: dict[str, str] = dict(run.data.params)
-        self.metrics: dict[str, float] = dict(run.data.metrics)
-        self.threads = int(self.params[THREADS_PARAM]) if THREADS_PARAM in self.params else None
-
-    def _artifact_files(self, path: str | None = None) -> Iterator[str]:
-        for info in self.client.list_artifacts(self.run_id, path):
-            if info.is_dir:
-                yield from self._artifact_files(info.path)
-            else:
-                yield info.path
-
-    def download(self, artifact_path: str, dst: str) -> str:
-        """The local path of one artifact of the run, downloaded into the folder ``dst``."""
-        import mlflow.artifacts
-
-        return mlflow.artifacts.download_artifacts(run_id=self.run_id, artifact_path=artifact_path, dst_path=dst,
-                                                   tracking_uri=self.tracking_uri)
-
-    def checkpoint(self, choice: str | None = None) -> str:
-        """The checkpoint artifact to use: ``choice``, or the run's only ``*.ckpt`` artifact."""
-        ckpts = [f for f in self.files if f.endswith(".ckpt")]
-        if choice is not None:
-            if choice not in self.files:
-                raise ExpectedError(f"run {self.run_id!r} has no artifact {choice!r}"
-                                    + (f"; its checkpoints: {', '.join(ckpts)}" if ckpts else ""))
-            return choice
-        if not ckpts:
-            raise ExpectedError(f"run {self.run_id!r} logged no checkpoint (*.ckpt artifact): nothing to evaluate")
-        if len(ckpts) > 1:
-            raise ExpectedError(f"run {self.run_id!r} has {len(ckpts)} checkpoints; choose one with --ckpt: "
-                                + ", ".join(ckpts))
-        return ckpts[0]
-
-    def logged_test_metrics(self) -> dict[str, float]:
-        return {k: v for k, v in sorted(self.metrics.items()) if k.startswith("test/")}
 
 
 @contextlib.contextmanager
@@ -196,18 +80,6 @@ def _tracking_uri(args: argparse.Namespace) -> str:
     from .orchestrate.storage import default_paths
 
     return default_paths(args.store_dir)["tracking_uri"]
-
-
-def test_datamodule(config: dict, **init_args: Any):
-    """The DataModule of a run config, its ``init_args`` updated with ``init_args`` (e.g. ``limit_test``),
-    set up for ``test``."""
-    from .train import build_from_dict
-
-    config = {**config, "trainer": {**config.get("trainer", {}), "logger": False}}
-    config["data"] = {**config["data"], "init_args": {**config["data"].get("init_args", {}), **init_args}}
-    dm = build_from_dict(config, loggers=[]).datamodule
-    dm.setup("test")
-    return dm
 
 
 def reproduce(run_id: str, tracking_uri: str, atol: float = 0.0) -> int:

@@ -1,7 +1,7 @@
 """``lit-snn train`` as one MLflow run, recorded like an ablation trial's (``lit_snn.runs``).
 
-The run holds what ``lit-snn reproduce|evaluate|export|neurobench|inspect RUN_ID`` read: the
-artifact ``config.yaml`` (``train.recorded_config``: every parsed value, its seed included), the
+The run holds the record (``lit_snn.trial_record``) ``lit-snn reproduce|evaluate|export|neurobench|inspect
+RUN_ID`` read: the artifact ``config.yaml`` (``train.recorded_config``: every parsed value, its seed included), the
 config as params, ``repro.torch_threads`` and the ``repro.*`` tags, Lightning's metric curves, the
 final metrics and the best checkpoint as a ``*.ckpt`` artifact. The training itself runs that
 recorded config through ``run_training``'s own path (``train.training_cli``), which is what
@@ -17,14 +17,20 @@ says where; loggers the config names (``trainer.logger``) log beside MLflow.
 
 from __future__ import annotations
 
+import argparse
 import os
 import shlex
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
-from .errors import describe_expected
-from .train import LitSNNCLI, fit_reporting, recorded_config, training_cli
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+
+from .errors import ExpectedError, describe_expected
+from .quiet import quiet_third_party
+from .train import LitSNNCLI, build_cli, fit_reporting, recorded_config, training_cli
+from .trial_record import TAG_COMMAND, TAG_ERROR, TAG_RESUMED_FROM, TAG_ROLE
 
 RUN_ENV = "LIT_SNN_TRAIN_RUN_ID"  # DDP: the ranks Lightning starts (the same command again) log into rank 0's run
 ROLE = "train"  # the run's lit_snn.role tag (a study's runs: "study", "trial")
@@ -57,13 +63,31 @@ def _ui_hint(tracking_uri: str, experiment_id: str, run_id: str) -> str:
     return f"mlflow ui --backend-store-uri {tracking_uri} (make ui: the project folder's mlruns.db)"
 
 
+def main(argv: list[str] | None = None, verbose: bool = False) -> dict[str, float] | None:
+    """``lit-snn train --config FILE [--model.neuron ar_lif ...] [--ckpt_path FILE] [--no-mlflow]``: fit
+    (or resume), test, print a summary line; recorded as an MLflow run unless ``--no-mlflow``
+    (``train_tracked``). A bad config raises ``ExpectedError`` with the parser's or
+    constructor's message; a failure during the fit says which checkpoint was kept. ``verbose``
+    (``lit-snn train --verbose``) keeps the known third-party warnings (``lit_snn.quiet``)."""
+    if not verbose:
+        quiet_third_party()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        cli = build_cli(argv)
+    except (ValueError, KeyError, argparse.ArgumentError, MisconfigurationException) as exc:
+        raise ExpectedError(str(exc)) from exc
+    if not cli.config.get("no_mlflow"):
+        return train_tracked(cli, argv)
+    return fit_reporting(cli)
+
+
 def train_tracked(cli: LitSNNCLI, argv: list[str]) -> dict[str, float]:
     """Record the parsed training ``cli`` as an MLflow run, train its recorded config into that run,
     close the run with the outcome; prints the summary line, then the run id and where to browse it."""
     from lightning.pytorch.utilities import rank_zero_only
 
     from .orchestrate.storage import default_paths
-    from .orchestrate.tracking import TAG_ROLE, Tracker, check_reachable, is_server
+    from .orchestrate.tracking import Tracker, check_reachable, is_server
 
     paths = default_paths(cli.config.get("store_dir"))
     tracking_uri = cli.config.get("tracking_uri") or paths["tracking_uri"]
@@ -80,9 +104,9 @@ def train_tracked(cli: LitSNNCLI, argv: list[str]) -> dict[str, float]:
     tracker = Tracker(tracking_uri, artifact_root)
     experiment = experiment_name(cli)
     experiment_id = tracker.experiment_id(experiment)
-    tags: dict[str, Any] = {TAG_ROLE: ROLE, "lit_snn.command": shlex.join(["lit-snn", "train", *argv])}
+    tags: dict[str, Any] = {TAG_ROLE: ROLE, TAG_COMMAND: shlex.join(["lit-snn", "train", *argv])}
     if config.get("ckpt_path"):
-        tags["lit_snn.resumed_from"] = config["ckpt_path"]
+        tags[TAG_RESUMED_FROM] = config["ckpt_path"]
     run_id = tracker.client.create_run(experiment_id, run_name=run_name(config), tags=tags).info.run_id
     os.environ[RUN_ENV] = run_id
     try:
@@ -93,7 +117,7 @@ def train_tracked(cli: LitSNNCLI, argv: list[str]) -> dict[str, float]:
         interrupted = isinstance(exc, (KeyboardInterrupt, SystemExit))
         status = "KILLED" if interrupted else "FAILED"
         error = "interrupted" if interrupted else describe_expected(exc) or f"{type(exc).__name__}: {exc}"
-        _close(tracker, run_id, "FAIL", status, {"lit_snn.error": error}, exc)
+        _close(tracker, run_id, "FAIL", status, {TAG_ERROR: error}, exc)
         raise
     finally:
         os.environ.pop(RUN_ENV, None)

@@ -11,8 +11,8 @@ A run config is Lightning-CLI YAML::
 ``model.time_steps`` is the single source of T (linked into the DataModule, which frames DVS
 data with it); ``num_classes`` and ``in_channels`` come from the DataModule.
 ``--ckpt_path FILE`` (or ``ckpt_path:`` in a run config) resumes a fit from a Lightning checkpoint.
-``lit-snn train`` records the training as an MLflow run (``lit_snn.tracked_train``; ``--no-mlflow``
-opts out), the record that ``lit-snn reproduce|evaluate RUN_ID`` read (``lit_snn.runs``).
+``lit-snn train`` (``lit_snn.tracked_train.main``) records the training as an MLflow run
+(``--no-mlflow`` opts out), the record that ``lit-snn reproduce|evaluate RUN_ID`` read (``lit_snn.runs``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import errno
 import os
 import re
 import signal
-import sys
 import threading
 import time
 import warnings
@@ -34,15 +33,13 @@ from typing import Any, NamedTuple, Optional
 
 import lightning as L
 import yaml
-from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI, SaveConfigCallback
 
 from .checkpoints import WEIGHTS_ONLY, read_checkpoint
 from .data import SNNDataModule
-from .errors import DISK_FULL, ExpectedError
+from .errors import DISK_FULL, ConfigError
 from .module import LitSNN
-from .quiet import quiet_third_party
 
 DEFAULT_DATA = {"class_path": "lit_snn.data.DigitsDataModule"}
 _CLASS_PATH = re.compile(r"[A-Za-z_][\w.]*")
@@ -163,9 +160,19 @@ def build_from_dict(config: dict, **kwargs) -> LitSNNCLI:
     try:
         return build_cli(config, save_config=False, **kwargs)
     except SystemExit as exc:  # jsonargparse may report bad keys by exiting; make it an exception
-        raise ValueError(f"invalid run config: {exc}") from None
+        raise ConfigError(f"invalid run config: {exc}") from None
     except (TypeError, KeyError, argparse.ArgumentError) as exc:
-        raise ValueError(f"invalid run config: {exc}") from exc
+        raise ConfigError(f"invalid run config: {exc}") from exc
+
+
+def test_datamodule(config: dict, **init_args: Any):
+    """The DataModule of a run config, its ``init_args`` updated with ``init_args`` (e.g. ``limit_test``),
+    set up for ``test``."""
+    config = {**config, "trainer": {**config.get("trainer", {}), "logger": False}}
+    config["data"] = {**config["data"], "init_args": {**config["data"].get("init_args", {}), **init_args}}
+    dm = build_from_dict(config, loggers=[]).datamodule
+    dm.setup("test")
+    return dm
 
 
 class ResolvedRun(NamedTuple):
@@ -292,26 +299,6 @@ def summary_line(metrics: dict[str, float], ckpt_path: str | None = None) -> str
     if ckpt_path:
         parts.append(f"best checkpoint {ckpt_path}")
     return "lit-snn: " + " | ".join(parts)
-
-
-def main(argv: list[str] | None = None, verbose: bool = False) -> dict[str, float] | None:
-    """``lit-snn train --config FILE [--model.neuron ar_lif ...] [--ckpt_path FILE] [--no-mlflow]``: fit
-    (or resume), test, print a summary line; recorded as an MLflow run unless ``--no-mlflow``
-    (``lit_snn.tracked_train``). A bad config raises ``ExpectedError`` with the parser's or
-    constructor's message; a failure during the fit says which checkpoint was kept. ``verbose``
-    (``lit-snn train --verbose``) keeps the known third-party warnings (``lit_snn.quiet``)."""
-    if not verbose:
-        quiet_third_party()
-    argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        cli = build_cli(argv)
-    except (ValueError, KeyError, argparse.ArgumentError, MisconfigurationException) as exc:
-        raise ExpectedError(str(exc)) from exc
-    if not cli.config.get("no_mlflow"):
-        from .tracked_train import train_tracked
-
-        return train_tracked(cli, argv)
-    return fit_reporting(cli)
 
 
 def fit_reporting(cli: LitSNNCLI) -> dict[str, float]:

@@ -6,8 +6,9 @@ import sys
 
 import pytest
 
+from lit_snn.checkpoints import CheckpointRefused
 from lit_snn.data import CorruptDataError, DatasetNotFoundError
-from lit_snn.errors import ExpectedError, describe_expected, exit_code, run_command
+from lit_snn.errors import ConfigError, ExpectedError, describe_expected, exit_code, run_command
 from lit_snn.module import LitSNN
 
 
@@ -62,6 +63,27 @@ def test_bugs_get_no_message():
     assert describe_expected(_raised(lambda: [][1])) is None
     assert describe_expected(RuntimeError("boom")) is None
     assert describe_expected(SystemExit(1)) is None
+
+
+def test_expected_is_decided_by_type_not_by_where_it_was_raised():
+    from lit_snn.orchestrate.yamlio import SpecError
+    from lit_snn.store_files import UnreadableStoreError
+
+    for exc in (ConfigError("lr must be > 0, got -1"), SpecError("lr must be > 0, got -1"),
+                CheckpointRefused("lr must be > 0, got -1"), UnreadableStoreError("lr must be > 0, got -1")):
+        assert describe_expected(exc) == "lr must be > 0, got -1", exc  # never raised: no frame to look at
+        assert exit_code(exc) == 2
+    code_of_ours = {"__name__": "lit_snn.somewhere"}  # a frame in lit_snn raising a plain ValueError: a bug
+    exec("def check():\n    raise ValueError('unpacking went wrong')", code_of_ours)
+    assert describe_expected(_raised(code_of_ours["check"])) is None
+
+    def wrapped():  # a library's ValueError around one of ours: ours is the message
+        try:
+            raise ConfigError("time_steps must be >= 1, got 0")
+        except ConfigError as exc:
+            raise ValueError("Does not validate against any of the Union subtypes") from exc
+
+    assert describe_expected(_raised(wrapped)) == "time_steps must be >= 1, got 0"
 
 
 def test_notes_say_what_was_kept():

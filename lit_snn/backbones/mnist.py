@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
+from ..errors import ConfigError
 from .layers import BatchNorm2d, Conv2d, MaxPool2d, NeuronMaker, flatten_features, init_weights
 from .registry import register_backbone
 
@@ -20,7 +21,7 @@ class MNISTConvSNN(nn.Module):
                  hidden: int = 0, input_size: int = 28) -> None:
         super().__init__()
         if input_size % 4:
-            raise ValueError(f"mnist_conv: input_size must be a multiple of 4, got {input_size}")
+            raise ConfigError(f"mnist_conv: input_size must be a multiple of 4, got {input_size}")
         w1, w2, side = width, 2 * width, input_size // 4
         self.features = nn.Sequential(
             Conv2d(in_channels, w1, 3, padding=1, bias=False),  # [T, B, w1, H, W]

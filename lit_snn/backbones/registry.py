@@ -7,6 +7,7 @@ from typing import Any
 
 from torch import nn
 
+from ..errors import ConfigError
 from ..neurons import NeuronConfig
 from .layers import NeuronMaker
 
@@ -19,7 +20,7 @@ def register_backbone(name: str) -> Callable[[BackboneBuilder], BackboneBuilder]
 
     def decorator(fn: BackboneBuilder) -> BackboneBuilder:
         if name in _BACKBONES:
-            raise ValueError(f"backbone {name!r} is already registered")
+            raise ConfigError(f"backbone {name!r} is already registered")
         _BACKBONES[name] = fn
         return fn
 
@@ -56,6 +57,6 @@ def create_backbone(
     factory, for an unknown neuron preset or field).
     """
     if name not in _BACKBONES:
-        raise ValueError(f"unknown backbone {name!r}; valid backbones: {', '.join(list_backbones())}")
+        raise ConfigError(f"unknown backbone {name!r}; valid backbones: {', '.join(list_backbones())}")
     make_neuron = NeuronMaker(neuron, neuron_overrides)
     return _BACKBONES[name](make_neuron, num_classes=num_classes, in_channels=in_channels, **kwargs)

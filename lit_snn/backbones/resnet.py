@@ -19,6 +19,7 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+from ..errors import ConfigError
 from .layers import (
     AdaptiveAvgPool2d,
     BatchNorm2d,
@@ -122,9 +123,9 @@ class ResNet(nn.Module):
                  stem_channels: int | None = None, hidden: int | None = None):
         super().__init__()
         if style not in STYLES:
-            raise ValueError(f"unknown block style {style!r}; valid: {', '.join(STYLES)}")
+            raise ConfigError(f"unknown block style {style!r}; valid: {', '.join(STYLES)}")
         if stem not in STEMS:
-            raise ValueError(f"unknown stem {stem!r}; valid: {', '.join(STEMS)}")
+            raise ConfigError(f"unknown stem {stem!r}; valid: {', '.join(STEMS)}")
         c0 = stem_channels or widths[0]
         if stem == "cifar":
             stem_layers: list[nn.Module] = [Conv2d(in_channels, c0, 3, 1, 1, bias=False), BatchNorm2d(c0)]

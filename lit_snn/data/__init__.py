@@ -10,6 +10,7 @@ Use :func:`create_datamodule` to build one by name. Your own static dataset: sub
 
 from __future__ import annotations
 
+from ..errors import ConfigError
 from .base import SNNDataModule
 from .cifar import CIFAR10DataModule, CIFAR100DataModule
 from .digits import DigitsDataModule
@@ -43,7 +44,7 @@ def create_datamodule(name: str, **kwargs) -> SNNDataModule:
     """
     key = name.lower().replace("-", "_")
     if key not in DATAMODULES:
-        raise ValueError(f"unknown dataset '{name}'; valid names: {', '.join(sorted(DATAMODULES))}")
+        raise ConfigError(f"unknown dataset '{name}'; valid names: {', '.join(sorted(DATAMODULES))}")
     return DATAMODULES[key](**kwargs)
 
 

@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch.distributions import Beta
 
+from ..errors import ConfigError
+
 AUTO_AUGMENTS = ("none", "randaugment", "trivialaugment")
 
 
@@ -124,11 +126,11 @@ class AugmentConfig:
     def __post_init__(self) -> None:
         self.auto_augment = self.auto_augment.lower()
         if self.auto_augment not in AUTO_AUGMENTS:
-            raise ValueError(f"auto_augment must be one of {AUTO_AUGMENTS}, got '{self.auto_augment}'")
+            raise ConfigError(f"auto_augment must be one of {AUTO_AUGMENTS}, got '{self.auto_augment}'")
         if not 0 < self.randaugment_magnitude < 30:
-            raise ValueError(f"randaugment_magnitude must be in 1..29, got {self.randaugment_magnitude}")
+            raise ConfigError(f"randaugment_magnitude must be in 1..29, got {self.randaugment_magnitude}")
         if not 0.0 <= self.random_erasing <= 1.0:
-            raise ValueError(f"random_erasing must be a probability in [0, 1], got {self.random_erasing}")
+            raise ConfigError(f"random_erasing must be a probability in [0, 1], got {self.random_erasing}")
 
     @property
     def mixes(self) -> bool:

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset
 
+from ..errors import ConfigError
 from .splits import seeded_split
 
 Splits = tuple[Dataset, Dataset, Dataset]  # (train, val, test)
@@ -32,16 +33,16 @@ MAX_TIME_STEPS = 10_000
 def check_time_steps(time_steps: int) -> None:
     """``ValueError`` unless ``1 <= time_steps <= MAX_TIME_STEPS`` (the DataModules' and LitSNN's T)."""
     if time_steps < 1:
-        raise ValueError(f"time_steps must be >= 1, got {time_steps}")
+        raise ConfigError(f"time_steps must be >= 1, got {time_steps}")
     if time_steps > MAX_TIME_STEPS:
-        raise ValueError(f"time_steps must be <= {MAX_TIME_STEPS} (lit_snn's bound on T), got {time_steps}")
+        raise ConfigError(f"time_steps must be <= {MAX_TIME_STEPS} (lit_snn's bound on T), got {time_steps}")
 
 
 def _check_limit(name: str, value: int | None, least: int) -> None:
     if value is not None and value < least:
         if value == 0:
-            raise ValueError(f"{name}=0 leaves nothing to train on; valid: None (all) or >= {least}")
-        raise ValueError(f"{name} must be None (all) or >= {least}, got {value}")
+            raise ConfigError(f"{name}=0 leaves nothing to train on; valid: None (all) or >= {least}")
+        raise ConfigError(f"{name} must be None (all) or >= {least}, got {value}")
 
 class EpochShuffle(Sampler[int]):
     """A permutation per epoch drawn from ``seed + epoch``, so a fit resumed at epoch e sees the
@@ -109,10 +110,10 @@ class SNNDataModule(L.LightningDataModule):
     ) -> None:
         super().__init__()
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
         check_time_steps(time_steps)
         if not 0.0 <= val_fraction < 1.0:
-            raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction}")
+            raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction}")
         _check_limit("limit_train", limit_train, 1)
         _check_limit("limit_val", limit_val, 0)
         _check_limit("limit_test", limit_test, 0)
@@ -144,7 +145,7 @@ class SNNDataModule(L.LightningDataModule):
             self.train_set, self.val_set, self.test_set = self.load_splits()
             self._apply_limits()
         if stage in (None, "fit") and len(self.train_set) == 0:  # type: ignore[arg-type]
-            raise ValueError(f"{type(self).__name__} at {self.data_dir!r}: the training split has 0 samples, "
+            raise ConfigError(f"{type(self).__name__} at {self.data_dir!r}: the training split has 0 samples, "
                              "nothing to train on (check the dataset's files, val_fraction and limit_train)")
 
     def check_data(self) -> None:

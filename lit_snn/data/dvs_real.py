@@ -18,6 +18,7 @@ import numpy as np
 from tonic import datasets as tonic_datasets
 from torch.utils.data import Dataset, Subset
 
+from ..errors import ConfigError
 from .base import Splits
 from .dvs import DVSDataModule
 from .errors import CorruptDataError, DatasetNotFoundError
@@ -66,7 +67,7 @@ class DVSGesture(tonic_datasets.DVSGesture):
         path = self.data[index]
         shape = np.load(path, mmap_mode="r").shape  # header only: tonic expects [N, 4] (x, y, p, t)
         if len(shape) != 2 or shape[1] != 4:
-            raise ValueError(f"expected an [N, 4] array (x, y, p, t), got shape {list(shape)}")
+            raise ConfigError(f"expected an [N, 4] array (x, y, p, t), got shape {list(shape)}")
         return super().__getitem__(index)
 
 

@@ -17,6 +17,7 @@ import zlib
 
 import numpy as np
 
+from ..errors import ConfigError
 from .errors import CorruptDataError
 
 IMAGES_MAGIC = 0x00000803  # ubyte, 3 dims
@@ -105,7 +106,7 @@ def encode_idx(array: np.ndarray) -> bytes:
     match = [(c, dt) for c, dt in IDX_DTYPES.items()
              if a.dtype.kind == dt.kind and a.dtype.itemsize == dt.itemsize]
     if not match:
-        raise ValueError(f"dtype {a.dtype} has no IDX type code")
+        raise ConfigError(f"dtype {a.dtype} has no IDX type code")
     code, dt = match[0]
     head = bytes([0, 0, code, a.ndim]) + np.asarray(a.shape, dtype=">u4").tobytes()
     return head + np.ascontiguousarray(a, dtype=dt).tobytes()

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..errors import ConfigError
+
 
 def seeded_split(n: int, val_fraction: float, seed: int, labels=None) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic train/val index split of ``range(n)``; ``round(val_fraction * n)`` go to val.
@@ -53,5 +55,5 @@ def holdout_split(labels: np.ndarray, test_fraction: float, val_fraction: float,
 def checked_test_fraction(test_fraction: float) -> float:
     """``test_fraction`` as a float, or ValueError when it is not in (0, 1)."""
     if not 0.0 < test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+        raise ConfigError(f"test_fraction must be in (0, 1), got {test_fraction}")
     return float(test_fraction)

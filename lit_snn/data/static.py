@@ -6,6 +6,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..errors import ConfigError
 from .augment import AugmentConfig, BatchCollate
 from .base import SNNDataModule, Splits
 
@@ -18,7 +19,7 @@ class TensorImageDataset(Dataset):
 
     def __init__(self, images: torch.Tensor, labels: torch.Tensor | np.ndarray) -> None:
         if len(images) != len(labels):
-            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+            raise ConfigError(f"{len(images)} images but {len(labels)} labels")
         self.images = images
         self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
 

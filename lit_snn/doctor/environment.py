@@ -120,7 +120,7 @@ def optuna_row(url: str) -> Row:
         return _sqlite_row("optuna storage", path, "studies", "studies")
     import sqlalchemy
 
-    from ..orchestrate.tracking import safe_url
+    from ..store_files import safe_url
 
     try:
         engine = sqlalchemy.create_engine(with_available_driver(url), connect_args={"connect_timeout": 5})
@@ -135,8 +135,9 @@ def optuna_row(url: str) -> Row:
 def tracking_row(uri: str) -> Row:
     """The MLflow tracking URI: a server answering ``/health``, a SQLite file, or a folder."""
     from ..orchestrate.storage import sqlite_path
-    from ..orchestrate.tracking import check_reachable, is_server, safe_url
+    from ..orchestrate.tracking import check_reachable, is_server
     from ..orchestrate.yamlio import SpecError
+    from ..store_files import safe_url
 
     if is_server(uri):
         try:

@@ -19,10 +19,10 @@ def looks_like_path(source: str) -> bool:
 def load_model(run_or_ckpt: str, tracking_uri: str = DEFAULT_TRACKING_URI):
     """``(model, run)``: ``LitSNN.load_from_checkpoint`` of a checkpoint file (``run`` None), or of
     the one checkpoint artifact of the MLflow trial run ``run_or_ckpt`` (``run`` its
-    ``lit_snn.runs.TrialRun``, whose ``config`` builds the run's own data); on the CPU, in eval mode,
+    ``lit_snn.trial_record.TrialRun``, whose ``config`` builds the run's own data); on the CPU, in eval mode,
     read without running code from the file (``lit_snn.checkpoints``)."""
     from ..checkpoints import load_lit_snn
-    from ..runs import TrialRun
+    from ..trial_record import TrialRun
 
     if looks_like_path(run_or_ckpt) and not Path(run_or_ckpt).is_file():  # a path, not a run id: not "no such run"
         raise ExpectedError(f"{run_or_ckpt} is a folder, not a checkpoint file" if Path(run_or_ckpt).is_dir()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from ..neurons import NeuronConfig, SpikingNeuron
 
 _RESET_REASONS = {
@@ -57,7 +58,7 @@ def check_exportable(neuron: SpikingNeuron) -> None:
     """Raise ``ValueError`` naming the preset and the reason when NIR cannot represent ``neuron``."""
     reason = not_exportable_reason(neuron.config)
     if reason is not None:
-        raise ValueError(f"neuron {neuron.name!r} cannot be exported to NIR exactly: {reason}")
+        raise ConfigError(f"neuron {neuron.name!r} cannot be exported to NIR exactly: {reason}")
 
 
 def _per_element(values: torch.Tensor, shape: tuple[int, ...]) -> np.ndarray:
@@ -81,7 +82,7 @@ def neuron_to_nir(neuron: SpikingNeuron, shape: tuple[int, ...], dt: float):
     if np.all(beta == 1):
         return nir.IF(r=alpha / dt32, v_threshold=threshold, v_reset=zeros)
     if np.any(beta >= 1) or np.any(beta < 0):
-        raise ValueError(f"neuron {neuron.name!r}: decay beta must lie in [0, 1) for NIR's LIF (or be 1 for IF), "
+        raise ConfigError(f"neuron {neuron.name!r}: decay beta must lie in [0, 1) for NIR's LIF (or be 1 for IF), "
                          f"got values in [{beta.min()}, {beta.max()}]")
     return nir.LIF(tau=dt32 / (1 - beta), r=alpha / (1 - beta), v_leak=zeros, v_threshold=threshold, v_reset=zeros)
 
@@ -89,7 +90,7 @@ def neuron_to_nir(neuron: SpikingNeuron, shape: tuple[int, ...], dt: float):
 def _uniform(name: str, values: np.ndarray, node_kind: str) -> float:
     flat = np.unique(np.asarray(values, dtype=np.float64))
     if flat.size != 1:
-        raise ValueError(f"NIR {node_kind}: {name} differs between neurons of one layer ({flat.size} values); "
+        raise ConfigError(f"NIR {node_kind}: {name} differs between neurons of one layer ({flat.size} values); "
                          "lit_snn's fixed-decay neuron takes one value per layer")
     return float(flat[0])
 
@@ -100,13 +101,13 @@ def neuron_from_nir(node, dt: float) -> SpikingNeuron:
 
     kind = type(node).__name__
     if not np.allclose(node.v_reset, 0):
-        raise ValueError(f"NIR {kind}: v_reset must be 0 (lit_snn's hard reset goes to 0)")
+        raise ConfigError(f"NIR {kind}: v_reset must be 0 (lit_snn's hard reset goes to 0)")
     threshold = _uniform("v_threshold", node.v_threshold, kind)
     if isinstance(node, nir.IF):
         beta, alpha = 1.0, _uniform("r", node.r, kind) * dt
     else:
         if not np.allclose(node.v_leak, 0):
-            raise ValueError(f"NIR {kind}: v_leak must be 0 (lit_snn's neurons leak towards 0)")
+            raise ConfigError(f"NIR {kind}: v_leak must be 0 (lit_snn's neurons leak towards 0)")
         tau, r = _uniform("tau", node.tau, kind), _uniform("r", node.r, kind)
         beta, alpha = 1.0 - dt / tau, r * dt / tau
     config = NeuronConfig(beta=beta, alpha=alpha, reset="hard", v_threshold=threshold)

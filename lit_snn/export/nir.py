@@ -22,6 +22,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_weights
 from torch.overrides import TorchFunctionMode
 
 from ..backbones import AvgPool2d, Conv2d
+from ..errors import ConfigError
 from ..neurons import SpikingNeuron
 from .neurons import check_exportable, neuron_from_nir, neuron_to_nir
 
@@ -91,22 +92,22 @@ def _call_order(model: nn.Module, example_input: Tensor) -> list[tuple[str, nn.M
     if recorder.stray:
         op, where, before = recorder.stray[0]
         after = f"after layer {names[before - 1]!r}" if before else "before the first layer"
-        raise ValueError(f"operation {op!r} in {_describe(where, model)} runs {after}, outside any layer NIR maps: "
+        raise ConfigError(f"operation {op!r} in {_describe(where, model)} runs {after}, outside any layer NIR maps: "
                          "NIR export handles chains of Conv2d, BatchNorm2d, Linear, Flatten, average pooling and "
                          "spiking neurons with nothing between them (no in-place op, view, reshape or sum)")
     seen: dict[int, str] = {}
     previous = example_input
     for name, module, x, out in recorder.calls:
         if id(module) in seen:
-            raise ValueError(f"layer {name!r} ({type(module).__name__}) is called twice: a NIR graph holds each "
+            raise ConfigError(f"layer {name!r} ({type(module).__name__}) is called twice: a NIR graph holds each "
                              "node once (use one module per call)")
         seen[id(module)] = name
         if x is not previous:
-            raise ValueError(f"layer {name!r} ({type(module).__name__}) does not read the previous layer's output: "
+            raise ConfigError(f"layer {name!r} ({type(module).__name__}) does not read the previous layer's output: "
                              "NIR export handles chains of layers (no residual sums or branches)")
         previous = out
     if output is not previous:
-        raise ValueError("the model's output is not its last layer's output: NIR export handles chains of layers")
+        raise ConfigError("the model's output is not its last layer's output: NIR export handles chains of layers")
     return [(name, m, tuple(x.shape[2:]), tuple(o.shape[2:])) for name, m, x, o in recorder.calls]
 
 
@@ -114,14 +115,14 @@ def _pool_geometry(name: str, module: nn.Module, in_shape: tuple, out_shape: tup
     """(kernel, stride, padding) of an average pooling, adaptive ones resolved for the traced shape."""
     if isinstance(module, nn.AdaptiveAvgPool2d):
         if any(i % o for i, o in zip(in_shape[1:], out_shape[1:])):
-            raise ValueError(f"layer {name!r}: adaptive average pooling {in_shape[1:]} -> {out_shape[1:]} has "
+            raise ConfigError(f"layer {name!r}: adaptive average pooling {in_shape[1:]} -> {out_shape[1:]} has "
                              "uneven windows, which NIR's AvgPool2d cannot express")
         kernel = tuple(i // o for i, o in zip(in_shape[1:], out_shape[1:]))
         return kernel, kernel, (0, 0)
     pair = nn.modules.utils._pair
     if module.ceil_mode or (any(pair(module.padding)) and module.count_include_pad is False) \
             or module.divisor_override is not None:
-        raise ValueError(f"layer {name!r}: AvgPool2d with ceil_mode, count_include_pad=False or divisor_override has "
+        raise ConfigError(f"layer {name!r}: AvgPool2d with ceil_mode, count_include_pad=False or divisor_override has "
                          "no NIR equivalent")
     return pair(module.kernel_size), pair(module.stride or module.kernel_size), pair(module.padding)
 
@@ -133,7 +134,7 @@ def _conv_node(conv: nn.Conv2d, bn: nn.BatchNorm2d | None, in_shape: tuple) -> n
     if bias is None:
         bias = torch.zeros(conv.out_channels)
     if conv.padding_mode != "zeros":
-        raise ValueError(f"Conv2d with padding_mode={conv.padding_mode!r}: NIR's Conv2d pads with zeros")
+        raise ConfigError(f"Conv2d with padding_mode={conv.padding_mode!r}: NIR's Conv2d pads with zeros")
     return nir.Conv2d(input_shape=tuple(in_shape[1:]), weight=weight.detach().numpy().astype(np.float32),
                       stride=conv.stride, padding=conv.padding, dilation=conv.dilation, groups=conv.groups,
                       bias=bias.detach().numpy().astype(np.float32))
@@ -172,7 +173,7 @@ def _layer_nodes(layers: list[tuple[str, nn.Module, tuple, tuple]], dt: float) -
             nodes.append((key, _conv_node(module, bn, in_shape)))
         elif isinstance(module, nn.BatchNorm2d):
             if not isinstance(layers[i - 1][1], nn.Conv2d) if i else True:
-                raise ValueError(f"layer {name!r}: BatchNorm2d not after a Conv2d cannot be folded, and NIR has no "
+                raise ConfigError(f"layer {name!r}: BatchNorm2d not after a Conv2d cannot be folded, and NIR has no "
                                  "normalisation node")
         elif isinstance(module, nn.Linear):
             weight = module.weight.detach().numpy().astype(np.float32)
@@ -180,7 +181,7 @@ def _layer_nodes(layers: list[tuple[str, nn.Module, tuple, tuple]], dt: float) -
                           nir.Affine(weight=weight, bias=module.bias.detach().numpy().astype(np.float32))))
         elif isinstance(module, nn.Flatten):
             if module.start_dim < 2:
-                raise ValueError(f"layer {name!r}: Flatten(start_dim={module.start_dim}) merges time or batch dims")
+                raise ConfigError(f"layer {name!r}: Flatten(start_dim={module.start_dim}) merges time or batch dims")
             end = module.end_dim - 2 if module.end_dim >= 0 else module.end_dim
             nodes.append((key, nir.Flatten(input_type={"input": np.array(in_shape)}, start_dim=module.start_dim - 2,
                                            end_dim=end)))
@@ -193,7 +194,7 @@ def _layer_nodes(layers: list[tuple[str, nn.Module, tuple, tuple]], dt: float) -
         elif isinstance(module, SpikingNeuron):
             nodes.append((key, neuron_to_nir(module, in_shape, dt)))
         else:
-            raise ValueError(f"layer {name!r}: {type(module).__name__} has no NIR node (NIR has no max pooling)")
+            raise ConfigError(f"layer {name!r}: {type(module).__name__} has no NIR node (NIR has no max pooling)")
     return nodes
 
 

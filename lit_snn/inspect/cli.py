@@ -35,7 +35,7 @@ def _parser() -> argparse.ArgumentParser:
 def first_test_samples(run, samples: int):
     """The first ``samples`` test samples ``(x, y)``: of the run's DataModule, or of the embedded digits."""
     from ..data import DigitsDataModule
-    from ..runs import test_datamodule
+    from ..train import test_datamodule
 
     if run is not None:
         dm = test_datamodule(run.config, batch_size=samples, limit_test=samples)

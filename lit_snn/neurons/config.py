@@ -10,6 +10,8 @@ import dataclasses
 import math
 from dataclasses import dataclass, field, fields
 
+from ..errors import ConfigError
+
 RESETS = ("hard", "soft", "adaptive", "complementary", "gated", "none")
 THRESHOLDS = ("fixed", "learnable", "adaptive", "spike_adaptive")
 DECAYS = ("fixed", "learnable", "dual", "gated", "parallel")
@@ -121,37 +123,37 @@ class NeuronConfig:
         for name, choices in _CHOICES.items():
             value = getattr(self, name)
             if value not in choices:
-                raise ValueError(
+                raise ConfigError(
                     f"neuron config: unknown {name}={value!r}; valid values: {', '.join(choices)}"
                 )
         for name in ("v_threshold", "beta", "alpha", "int_max", "int_scale", "surrogate_width",
                      "surrogate_alpha", "threshold_coef_init", "memory_gain_init"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-                raise ValueError(f"neuron config: {name} must be a finite number, got {value!r}")
+                raise ConfigError(f"neuron config: {name} must be a finite number, got {value!r}")
         if self.v_threshold <= 0:
-            raise ValueError(f"neuron config: v_threshold must be > 0, got {self.v_threshold}")
+            raise ConfigError(f"neuron config: v_threshold must be > 0, got {self.v_threshold}")
         if self.int_max <= 0 or self.int_scale <= 0:
-            raise ValueError(
+            raise ConfigError(
                 f"neuron config: int_max (D) and int_scale (N) must be > 0, got D={self.int_max}, "
                 f"N={self.int_scale}"
             )
         if self.surrogate_width <= 0 or self.surrogate_alpha <= 0:
-            raise ValueError("neuron config: surrogate_width and surrogate_alpha must be > 0")
+            raise ConfigError("neuron config: surrogate_width and surrogate_alpha must be > 0")
         if self.decay == "learnable" and not 0.0 < self.beta < 1.0:
-            raise ValueError(f"neuron config: decay=learnable needs 0 < beta < 1 (its init), got {self.beta}")
+            raise ConfigError(f"neuron config: decay=learnable needs 0 < beta < 1 (its init), got {self.beta}")
         if self.decay == "dual":
             for name in ("alpha", "beta"):
                 value = getattr(self, name)
                 if not 0.0 < value < 1.0:
-                    raise ValueError(
+                    raise ConfigError(
                         f"neuron config: decay=dual initialises {name} = {self.decay_fn}(tau) and needs "
                         f"0 < {name} < 1, got {name}={value}; set {name} to a value in (0, 1)"
                     )
         self._validate_combination()
         if self.granularity == "channel":
             if not isinstance(self.channels, int) or self.channels < 1:
-                raise ValueError(
+                raise ConfigError(
                     "neuron config: granularity=channel needs channels=<number of channels (dim 2)>, "
                     f"got channels={self.channels!r}"
                 )
@@ -162,40 +164,40 @@ class NeuronConfig:
                      "glif_conduct_init"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
-                raise ValueError(f"neuron config: {name} must be a finite number, got {value!r}")
+                raise ConfigError(f"neuron config: {name} must be a finite number, got {value!r}")
         if self.reset in STATEFUL_RESETS and self.threshold == "spike_adaptive":
-            raise ValueError(
+            raise ConfigError(
                 f"neuron config: reset={self.reset} and threshold=spike_adaptive both keep a second state per "
                 f"neuron ({STATEFUL_RESETS[self.reset]}, ALIF adaptation trace); combine spike_adaptive with "
                 "reset hard, soft, gated or none"
             )
         if not 0.0 <= self.adapt_decay < 1.0:
-            raise ValueError(f"neuron config: adapt_decay (ALIF rho) must be in [0, 1), got {self.adapt_decay}")
+            raise ConfigError(f"neuron config: adapt_decay (ALIF rho) must be in [0, 1), got {self.adapt_decay}")
         if self.adapt_learnable and self.adapt_decay <= 0:
-            raise ValueError("neuron config: adapt_learnable initialises rho = sigmoid(logit) and needs "
+            raise ConfigError("neuron config: adapt_learnable initialises rho = sigmoid(logit) and needs "
                              f"0 < adapt_decay < 1, got {self.adapt_decay}")
         if self.decay in ("gated", "parallel"):
             if not isinstance(self.time_steps, int) or isinstance(self.time_steps, bool) or self.time_steps < 1:
-                raise ValueError(
+                raise ConfigError(
                     f"neuron config: decay={self.decay} has a parameter per time step and needs "
                     f"time_steps=<T>, got time_steps={self.time_steps!r}"
                 )
         elif self.time_steps is not None and (not isinstance(self.time_steps, int) or self.time_steps < 1):
-            raise ValueError(f"neuron config: time_steps must be a positive integer, got {self.time_steps!r}")
+            raise ConfigError(f"neuron config: time_steps must be a positive integer, got {self.time_steps!r}")
         if self.decay == "parallel":
             if self.reset != "none":
-                raise ValueError(f"neuron config: decay=parallel (PSN) has no membrane to reset: set reset=none, "
+                raise ConfigError(f"neuron config: decay=parallel (PSN) has no membrane to reset: set reset=none, "
                                  f"got reset={self.reset}")
             if self.threshold not in ("fixed", "learnable"):
-                raise ValueError(f"neuron config: decay=parallel (PSN) takes threshold fixed or learnable (one "
+                raise ConfigError(f"neuron config: decay=parallel (PSN) takes threshold fixed or learnable (one "
                                  f"per time step), got threshold={self.threshold}")
             if self.spike != "binary" or self.slope != "none":
-                raise ValueError("neuron config: decay=parallel (PSN) takes binary spikes and no slope, got "
+                raise ConfigError("neuron config: decay=parallel (PSN) takes binary spikes and no slope, got "
                                  f"spike={self.spike}, slope={self.slope}")
         if self.decay == "gated":
             for name, value in (("glif_tau_init", self.glif_tau_init), ("glif_conduct_init", self.glif_conduct_init)):
                 if not 0.0 < value < 1.0:
-                    raise ValueError(f"neuron config: decay=gated initialises {name} as a sigmoid and needs "
+                    raise ConfigError(f"neuron config: decay=gated initialises {name} as a sigmoid and needs "
                                      f"0 < {name} < 1, got {value}")
         inits = []
         if self.decay == "gated":
@@ -204,13 +206,13 @@ class NeuronConfig:
             inits.append(("glif_subreset_init", self.subreset_start))
         for name, value in inits:
             if not 0.0 < value < 1.0:
-                raise ValueError(f"neuron config: {name} (default from v_threshold) is a sigmoid in GLIF and "
+                raise ConfigError(f"neuron config: {name} (default from v_threshold) is a sigmoid in GLIF and "
                                  f"needs a value in (0, 1), got {value}; set {name} or v_threshold")
         if self.sigmoid_params and self.threshold == "learnable" and not 0.0 < self.v_threshold < 1.0:
-            raise ValueError("neuron config: a learnable threshold of GLIF (decay or reset gated) is a sigmoid and "
+            raise ConfigError("neuron config: a learnable threshold of GLIF (decay or reset gated) is a sigmoid and "
                              f"needs 0 < v_threshold < 1, got {self.v_threshold}")
         if self.reset == "complementary" and not self.memory_carry:
-            raise ValueError("neuron config: memory_carry=False applies to reset=adaptive only; the complementary "
+            raise ConfigError("neuron config: memory_carry=False applies to reset=adaptive only; the complementary "
                              "potential of reset=complementary is always carried")
 
     @property
@@ -251,7 +253,7 @@ class NeuronConfig:
         """A copy with ``overrides``; unknown field names raise ``ValueError`` listing the valid ones."""
         unknown = sorted(set(overrides) - set(self.field_names()))
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"neuron config: unknown field(s) {', '.join(unknown)}; valid fields: "
                 f"{', '.join(self.field_names())}"
             )

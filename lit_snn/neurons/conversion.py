@@ -18,6 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..errors import ConfigError
 from .family import SpikingNeuron
 from .surrogate import integer_top
 
@@ -35,7 +36,7 @@ def num_virtual_steps(int_max: float, int_scale: float, scheme: str) -> int:
         return top
     if scheme == "bitserial":
         return max(1, math.ceil(math.log2(top + 1)))
-    raise ValueError(f"unknown conversion scheme {scheme!r}; valid: {', '.join(SCHEMES)}")
+    raise ConfigError(f"unknown conversion scheme {scheme!r}; valid: {', '.join(SCHEMES)}")
 
 
 def virtual_step_weights(int_max: float, int_scale: float, scheme: str) -> Tensor:
@@ -57,7 +58,7 @@ def integer_to_binary(s: Tensor, int_max: float, int_scale: float, scheme: str |
     codes = torch.round(scaled)
     top = integer_top(int_max, int_scale)
     if s.numel() and ((codes - scaled).abs().max() > 1e-3 or codes.min() < 0 or codes.max() > top):
-        raise ValueError(
+        raise ConfigError(
             f"integer_to_binary: values must be multiples of 1/N in [0, D] (N={int_scale}, D={int_max})"
         )
     codes = codes.long()

@@ -7,6 +7,7 @@ import math
 import torch
 from torch import Tensor, nn
 
+from ..errors import ConfigError
 from .config import NeuronConfig
 from .cpu import multistep_cpu, parallel_cpu
 from .cpu.scan import gated_input
@@ -147,7 +148,7 @@ class SpikingNeuron(nn.Module):
         ``x'_t = gain_t x_t + bias`` (``glif_input``; the CPU path folds it into its scan)."""
         T = shape[0]
         if T != self.config.time_steps:
-            raise ValueError(f"{self.name}: built for time_steps={self.config.time_steps} (one conductance per "
+            raise ConfigError(f"{self.name}: built for time_steps={self.config.time_steps} (one conductance per "
                              f"step), got an input with T = {T} (shape {tuple(shape)})")
         gain = 1 - torch.sigmoid(self.glif_b) * (1 - torch.sigmoid(self.glif_conduct))  # [T, P]
         bias = -(1 - torch.sigmoid(self.glif_a)) * torch.sigmoid(self.glif_linear_decay)  # [P]
@@ -167,7 +168,7 @@ class SpikingNeuron(nn.Module):
         if not isinstance(x, Tensor):
             raise TypeError(f"{self.name}: expected a torch.Tensor [T, ...], got {type(x).__name__}")
         if x.dim() < 2:
-            raise ValueError(
+            raise ConfigError(
                 f"{self.name}: expected time-first input [T, ...] with at least 2 dims, got shape "
                 f"{tuple(x.shape)}"
             )
@@ -175,7 +176,7 @@ class SpikingNeuron(nn.Module):
             raise TypeError(f"{self.name}: expected a floating-point input, got dtype {x.dtype}")
         if self.config.granularity == "channel":
             if x.dim() < 3 or x.shape[2] != self.config.channels:
-                raise ValueError(
+                raise ConfigError(
                     f"{self.name}: per-channel parameters for {self.config.channels} channels need input "
                     f"[T, B, {self.config.channels}, ...], got shape {tuple(x.shape)}"
                 )
@@ -191,7 +192,7 @@ class SpikingNeuron(nn.Module):
             self._record_nonfinite(~torch.isfinite(total))
         elif not torch.isfinite(total) and not torch.isfinite(x).all():
             bad = "NaN" if torch.isnan(x).any() else "inf"
-            raise ValueError(f"{self.name}: input contains {bad} (shape {tuple(x.shape)})")
+            raise ConfigError(f"{self.name}: input contains {bad} (shape {tuple(x.shape)})")
 
     def _record_nonfinite(self, bad: Tensor) -> None:
         self._nonfinite = bad if self._nonfinite is None else self._nonfinite | bad
@@ -267,7 +268,7 @@ class SpikingNeuron(nn.Module):
 
     def _parallel_forward(self, x: Tensor, path: str) -> tuple[Tensor, Tensor, Tensor]:
         if x.shape[0] != self.config.time_steps:
-            raise ValueError(f"{self.name}: built for time_steps={self.config.time_steps} (W is [T, T]), got an "
+            raise ConfigError(f"{self.name}: built for time_steps={self.config.time_steps} (W is [T, T]), got an "
                              f"input with T = {x.shape[0]} (shape {tuple(x.shape)})")
         weight, threshold = self.parallel_params()
         kind, param = self.spec.surrogate, self.spec.surrogate_param

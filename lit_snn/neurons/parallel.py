@@ -26,6 +26,7 @@ import math
 import torch
 from torch import Tensor
 
+from ..errors import ConfigError
 from .surrogate import SURROGATE_IDS, heaviside
 
 __all__ = ["init_parallel_params", "parallel_reference"]
@@ -34,7 +35,7 @@ __all__ = ["init_parallel_params", "parallel_reference"]
 def init_parallel_params(T: int, dtype: torch.dtype = torch.float32, device=None) -> tuple[Tensor, Tensor]:
     """Fresh ``(weight [T, T], threshold [T])`` initialised as SpikingJelly's PSN (W kaiming, B = 1)."""
     if T < 1:
-        raise ValueError(f"init_parallel_params: need T >= 1, got {T}")
+        raise ConfigError(f"init_parallel_params: need T >= 1, got {T}")
     weight = torch.empty(T, T, dtype=dtype, device=device)
     torch.nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
     return weight, torch.ones(T, dtype=dtype, device=device)
@@ -54,16 +55,16 @@ def parallel_reference(
     Differentiable w.r.t. ``x``, ``weight`` and ``threshold``, through both outputs.
     """
     if x.dim() < 2:
-        raise ValueError(f"parallel_reference: expected x of shape [T, ...] with >= 2 dims, got {tuple(x.shape)}")
+        raise ConfigError(f"parallel_reference: expected x of shape [T, ...] with >= 2 dims, got {tuple(x.shape)}")
     T = x.shape[0]
     if T < 1:
-        raise ValueError(f"parallel_reference: need at least one time step, got shape {tuple(x.shape)}")
+        raise ConfigError(f"parallel_reference: need at least one time step, got shape {tuple(x.shape)}")
     if tuple(weight.shape) != (T, T):
-        raise ValueError(f"parallel_reference: weight must have shape [T, T] = [{T}, {T}], got {tuple(weight.shape)}")
+        raise ConfigError(f"parallel_reference: weight must have shape [T, T] = [{T}, {T}], got {tuple(weight.shape)}")
     if tuple(threshold.shape) != (T,):
-        raise ValueError(f"parallel_reference: threshold must have shape [T] = [{T}], got {tuple(threshold.shape)}")
+        raise ConfigError(f"parallel_reference: threshold must have shape [T] = [{T}], got {tuple(threshold.shape)}")
     if surrogate not in SURROGATE_IDS:
-        raise ValueError(f"parallel_reference: unknown surrogate {surrogate!r}; valid: {', '.join(SURROGATE_IDS)}")
+        raise ConfigError(f"parallel_reference: unknown surrogate {surrogate!r}; valid: {', '.join(SURROGATE_IDS)}")
     w = weight.to(x.dtype)  # [T, T]
     b = threshold.to(x.dtype)  # [T]
     h = torch.matmul(w, x.reshape(T, -1))  # [T, N]

@@ -7,8 +7,8 @@ fields, so any axis of any preset can be ablated: ``create_neuron("ar_lif", rese
 from __future__ import annotations
 
 import difflib
-from typing import Callable
 
+from ..errors import ConfigError
 from .config import NeuronConfig
 from .family import SpikingNeuron
 
@@ -112,10 +112,10 @@ def neuron_config(name: str, **overrides) -> NeuronConfig:
     if name not in _PRESETS:
         close = difflib.get_close_matches(str(name), list_neurons(), n=1)
         hint = f"; did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"unknown neuron {name!r}; valid neurons: {', '.join(list_neurons())}{hint}")
+        raise ConfigError(f"unknown neuron {name!r}; valid neurons: {', '.join(list_neurons())}{hint}")
     unknown = sorted(set(overrides) - set(NeuronConfig.field_names()))
     if unknown:
-        raise ValueError(
+        raise ConfigError(
             f"neuron {name!r}: unknown field(s) {', '.join(unknown)}; valid fields: "
             f"{', '.join(NeuronConfig.field_names())}"
         )
@@ -130,5 +130,3 @@ def create_neuron(name: str | NeuronConfig = "lif", **overrides) -> SpikingNeuro
     cfg = neuron_config(name, **overrides)
     return SpikingNeuron(cfg, name=name if isinstance(name, str) else "custom")
 
-
-NeuronFactory = Callable[..., SpikingNeuron]

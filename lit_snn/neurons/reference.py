@@ -40,11 +40,14 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..errors import ConfigError
 from .config import NeuronConfig
 from .surrogate import heaviside, integer_spike
 
 # the effective parameters of the recurrence, in the kernel's row order
 PARAM_NAMES = ("alpha", "beta", "vth", "thr_coef", "mem_gain", "adapt_decay", "slope", "reset_gate", "reset_value")
+# the reset rules as the kernels (Triton, numba) number them
+RESET_IDS = {"hard": 0, "soft": 1, "adaptive": 2, "complementary": 3, "gated": 4, "none": 5}
 SECOND_STATE_RESETS = ("adaptive", "complementary")  # resets that keep M (ALIF's threshold keeps it too)
 
 
@@ -96,7 +99,7 @@ class KernelSpec:
         """``ValueError`` naming the parameters this variant reads that ``given`` (name -> tensor) lacks."""
         missing = [n for n, used in zip(PARAM_NAMES, self.used_params()) if used and given.get(n) is None]
         if missing:
-            raise ValueError(f"{who}: this neuron variant needs {', '.join(missing)}")
+            raise ConfigError(f"{who}: this neuron variant needs {', '.join(missing)}")
 
 
 def used_params(reset: str, threshold: str, slope: bool) -> tuple[bool, ...]:

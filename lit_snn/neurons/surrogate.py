@@ -16,6 +16,8 @@ import math
 import torch
 from torch import Tensor
 
+from ..errors import ConfigError
+
 SURROGATE_IDS = {"rectangle": 0, "triangle": 1, "sigmoid": 2, "atan": 3}
 
 
@@ -30,7 +32,7 @@ def surrogate_grad(u: Tensor, kind: str, param: float) -> Tensor:
         return param * sig * (1 - sig)
     if kind == "atan":
         return param / 2 / (1 + (math.pi / 2 * param * u) ** 2)
-    raise ValueError(f"unknown surrogate {kind!r}; valid: {', '.join(SURROGATE_IDS)}")
+    raise ConfigError(f"unknown surrogate {kind!r}; valid: {', '.join(SURROGATE_IDS)}")
 
 
 class HeavisideSurrogate(torch.autograd.Function):
@@ -95,7 +97,7 @@ def quantize(z: Tensor, int_max: float, int_scale: float, out: Tensor | None = N
 def heaviside(u: Tensor, kind: str = "sigmoid", param: float = 4.0) -> Tensor:
     """Binary spike of ``u`` with the named surrogate gradient."""
     if kind not in SURROGATE_IDS:
-        raise ValueError(f"unknown surrogate {kind!r}; valid: {', '.join(SURROGATE_IDS)}")
+        raise ConfigError(f"unknown surrogate {kind!r}; valid: {', '.join(SURROGATE_IDS)}")
     return HeavisideSurrogate.apply(u, kind, float(param))
 
 

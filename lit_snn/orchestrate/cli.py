@@ -15,8 +15,9 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from ..store_files import check_store
 from .spec import StudySpec, detect_kind, load_spec
-from .storage import check_store, default_paths
+from .storage import default_paths
 from .tracking import is_server
 from .training import quiet
 from .yamlio import SpecError
@@ -137,57 +138,21 @@ def _run(argv: list[str] | None, kind: str) -> int:
 
 
 def _run_parsed(args: argparse.Namespace, kind: str, prog: str) -> int:
-    from .study import StudyOptions, run_study, validate
+    from .study import run_study, validate
 
     try:
         spec = _load(args, kind)
-        if kind == "sweep" and args.n_trials is not None:
-            if args.n_trials < 1:
-                raise SpecError("--n-trials must be >= 1")
-            spec.n_trials = args.n_trials
-        if args.time_limit is not None:
-            if args.time_limit <= 0:
-                raise SpecError("--time-limit must be > 0 seconds")
-            spec.time_limit_s = args.time_limit
+        _apply_limits(args, spec, kind)
         if args.dry_run:
-            points = validate(spec)
-            print(f"{args.file}: valid {kind}; study {args.study_name or spec.default_study_name}")
-            for point in points or []:
-                print(f"  {point.key}")
-            if points is None:
-                print(f"  {spec.n_trials} trials over {', '.join(spec.params)}")
-                print(f"  objective{'s' if spec.multi_objective else ''}: "
-                      + ", ".join(f"{m} ({d})" for m, d in spec.objectives) + f"; sampler {spec.sampler['type']}")
+            _print_dry_run(args, spec, kind, validate(spec))
             return 0
-        paths = default_paths(args.store_dir)
-        tracking_uri = args.tracking_uri or paths["tracking_uri"]
-        options = StudyOptions(
-            storage=args.storage or paths["storage"],
-            tracking_uri=tracking_uri,
-            study_name=args.study_name or spec.default_study_name,
-            artifact_root=args.artifact_root or (None if is_server(tracking_uri) else paths["artifact_root"]),
-            work_dir=paths["work_dir"],
-            workers=args.workers,
-            heartbeat_s=args.heartbeat,
-            log_checkpoints=not args.no_log_checkpoints,
-            neurobench=args.neurobench,
-            verbose=args.verbose,
-            stop_grace_s=args.stop_grace,
-            storage_retry_s=args.storage_retry_seconds,
-        )
+        options = _study_options(args, spec)
         check_store(options.storage)  # both, before either is opened: an unreadable one leaves the other untouched
         check_store(options.tracking_uri)
         outcome = _storage_guarded(lambda: run_study(spec, options), options)
     except SpecError as exc:
         return _error(prog, exc)
-    c = outcome.counts
-    print(f"{prog}: study {outcome.study_name}: {c['COMPLETE']} complete, {c['PRUNED']} pruned, {c['FAIL']} failed "
-          f"trial(s) in {outcome.wall_s:.0f} s; MLflow experiment {outcome.experiment!r}")
-    elsewhere = c["RUNNING"]
-    if elsewhere:
-        print(f"{prog}: {elsewhere} trial(s) still running in another process (it closes the study's parent run)")
-    if outcome.pending > elsewhere and not outcome.failed_keys:
-        print(f"{prog}: {outcome.pending - elsewhere} trial(s) still to run: run the same command again to continue")
+    _print_outcome(outcome, prog)
     if not args.no_compare and not _print_stored_report(args, spec, outcome, prog):
         from .compare import compare
         from .stored_report import stamp_report
@@ -215,6 +180,63 @@ def _storage_guarded(run: Callable, options):
         if failure is None:
             raise
         raise failure from exc
+
+
+def _apply_limits(args: argparse.Namespace, spec: StudySpec, kind: str) -> None:
+    """``--n-trials`` (a sweep's) and ``--time-limit`` over the study file's values."""
+    if kind == "sweep" and args.n_trials is not None:
+        if args.n_trials < 1:
+            raise SpecError("--n-trials must be >= 1")
+        spec.n_trials = args.n_trials
+    if args.time_limit is not None:
+        if args.time_limit <= 0:
+            raise SpecError("--time-limit must be > 0 seconds")
+        spec.time_limit_s = args.time_limit
+
+
+def _print_dry_run(args: argparse.Namespace, spec: StudySpec, kind: str, points) -> None:
+    """``--dry-run``: the valid study's name and its grid points (or a sweep's trials and objectives)."""
+    print(f"{args.file}: valid {kind}; study {args.study_name or spec.default_study_name}")
+    for point in points or []:
+        print(f"  {point.key}")
+    if points is None:
+        print(f"  {spec.n_trials} trials over {', '.join(spec.params)}")
+        print(f"  objective{'s' if spec.multi_objective else ''}: "
+              + ", ".join(f"{m} ({d})" for m, d in spec.objectives) + f"; sampler {spec.sampler['type']}")
+
+
+def _study_options(args: argparse.Namespace, spec: StudySpec):
+    """The ``StudyOptions`` of the command line: its stores (default: ``--store-dir``'s) and flags."""
+    from .study import StudyOptions
+
+    paths = default_paths(args.store_dir)
+    tracking_uri = args.tracking_uri or paths["tracking_uri"]
+    return StudyOptions(
+        storage=args.storage or paths["storage"],
+        tracking_uri=tracking_uri,
+        study_name=args.study_name or spec.default_study_name,
+        artifact_root=args.artifact_root or (None if is_server(tracking_uri) else paths["artifact_root"]),
+        work_dir=paths["work_dir"],
+        workers=args.workers,
+        heartbeat_s=args.heartbeat,
+        log_checkpoints=not args.no_log_checkpoints,
+        neurobench=args.neurobench,
+        verbose=args.verbose,
+        stop_grace_s=args.stop_grace,
+        storage_retry_s=args.storage_retry_seconds,
+    )
+
+
+def _print_outcome(outcome, prog: str) -> None:
+    """The study's counts, and what still runs elsewhere or is left to run."""
+    c = outcome.counts
+    print(f"{prog}: study {outcome.study_name}: {c['COMPLETE']} complete, {c['PRUNED']} pruned, {c['FAIL']} failed "
+          f"trial(s) in {outcome.wall_s:.0f} s; MLflow experiment {outcome.experiment!r}")
+    elsewhere = c["RUNNING"]
+    if elsewhere:
+        print(f"{prog}: {elsewhere} trial(s) still running in another process (it closes the study's parent run)")
+    if outcome.pending > elsewhere and not outcome.failed_keys:
+        print(f"{prog}: {outcome.pending - elsewhere} trial(s) still to run: run the same command again to continue")
 
 
 def _print_stored_report(args: argparse.Namespace, spec: StudySpec, outcome, prog: str) -> bool:

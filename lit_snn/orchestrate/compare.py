@@ -39,11 +39,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import mlflow
 import pandas as pd
 
+from ..errors import ConfigError
+from ..store_files import read_only_store, sqlite_path
+from ..trial_record import RUN_ATTR, TAG_OPTUNA_STORAGE
 from .adaptive import report_section as adaptive_report_section
-from .axis_text import AXIS_TAG_PREFIX, parse_key, parse_text, seed_of_key, stored_spellings, value_text
+from .axis_text import AXIS_TAG_PREFIX, parse_key, parse_text, value_text
 from .pareto import pareto_rows
 from .plots import axis_figure, curves_plot, optuna_pareto_plot, panels, runs_pareto_plot, scatter
 from .report_text import as_number, front_table, mean_std_table, report_head, stats_sections, trials_table
@@ -58,21 +60,13 @@ from .statistics import (
     per_seed,
     seed_statistics,
 )
-from .storage import make_storage, read_only_store, sqlite_path
-from .tracking import (
-    COMPARISON_DIR,
-    TAG_KEY,
-    TAG_ROLE,
-    TAG_STATE,
-    TAG_TRIAL,
-    Tracker,
-    arm_metric_key,
-)
+from .storage import make_storage
+from .tracking import COMPARISON_DIR, Tracker, arm_metric_key
+from .trial_runs import axis_texts, load_histories, load_runs
 from .units import unit_of
 
 CURVE_METRIC = "val/acc"  # the per-epoch history drawn in learning_curves.png
 ACC_ENERGY = [("test/acc", "maximize"), ("test/energy_mj", "minimize")]  # the Pareto ring of acc_vs_energy.png
-RUN_ATTR = "mlflow_run_id"  # the Optuna user attr holding a trial's MLflow run (study.RUN_ATTR)
 # NeuroBench's, when the trials ran with --neurobench (lit_snn.neurobench.NeuroBenchCallback)
 NEUROBENCH_METRICS = ("neurobench/ActivationSparsity", "neurobench/SynapticOperations/Effective_ACs",
                       "neurobench/SynapticOperations/Effective_MACs")
@@ -115,7 +109,7 @@ class Report:
     def add(self, path: Path) -> Path:
         """Register a file written into ``out_dir`` (a plot's); one name twice is a bug of compare."""
         if path in self.files:
-            raise ValueError(f"compare wrote {path.name} twice")
+            raise ConfigError(f"compare wrote {path.name} twice")
         self.files.append(path)
         return path
 
@@ -132,70 +126,6 @@ class Report:
         self.path("report.md").write_text(markdown + "\n")
         self.add(self.path("report.md"))
         return markdown
-
-
-# ---------------------------------------------------------------------- reading
-def load_runs(tracking_uri: str, experiment_id: str, parent_run_id: str, columns: list[str]) -> pd.DataFrame:
-    """The trial runs of ``parent_run_id`` as a frame: run_id, trial, key, state, ``axis.*`` and metrics
-    (its arm runs, ``Tracker.log_arm_runs``, are not trials)."""
-    mlflow.set_tracking_uri(tracking_uri)
-    trials = f"tags.mlflow.parentRunId = '{parent_run_id}' and tags.`{TAG_ROLE}` = 'trial'"
-    df = mlflow.search_runs(experiment_ids=[experiment_id], output_format="pandas", filter_string=trials)
-    out = pd.DataFrame({"run_id": df.get("run_id", pd.Series(dtype=str))})
-    if df.empty:
-        return out
-    out["trial"] = pd.to_numeric(df.get(f"tags.{TAG_TRIAL}"), errors="coerce")
-    out["key"] = df.get(f"tags.{TAG_KEY}")
-    out["state"] = df.get(f"tags.{TAG_STATE}")
-    out[SEED_COLUMN] = _seeds(df)
-    for col in sorted(c for c in df.columns if c.startswith(f"tags.{AXIS_TAG_PREFIX}")):  # MLflow's order varies
-        out[col[len("tags."):]] = df[col]
-    for metric in columns:
-        out[metric] = pd.to_numeric(df.get(f"metrics.{metric}"), errors="coerce") if f"metrics.{metric}" in df \
-            else math.nan
-    return out.sort_values("trial").reset_index(drop=True)
-
-
-def _seeds(df: pd.DataFrame) -> pd.Series:
-    """Each run's seed: its ``seed_everything`` param (logged as the trial starts); for a run without it
-    (a run whose logging failed; a sweep whose base sets none) the ``seed=N`` part of its grid key."""
-    seed = pd.to_numeric(df.get("params.seed_everything", pd.Series(index=df.index, dtype=object)), errors="coerce")
-    if f"tags.{TAG_KEY}" in df:
-        seed = seed.fillna(pd.to_numeric(df[f"tags.{TAG_KEY}"].map(seed_of_key), errors="coerce"))
-    return seed.astype("Int64")
-
-
-def axis_texts(runs: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
-    """``runs`` with each ``axis.*`` column as the texts of the values (axis_text.value_text), whichever
-    spelling the tags hold: a run tagged before 2026-12-06 holds ``True`` where a new one holds ``true``.
-    The spellings known are those of the listed values (an ablation's axes, a sweep's choices); numbers
-    and strings are spelled the same either way."""
-    listed = spec.axes if spec.kind == "ablation" else \
-        {path: p["choices"] for path, p in spec.params.items() if p["type"] == "categorical"}
-    out = runs.copy()
-    for path, values in listed.items():
-        column, spellings = f"{AXIS_TAG_PREFIX}{path}", stored_spellings(values)
-        if column in out:
-            out[column] = out[column].map(lambda tag, known=spellings: known.get(tag, tag))
-    return out
-
-
-def load_histories(tracking_uri: str, run_ids: list[str], metric: str = "val/acc") -> pd.DataFrame:
-    """``run_id, epoch, value`` of ``metric`` per epoch (1-based), from MLflow's metric history.
-
-    Lightning logs epoch metrics at the global step together with an ``epoch`` metric; a step is
-    mapped to that epoch (the last value of an epoch wins), else to its rank in the history.
-    """
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    rows = []
-    for run_id in run_ids:
-        history = sorted(client.get_metric_history(run_id, metric), key=lambda m: (m.step, m.timestamp))
-        epochs = {m.step: int(m.value) for m in client.get_metric_history(run_id, "epoch")} if history else {}
-        per_epoch: dict[int, float] = {}
-        for rank, m in enumerate(history):
-            per_epoch[epochs.get(m.step, rank) + 1] = m.value
-        rows += [{"run_id": run_id, "epoch": e, "value": v} for e, v in per_epoch.items()]
-    return pd.DataFrame(rows, columns=["run_id", "epoch", "value"])
 
 
 # ---------------------------------------------------------------------- numbers
@@ -462,7 +392,7 @@ def _compare_sweep(spec: StudySpec, tracker: Tracker, done: pd.DataFrame, presen
     params = {path: f"{AXIS_TAG_PREFIX}{path}" for path in spec.params}
     study = None
     if spec.multi_objective:
-        recorded = tracker.client.get_run(result.parent_run_id).data.tags.get("optuna.storage")
+        recorded = tracker.client.get_run(result.parent_run_id).data.tags.get(TAG_OPTUNA_STORAGE)
         study = _open_study(result.study_name, [storage, recorded], spec, log)
         result.pareto_source = "optuna" if study is not None else "mlflow"
         result.pareto = pareto_front(spec, done, study)

@@ -6,6 +6,8 @@ import copy
 from collections.abc import Iterator
 from typing import Any
 
+from ..errors import ConfigError
+
 _MISSING = object()
 
 
@@ -38,7 +40,7 @@ def set_path(config: dict, path: str, value: Any) -> None:
         if child is None:
             child = node[part] = {}
         elif not isinstance(child, dict):
-            raise ValueError(
+            raise ConfigError(
                 f"cannot set {path!r}: {'.'.join(parts[: i + 1])!r} is {child!r}, not a mapping"
             )
         node = child

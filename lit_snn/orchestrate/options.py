@@ -1,21 +1,23 @@
-"""How a study runs (``StudyOptions``) and the names under which it records things on Optuna's trials.
-
-The names are read back by resume, the stale-trial repair, the progress lines and ``compare``:
-they never change (a study started by an older version must resume under a newer one).
-"""
+"""How a study runs (``StudyOptions``), and the names under which it records things on Optuna's trials
+(``lit_snn.trial_record``'s, imported here for the modules that take them with the options)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-KEY_ATTR = "key"  # user attr: the grid point of an ablation trial
-RUN_ATTR = "mlflow_run_id"  # user attr: the trial's nested MLflow run
-REPEAT_ATTR = "repeat_of"  # user attr: the finished sweep trial whose params (and values) a sweep trial repeats
-POINT_ATTR = "lit_snn:point"  # system attr: a queued ablation trial's point {values, seed, raw} (trial.py)
-WORKER_ATTR = "lit_snn:worker"  # system attr: host/pid of the process running the trial
-DUPLICATE_ATTR = "lit_snn:duplicate_of"  # system attr: the trial that already had this point
-INTERRUPTED_ATTR = "lit_snn:interrupted"  # system attr: the number of a trial stopped by a signal (re-queued)
-FIXED_PARAMS_ATTR = "fixed_params"  # system attr (Optuna's): the params ``enqueue_trial`` fixed
+from ..trial_record import (
+    DUPLICATE_ATTR,
+    FIXED_PARAMS_ATTR,
+    INTERRUPTED_ATTR,
+    KEY_ATTR,
+    POINT_ATTR,
+    REPEAT_ATTR,
+    RUN_ATTR,
+    WORKER_ATTR,
+)
+
+__all__ = ["DUPLICATE_ATTR", "FIXED_PARAMS_ATTR", "INTERRUPTED_ATTR", "KEY_ATTR", "POINT_ATTR", "REPEAT_ATTR",
+           "RUN_ATTR", "WORKER_ATTR", "StudyOptions"]
 
 
 @dataclass

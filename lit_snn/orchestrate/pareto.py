@@ -18,6 +18,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..errors import ConfigError
+
 DIRECTIONS = ("maximize", "minimize")
 
 
@@ -28,12 +30,12 @@ def non_dominated(values: Sequence[Sequence[float]] | np.ndarray, directions: Se
     tens to thousands of trials of a study.
     """
     if any(d not in DIRECTIONS for d in directions):
-        raise ValueError(f"directions must be 'maximize' or 'minimize', got {list(directions)!r}")
+        raise ConfigError(f"directions must be 'maximize' or 'minimize', got {list(directions)!r}")
     points = np.asarray(values, dtype=float)
     if points.size == 0:
         return np.zeros(len(points), dtype=bool)
     if points.ndim != 2 or points.shape[1] != len(directions):
-        raise ValueError(f"values must be n x {len(directions)} (one column per direction), got {points.shape}")
+        raise ConfigError(f"values must be n x {len(directions)} (one column per direction), got {points.shape}")
     loss = points * np.array([-1.0 if d == "maximize" else 1.0 for d in directions])  # smaller is better
     valid = ~np.isnan(loss).any(axis=1)
     mask = valid.copy()

@@ -50,6 +50,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
+from ..errors import ConfigError
+
 DIFFERENT, EQUIVALENT, CONTINUE, UNDECIDED = "different", "equivalent", "continue", "undecided"
 VERDICTS = (DIFFERENT, EQUIVALENT, CONTINUE, UNDECIDED)
 SIMULATIONS = 200_000  # null paths per calibration: the last look's boundary to about 2% of its spend
@@ -60,7 +62,7 @@ CALIBRATION_SEED = 20_260_521
 def looks_of(start: int, step: int, max_seeds: int) -> tuple[int, ...]:
     """The seed counts after each round: ``start, start + step, ...``, the last one ``max_seeds``."""
     if start < 2 or step < 1 or max_seeds < start:
-        raise ValueError(f"need start >= 2, step >= 1 and max >= start; got start={start}, step={step}, "
+        raise ConfigError(f"need start >= 2, step >= 1 and max >= start; got start={start}, step={step}, "
                          f"max={max_seeds}")
     return (*range(start, max_seeds, step), max_seeds)
 
@@ -143,7 +145,7 @@ class Design:
     def look_of(self, n: int) -> int:
         """The index of the look that has ``n`` seeds (``ValueError`` if no round ends there)."""
         if n not in self.looks:
-            raise ValueError(f"{n} seeds is not a look of this design (looks: {list(self.looks)})")
+            raise ConfigError(f"{n} seeds is not a look of this design (looks: {list(self.looks)})")
         return self.looks.index(n)
 
 
@@ -151,7 +153,7 @@ class Design:
 def design(start: int, step: int, max_seeds: int, alpha: float, comparisons: int) -> Design:
     """The calibrated design (cached: one calibration per plan, about 0.1 s; deterministic, seeded)."""
     if not 0 < alpha < 1 or comparisons < 1:
-        raise ValueError(f"need 0 < alpha < 1 and comparisons >= 1; got alpha={alpha}, comparisons={comparisons}")
+        raise ConfigError(f"need 0 < alpha < 1 and comparisons >= 1; got alpha={alpha}, comparisons={comparisons}")
     looks = looks_of(start, step, max_seeds)
     level = alpha / comparisons
     null_t = _null_t(looks)
@@ -181,9 +183,9 @@ def decide(plan: Design, differences: Sequence[Sequence[float]], margin: float |
     """
     d = np.asarray(differences, dtype=float)
     if d.ndim != 2 or not len(d):
-        raise ValueError(f"differences must be one list per comparison, got shape {d.shape}")
+        raise ConfigError(f"differences must be one list per comparison, got shape {d.shape}")
     if np.isnan(d).any():
-        raise ValueError("differences contain NaN: every comparison needs its n seeds on both sides")
+        raise ConfigError("differences contain NaN: every comparison needs its n seeds on both sides")
     k = plan.look_of(d.shape[1])
     mean, se, _ = _t_at_looks(d, [d.shape[1]])
     return [str(v) for v in _verdicts(plan, k, mean[:, 0], se[:, 0], margin)]

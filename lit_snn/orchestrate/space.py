@@ -21,11 +21,11 @@ from lit_snn.errors import config_problem
 from .axis_text import key_text, value_text
 from .dotted import deep_merge, flatten, get_path, has_path, set_path
 from .spec import StudySpec
-from .training import resolve_config, resolve_run
+from .training import resolve_run
 from .yamlio import SpecError
 
 # Resolved-config mappings whose keys are free-form kwargs: a new key under them is checked by
-# the training code (resolve_config), not by "is it already in the resolved base".
+# the training code (resolve_run), not by "is it already in the resolved base".
 FREE_FORM = ("model.backbone_kwargs", "data.init_args")
 SEED_PARAM = "seed"
 
@@ -247,4 +247,4 @@ def sweep_config(spec: StudySpec, values: dict[str, Any]) -> tuple[dict, dict]:
     config = deep_merge(spec.base, {})
     for path, value in values.items():
         set_path(config, path, value)
-    return resolve_config(config), config
+    return resolve_run(config).config, config

@@ -192,14 +192,16 @@ def compare_arms(arm: pd.Series, base: pd.Series) -> dict[str, Any]:
     return out
 
 
-def t_interval(delta: float, se: float, df: float, level: float) -> tuple[float, float]:
-    """The t-interval ``delta ± t(df) * se`` at ``level``: the dual of the t-test whose p-value used the
-    same se and df (it excludes 0 exactly when p < 1 - level). The same as scipy's
-    ``TtestResult.confidence_interval``, which has no Welch version before scipy 1.11."""
-    if any(math.isnan(x) for x in (delta, se, df, level)):
-        return NAN, NAN
-    half = float(stats.t.ppf(0.5 + level / 2, df)) * se
-    return delta - half, delta + half
+def t_interval(c: Comparison) -> tuple[float, float]:
+    """scipy's t-interval of the tested ``c`` at ``c.ci_level``: paired (``ttest_rel``) or Welch
+    (``ttest_ind(equal_var=False)``) on its observations, the dual of the t-test whose p-value it reports
+    (it excludes 0 exactly when p < 1 - level)."""
+    a, b = c.observations
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # scipy's precision warning for near-constant data
+        result = stats.ttest_rel(a, b) if c.test == "paired" else stats.ttest_ind(a, b, equal_var=False)
+        interval = result.confidence_interval(c.ci_level)
+    return float(interval.low), float(interval.high)
 
 
 def _seeded(function: Any) -> dict[str, Any]:
@@ -398,7 +400,7 @@ def _decide(comparisons: list[Comparison], alpha: float, margin: float, min_effe
         if math.isnan(p_adj):
             continue
         c.p_adjusted, c.significant, c.ci_level = float(p_adj), bool(p_adj < alpha), float(level)
-        low, high = t_interval(c.delta, c.se, c.df, c.ci_level)
+        low, high = t_interval(c)
         c.delta_ci_low, c.delta_ci_high = unit.clip_difference(low), unit.clip_difference(high)
         c.ci_method = f"{'paired' if c.test == 'paired' else 'Welch'} t, Holm-consistent level"
         if c.test == "paired":

@@ -26,29 +26,10 @@ from filelock import FileLock
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 
-from lit_snn.errors import DISK_FULL, ExpectedError
+from ..errors import DISK_FULL, ExpectedError
+from ..store_files import SQLITE_TIMEOUT_S, absolute_sqlite_url, check_store, read_only_store, safe_url, sqlite_path
 
-SQLITE_TIMEOUT_S = 120
-SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
-SQLITE_HEADER_BYTES = 100
 MIN_FREE_BYTES = 256 * 1024  # less free space than this beside a SQLite store: its errors mean a full disk
-
-
-class UnreadableStoreError(ExpectedError):
-    """An existing store file that SQLite cannot read (garbage bytes, a truncated copy): exit 2, nothing touched."""
-
-
-def absolute_sqlite_url(url: str) -> str:
-    """``sqlite:///rel.db`` -> ``sqlite:////abs/rel.db`` so worker processes agree on the file."""
-    prefix = "sqlite:///"
-    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
-        path = url[len(prefix):]
-        query = ""
-        if "?" in path:
-            path, query = path.split("?", 1)
-            query = "?" + query
-        return prefix + str(Path(path).resolve()) + query
-    return url
 
 
 def with_available_driver(url: str) -> str:
@@ -74,73 +55,6 @@ def _serialize_sqlite(engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
     engine.dispose()  # drop connections opened before the listeners existed
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The database file of a ``sqlite:///`` URL (Optuna's or MLflow's), else None."""
-    url = absolute_sqlite_url(url)
-    if not url.startswith("sqlite:///") or ":memory:" in url:
-        return None
-    return Path(url[len("sqlite:///"):].split("?")[0])
-
-
-def sqlite_problem(path: Path) -> str | None:
-    """Why the existing file ``path`` is not a readable SQLite database, or None when it is.
-
-    SQLite's own refusal ("file is not a database", "database disk image is malformed") would
-    surface deep inside Optuna's or MLflow's schema code, and a truncated file only when the
-    missing pages are read; so the header is checked here first (SQLite's documented file format:
-    magic string, page size at byte 16, page count at byte 28, valid while the change counter at
-    byte 24 equals the one at byte 92), then SQLite reads the schema, read-only.
-    """
-    with path.open("rb") as f:
-        header = f.read(SQLITE_HEADER_BYTES)
-    if not header.startswith(SQLITE_MAGIC):
-        return "no SQLite header"
-    if len(header) < SQLITE_HEADER_BYTES:
-        return f"truncated to {len(header)} bytes"
-    page_size = int.from_bytes(header[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages, counter, valid_for = (int.from_bytes(header[i:i + 4], "big") for i in (28, 24, 92))
-    size = path.stat().st_size
-    # a WAL file holds pages the main file does not have yet; a hot journal, pages SQLite will restore
-    pending = any(Path(f"{path}-{suffix}").exists() for suffix in ("wal", "journal"))
-    if counter == valid_for and pages * page_size > size and not pending:
-        return f"truncated: {size} of its {pages * page_size} bytes"
-    try:
-        con = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=SQLITE_TIMEOUT_S)
-        try:
-            con.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        finally:
-            con.close()
-    except sqlite3.OperationalError as exc:
-        if "locked" in str(exc):  # another process writes it: readable
-            return None
-        return str(exc)
-    except sqlite3.DatabaseError as exc:
-        return str(exc)
-    return None
-
-
-def check_store(url: str) -> None:
-    """``UnreadableStoreError`` (one line naming the file and what to do) when the SQLite database of
-    ``url`` exists but cannot be read; other URLs, a missing or an empty file: nothing to check."""
-    path = sqlite_path(url)
-    if path is None or not path.is_file() or path.stat().st_size == 0:
-        return
-    problem = sqlite_problem(path)
-    if problem is not None:
-        raise UnreadableStoreError(f"{path} is not a readable SQLite database ({problem}): "
-                                   "move it away to start a new store")
-
-
-def read_only_store(url: str) -> Path | None:
-    """The database file of an existing SQLite store this process cannot write (the file, or the folder
-    SQLite writes its journal to, is read-only), else None: such a store is read, never written."""
-    path = sqlite_path(url)
-    if path is None or not path.is_file():
-        return None
-    return None if os.access(path, os.W_OK) and os.access(path.parent, os.W_OK) else path
 
 
 def creation_lock(url: str):
@@ -202,6 +116,9 @@ def study_attr_once(storage: optuna.storages.RDBStorage, study_id: int, key: str
     same value. SQLite: the transaction is ``BEGIN IMMEDIATE`` (``_serialize_sqlite``);
     PostgreSQL and the others: the study's row is locked with ``SELECT ... FOR UPDATE``.
     """
+    # SQL on Optuna's tables, not its API: the API reads and writes a study attribute in separate
+    # transactions of its own, so two machines could both find it missing and write different values;
+    # only one transaction holding the row lock (or SQLite's write lock) makes read-then-write atomic
     with storage.engine.connect() as conn, conn.begin():
         if conn.dialect.name != "sqlite":
             conn.execute(text("SELECT study_id FROM studies WHERE study_id = :id FOR UPDATE"), {"id": study_id})
@@ -357,6 +274,4 @@ def _raised_in(exc: BaseException, package: str) -> bool:
 
 
 def _safe(url: str) -> str:
-    from .tracking import safe_url  # the password hidden
-
-    return safe_url(url)
+    return safe_url(url)  # the password hidden

@@ -24,6 +24,16 @@ from datetime import datetime
 import optuna
 from optuna.trial import TrialState
 
+from ..store_files import safe_url
+from ..trial_record import (
+    FINGERPRINT_ATTR,
+    PARENT_RUN_ATTR,
+    TAG_BEST,
+    TAG_BEST_RUN,
+    TAG_NOTE,
+    TAG_OPTUNA_STORAGE,
+    TAG_PARETO,
+)
 from .adaptive import enqueue_round, round_keys, run_rounds
 from .loops import TrialFailed, work
 from .options import DUPLICATE_ATTR, KEY_ATTR, POINT_ATTR, REPEAT_ATTR, RUN_ATTR, WORKER_ATTR, StudyOptions
@@ -31,7 +41,7 @@ from .progress import Follower, Progress, Ticking
 from .space import GridPoint, check_data, check_sweep, expand_grid, grid_data_checks
 from .spec import StudySpec
 from .storage import make_storage, study_attr_once
-from .tracking import PARENT_RUN_ATTR, Tracker, check_reachable, is_server, safe_url
+from .tracking import Tracker, check_reachable, is_server
 from .training import run_training
 from .trial import TrialContext
 from .trial_queue import DONE, LIVE, StudyHandle
@@ -42,9 +52,6 @@ __all__ = ["DONE", "DUPLICATE_ATTR", "FINGERPRINT_ATTR", "KEY_ATTR", "LIVE", "PO
            "TAG_BEST", "TAG_BEST_RUN", "TAG_PARETO", "WORKER_ATTR", "StudyHandle", "StudyOptions", "StudyOutcome",
            "TrialFailed", "run_study", "validate"]
 
-FINGERPRINT_ATTR = "lit_snn:fingerprint"  # study user attr
-TAG_BEST, TAG_BEST_RUN = "lit_snn.best_trial", "lit_snn.best_trial_run_id"  # a sweep's parent run: its best trial
-TAG_PARETO = "lit_snn.pareto_trials"  # a multi-objective sweep's parent run: the numbers of its Pareto-optimal trials
 
 
 @dataclass
@@ -178,11 +185,11 @@ def _parent_run(handle: StudyHandle, tracker: Tracker, spec: StudySpec, experime
     """The study's one MLflow parent run, created by whichever process gets there first."""
     options = handle.options
     tags = {"lit_snn.kind": spec.kind, "lit_snn.fingerprint": spec.fingerprint, "lit_snn.spec_file": spec.source or "",
-            "optuna.storage": safe_url(options.storage), "lit_snn.metric": ",".join(spec.metrics),
+            TAG_OPTUNA_STORAGE: safe_url(options.storage), "lit_snn.metric": ",".join(spec.metrics),
             "lit_snn.direction": ",".join(spec.directions),
             "lit_snn.axes" if spec.kind == "ablation" else "lit_snn.params": ",".join(spec.axes or spec.params)}
     if spec.description:
-        tags["mlflow.note.content"] = spec.description
+        tags[TAG_NOTE] = spec.description
     params = [("metric", ",".join(spec.metrics)), ("direction", ",".join(spec.directions)),
               *(("axis." + p, v) for p, v in spec.axes.items()), *(("search." + p, v) for p, v in spec.params.items()),
               ("seeds", spec.seeds), ("n_trials", total)]

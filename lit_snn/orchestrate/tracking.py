@@ -22,23 +22,26 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException
 
+from ..store_files import absolute_sqlite_url
+from ..trial_record import (
+    CONFIG_ARTIFACT,
+    REPRO_TAG_PREFIX,
+    TAG_ARM,
+    TAG_NOTE,
+    TAG_PARENT,
+    TAG_ROLE,
+    TAG_STATE,
+    TAG_STUDY,
+)
 from .axis_text import AXIS_TAG_PREFIX, parse_key  # the axis.* tags hold axis_text's texts
 from .dotted import flatten
-from .storage import absolute_sqlite_url, creation_lock
+from .storage import creation_lock
 from .training import reproducibility_info, result_settings
 from .yamlio import SpecError, dump_yaml
 
 MAX_VALUE_CHARS = 500  # MLflow's param limit before 2.x raised it; stay portable to older servers
 MAX_TAG_CHARS = 5000
 REACH_TIMEOUT_S = 5.0
-PARENT_RUN_ATTR = "mlflow_parent_run_id"
-TAG_STUDY = "lit_snn.study"
-TAG_ROLE = "lit_snn.role"
-TAG_STATE = "lit_snn.state"
-TAG_KEY = "lit_snn.key"
-TAG_TRIAL = "optuna.trial_number"
-TAG_ARM = "lit_snn.arm"  # an arm run: the arm it summarises (path=value, or a grid point's path=value,...)
-TAG_NOTE = "mlflow.note.content"  # the description the MLflow UI shows on an experiment or run
 COMPARISON_DIR = "comparison"  # the parent run's artifact folder holding compare's files
 # config values the training links from another field (lit_snn.train.LitSNNCLI): not logged twice
 LINKED_PARAMS = {"data.init_args.time_steps": "model.time_steps"}
@@ -71,16 +74,6 @@ def trial_params(config_items: list[tuple[str, Any]], settings: dict[str, Any]) 
 def _runs_of(study_name: str, role: str) -> str:
     """An MLflow filter for the runs of ``study_name`` in ``role`` (``study``: its parent run; ``trial``)."""
     return f"tags.`{TAG_STUDY}` = '{study_name}' and tags.`{TAG_ROLE}` = '{role}'"
-
-
-def safe_url(url: str) -> str:
-    """A database URL with its password masked, fit for a tag."""
-    try:
-        from sqlalchemy.engine import make_url
-
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001
-        return re.sub(r"://([^:/@]+):[^@]*@", r"://\1:***@", url)
 
 
 def is_server(tracking_uri: str) -> bool:
@@ -195,7 +188,7 @@ class Tracker:
     def start_trial_run(self, experiment_id: str, parent_run_id: str, study_name: str, name: str,
                         tags: dict[str, Any]) -> str:
         """A nested run (``mlflow.parentRunId`` = the study's run) for one trial."""
-        all_tags = {"mlflow.parentRunId": parent_run_id, TAG_STUDY: study_name, TAG_ROLE: "trial", TAG_STATE: "RUNNING"}
+        all_tags = {TAG_PARENT: parent_run_id, TAG_STUDY: study_name, TAG_ROLE: "trial", TAG_STATE: "RUNNING"}
         all_tags.update({k: _text(v, MAX_TAG_CHARS) for k, v in tags.items()})
         return self.client.create_run(experiment_id, run_name=name, tags=all_tags).info.run_id
 
@@ -232,14 +225,15 @@ class Tracker:
         self.client.log_text(run_id, text, artifact_file)
 
     def log_run_record(self, run_id: str, config: dict, raw: dict) -> None:
-        """What ``lit_snn.runs`` needs to redo a run: the config as params (without where it logs and
-        writes), the settings outside it that change its numbers, the reproducibility tags, and the
-        artifact ``config.yaml`` = ``raw``, the config exactly as ``run_training`` gets it."""
+        """The record ``lit_snn.runs`` redoes a run from (``lit_snn.trial_record``): the config as params
+        (without where it logs and writes), the settings outside it that change its numbers, the
+        reproducibility tags, and the artifact ``CONFIG_ARTIFACT`` = ``raw``, the config exactly as
+        ``run_training`` gets it."""
         logged = {**config, "trainer": {k: v for k, v in config.get("trainer", {}).items()
                                         if k not in ("logger", "callbacks", "default_root_dir")}}
         self.log_params(run_id, trial_params(flatten(logged), result_settings()))
-        self.set_tags(run_id, {f"repro.{k}": v for k, v in reproducibility_info(config).items()})
-        self.log_text(run_id, dump_yaml(raw), "config.yaml")
+        self.set_tags(run_id, {f"{REPRO_TAG_PREFIX}{k}": v for k, v in reproducibility_info(config).items()})
+        self.log_text(run_id, dump_yaml(raw), CONFIG_ARTIFACT)
 
     def log_arm_runs(self, experiment_id: str, parent_run_id: str, study_name: str,
                      arms: dict[str, dict[str, float]]) -> dict[str, str]:
@@ -248,13 +242,13 @@ class Tracker:
         first compare and updated by the next; returns arm -> run id. Per run and not as metrics of the
         parent: MLflow's chart view compares runs, so the arms then stand side by side in one chart."""
         existing = {run.data.tags.get(TAG_ARM): run.info.run_id for run in self.client.search_runs(
-            [experiment_id], filter_string=_runs_of(study_name, "arm") + f" and tags.mlflow.parentRunId = "
+            [experiment_id], filter_string=_runs_of(study_name, "arm") + f" and tags.`{TAG_PARENT}` = "
                                                                           f"'{parent_run_id}'")}
         out = {}
         for arm, metrics in arms.items():
             run_id = existing.get(arm)
             if run_id is None:
-                tags = {"mlflow.parentRunId": parent_run_id, TAG_STUDY: study_name, TAG_ROLE: "arm", TAG_ARM: arm,
+                tags = {TAG_PARENT: parent_run_id, TAG_STUDY: study_name, TAG_ROLE: "arm", TAG_ARM: arm,
                         **{f"{AXIS_TAG_PREFIX}{path}": text for path, text in parse_key(arm).items()}}
                 run_id = self.client.create_run(experiment_id, run_name=f"arm {arm}"[:250],
                                                 tags={k: _text(v, MAX_TAG_CHARS) for k, v in tags.items()}).info.run_id

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..quiet import quiet_third_party
+from ..trial_record import THREADS_PARAM
 from .dotted import get_path
 
 LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "lightning")
@@ -32,11 +33,6 @@ def resolve_run(config: dict):
     from lit_snn.train import resolve_run as resolve
 
     return resolve(config)
-
-
-def resolve_config(config: dict) -> dict:
-    """Validate ``config`` and fill in defaults (``ValueError`` on anything wrong)."""
-    return resolve_run(config).config
 
 
 def run_training(config: dict, **kwargs: Any) -> dict[str, float]:
@@ -151,4 +147,4 @@ def result_settings() -> dict[str, Any]:
     the CPU thread count changes the summation order of every reduction."""
     import torch
 
-    return {"repro.torch_threads": torch.get_num_threads()}
+    return {THREADS_PARAM: torch.get_num_threads()}

@@ -22,6 +22,8 @@ from typing import Any, NamedTuple
 import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
+from ..errors import ConfigError
+from ..trial_record import TAG_ERROR, TAG_KEY, TAG_OPTUNA_STUDY, TAG_PRUNED, TAG_RETRY_OF, TAG_TRIAL, TAG_WORKER
 from .axis_text import axis_tags
 from .options import FIXED_PARAMS_ATTR, KEY_ATTR, POINT_ATTR, RUN_ATTR, StudyOptions
 from .space import (
@@ -37,8 +39,8 @@ from .space import (
 )
 from .spec import StudySpec
 from .storage import outage_kind
-from .tracking import TAG_KEY, TAG_TRIAL, Tracker
-from .training import resolve_config, run_training
+from .tracking import Tracker
+from .training import resolve_run, run_training
 from .workers import HOST
 
 
@@ -106,7 +108,7 @@ def ablation_plan(spec: StudySpec, trial: optuna.trial.Trial) -> TrialPlan:
         if got != values[path]:
             raise RuntimeError(f"trial {trial.number}: param {path}={got!r} does not match its key {key!r}")
     trial.suggest_categorical(SEED_PARAM, spec.seeds)
-    return TrialPlan(key, run_name(values, seed), resolve_config(raw), raw, values)
+    return TrialPlan(key, run_name(values, seed), resolve_run(raw).config, raw, values)
 
 
 def sweep_plan(spec: StudySpec, trial: optuna.trial.Trial) -> TrialPlan:
@@ -138,7 +140,7 @@ def objective_values(spec: StudySpec, metrics: dict[str, float]) -> list[float]:
             raise KeyError(f"run_training returned no {metric!r} (got {sorted(metrics)})")
         value = float(metrics[metric])
         if math.isnan(value):
-            raise ValueError(f"{metric} is NaN")
+            raise ConfigError(f"{metric} is NaN")
         values.append(value)
     return values
 
@@ -172,26 +174,26 @@ def run_trial(ctx: TrialContext, trial: optuna.trial.Trial, plan: TrialPlan) -> 
         ctx.tracker.finish(run_id, "COMPLETE")  # the invoking process's progress line reports it (progress.py)
         return TrialOutcome("COMPLETE", objective)
     except optuna.TrialPruned as exc:
-        close_run(ctx.tracker, run_id, "PRUNED", {"lit_snn.pruned": str(exc)}, say=ctx.say)
+        close_run(ctx.tracker, run_id, "PRUNED", {TAG_PRUNED: str(exc)}, say=ctx.say)
         return TrialOutcome("PRUNED", None)
     except (KeyboardInterrupt, SystemExit) as exc:  # Lightning turns Ctrl-C/SIGTERM into exit(1)
-        close_run(ctx.tracker, run_id, "FAIL", {"lit_snn.error": "interrupted"}, status="KILLED", say=ctx.say)
+        close_run(ctx.tracker, run_id, "FAIL", {TAG_ERROR: "interrupted"}, status="KILLED", say=ctx.say)
         raise KeyboardInterrupt from exc
     except Exception as exc:  # noqa: BLE001 - one failing trial must not stop the study
         if outage_kind(exc) is not None:  # a full or unreachable store stops the study (its trial is re-queued)
-            close_run(ctx.tracker, run_id, "FAIL", {"lit_snn.error": "storage"}, status="KILLED", say=ctx.say)
+            close_run(ctx.tracker, run_id, "FAIL", {TAG_ERROR: "storage"}, status="KILLED", say=ctx.say)
             raise
         return _failed(ctx, trial, plan.key, run_id, exc, started)
 
 
 def _start_run(ctx: TrialContext, trial: optuna.trial.Trial, plan: TrialPlan) -> str:
     """The trial's nested MLflow run (its id recorded on the trial) with the record that redoes it."""
-    tags = {TAG_KEY: plan.key, TAG_TRIAL: trial.number, "optuna.study": ctx.options.study_name,
-            "lit_snn.worker": f"{HOST}:{os.getpid()}",
+    tags = {TAG_KEY: plan.key, TAG_TRIAL: trial.number, TAG_OPTUNA_STUDY: ctx.options.study_name,
+            TAG_WORKER: f"{HOST}:{os.getpid()}",
             **axis_tags(plan.values)}
     retry_of = RetryHeartbeatStaleTrialCallback.retried_trial_number(trial.storage.get_trial(trial._trial_id))
     if retry_of is not None:
-        tags["lit_snn.retry_of"] = retry_of
+        tags[TAG_RETRY_OF] = retry_of
     run_id = ctx.tracker.start_trial_run(ctx.experiment_id, ctx.parent_run_id, ctx.options.study_name,
                                          plan.name[:250], tags)
     trial.set_user_attr(RUN_ATTR, run_id)
@@ -223,5 +225,5 @@ def _failed(ctx: TrialContext, trial: optuna.trial.Trial, key: str, run_id: str 
     error = expected or f"{type(exc).__name__}: {exc}"
     detail = "" if expected and not ctx.options.verbose else f"\n{traceback.format_exc()}"
     ctx.say(f"trial {trial.number} FAIL {key} {error} ({time.time() - started:.1f} s){detail}")
-    close_run(ctx.tracker, run_id, "FAIL", {"lit_snn.error": error}, say=ctx.say)
+    close_run(ctx.tracker, run_id, "FAIL", {TAG_ERROR: error}, say=ctx.say)
     return TrialOutcome("FAIL", None)

@@ -15,8 +15,10 @@ from typing import Any
 
 import yaml
 
+from ..errors import ConfigError
 
-class SpecError(ValueError):
+
+class SpecError(ConfigError):
     """A study file (or a command-line override) is invalid; raised before any trial starts."""
 
 

@@ -3,7 +3,7 @@ register spills at any autotune configuration.
 
 Triton's CPU interpreter (how the other kernel tests run here) executes the kernels as NumPy, so
 it cannot see a kernel that fails to compile or spills; Triton's own ptxas can. Runs
-``python -m lit_snn.neurons.kernels.resources`` in a subprocess without ``TRITON_INTERPRET``.
+``python -m lit_snn.tools.kernel_resources`` in a subprocess without ``TRITON_INTERPRET``.
 """
 
 import os
@@ -19,7 +19,7 @@ pytest.importorskip("triton")
 def run_resources(*args):
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
-    out = subprocess.run([sys.executable, "-m", "lit_snn.neurons.kernels.resources", *args],
+    out = subprocess.run([sys.executable, "-m", "lit_snn.tools.kernel_resources", *args],
                          capture_output=True, text=True, env=env, timeout=600)
     return out
 

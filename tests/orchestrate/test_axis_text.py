@@ -19,9 +19,9 @@ from lit_snn.orchestrate.axis_text import (
     stored_spellings,
     value_text,
 )
-from lit_snn.orchestrate.compare import _seeds
 from lit_snn.orchestrate.space import decode_value, encode_value, point_key
 from lit_snn.orchestrate.statistics import grid_label
+from lit_snn.orchestrate.trial_runs import _seeds
 
 MIXED = {"model.neuron": "lif", "model.time_steps": 4, "model.lr": 0.5, "model.neuron_overrides.detach_reset": True,
          "model.backbone_kwargs": {"widths": [8, 16], "act": None}, "data.init_args.crop": [28, 28]}

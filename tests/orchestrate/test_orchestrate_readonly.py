@@ -20,8 +20,9 @@ from orchestrate_helpers import results_dir, store_args, tiny_base
 from lit_snn.cli import main as lit_snn_main
 from lit_snn.export.cli import export_main
 from lit_snn.orchestrate import ablate_main, compare_main, sweep_main
-from lit_snn.orchestrate.storage import check_store, creation_lock, read_only_store
+from lit_snn.orchestrate.storage import creation_lock
 from lit_snn.runs import evaluate_main, reproduce_main
+from lit_snn.store_files import check_store, read_only_store
 
 # run the command with $0 bind-mounted read-only in a private mount namespace
 READ_ONLY = 'mount --bind "$0" "$0" && mount -o remount,bind,ro "$0" "$0" && exec "$@"'

@@ -239,7 +239,8 @@ def test_learning_curves_from_the_metric_history(tmp_path, write_study, monkeypa
     monkeypatch.setattr("lit_snn.orchestrate.study.run_training", planted_training({"ar_lif": 0.10}))
     path = write_study("curves", axes={"model.neuron": ["lif", "ar_lif"]}, seeds=[0, 1], budget={"max_epochs": 3})
     assert ablate_main([str(path), *store_args(tmp_path), "--no-compare"]) == 0
-    from lit_snn.orchestrate.compare import learning_curves, load_histories
+    from lit_snn.orchestrate.compare import learning_curves
+    from lit_snn.orchestrate.trial_runs import load_histories
 
     result = compare(load_spec(path, "ablation"), f"sqlite:///{tmp_path / 'store' / 'mlruns.db'}",
                      results_dir=tmp_path / "results", log=lambda _: None)

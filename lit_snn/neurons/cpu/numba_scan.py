@@ -36,11 +36,10 @@ import torch
 from torch import Tensor
 
 from ...memory_layout import CHANNELS_LAST, dense_copy, memory_order
-from ..reference import PARAM_NAMES, SECOND_STATE_RESETS, KernelSpec
+from ..reference import PARAM_NAMES, RESET_IDS, SECOND_STATE_RESETS, KernelSpec
 from ..surrogate import SURROGATE_IDS, integer_top
 from . import scratch
 
-RESET_IDS = {"hard": 0, "soft": 1, "adaptive": 2, "complementary": 3, "gated": 4, "none": 5}  # as the Triton kernel's
 NUM_PARAMS = len(PARAM_NAMES)
 
 _kernels = None  # the numba_kernels module, imported (and numba with it) on first use

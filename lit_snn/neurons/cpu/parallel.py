@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from ...errors import ConfigError
 from ..parallel import parallel_reference
 from ..surrogate import SURROGATE_IDS
 from . import scan, scratch
@@ -104,12 +105,12 @@ def parallel_cpu(x: Tensor, weight: Tensor, threshold: Tensor, surrogate: str = 
     """``parallel_reference``'s signature, math and outputs: ``(spikes [T, ...], h_last [...])``."""
     T = x.shape[0] if isinstance(x, Tensor) and x.dim() >= 2 else None
     if T is None:
-        raise ValueError("parallel_cpu: expected x of shape [T, ...] with >= 2 dims")
+        raise ConfigError("parallel_cpu: expected x of shape [T, ...] with >= 2 dims")
     if tuple(weight.shape) != (T, T) or tuple(threshold.shape) != (T,):
-        raise ValueError(f"parallel_cpu: weight must be [T, T] and threshold [T] with T = {T}, got "
+        raise ConfigError(f"parallel_cpu: weight must be [T, T] and threshold [T] with T = {T}, got "
                          f"{tuple(weight.shape)} and {tuple(threshold.shape)}")
     if surrogate not in SURROGATE_IDS:
-        raise ValueError(f"parallel_cpu: unknown surrogate {surrogate!r}; valid: {', '.join(SURROGATE_IDS)}")
+        raise ConfigError(f"parallel_cpu: unknown surrogate {surrogate!r}; valid: {', '.join(SURROGATE_IDS)}")
     if x[0].numel() > 0 and uses_numba():
         try:
             return _NumbaParallel.apply(x.contiguous(), weight, threshold, surrogate, float(surrogate_param))

@@ -20,6 +20,7 @@ import warnings
 import torch
 from torch import Tensor
 
+from ...errors import ConfigError
 from ..reference import PARAM_NAMES, KernelSpec, multistep_reference
 from .numba_scan import NumbaScan, numba_supports
 
@@ -58,7 +59,7 @@ def multistep_cpu(
     if not isinstance(spec, KernelSpec):
         raise TypeError(f"multistep_cpu: spec must be a KernelSpec, got {type(spec).__name__}")
     if not isinstance(x, Tensor) or x.dim() < 2 or x.shape[0] < 1:
-        raise ValueError(f"multistep_cpu: expected x of shape [T, ...] with T >= 1, got "
+        raise ConfigError(f"multistep_cpu: expected x of shape [T, ...] with T >= 1, got "
                          f"{tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}")
     if not x.is_floating_point():
         raise TypeError(f"multistep_cpu: x must be a floating-point tensor, got {x.dtype}")
@@ -72,16 +73,16 @@ def multistep_cpu(
             flat.append(None)
             continue
         if p.numel() != 1 and (x.dim() < 3 or p.numel() != channels):
-            raise ValueError(f"multistep_cpu: {name} has {p.numel()} entries; expected 1 (per layer) or C = "
+            raise ConfigError(f"multistep_cpu: {name} has {p.numel()} entries; expected 1 (per layer) or C = "
                              f"x.shape[2] (per channel, x of shape [T, B, C, ...]), x has shape {tuple(x.shape)}")
         flat.append(p.reshape(-1))
     if (input_gain is None) != (input_bias is None):
-        raise ValueError("multistep_cpu: input_gain and input_bias come together (GLIF's gated input)")
+        raise ConfigError("multistep_cpu: input_gain and input_bias come together (GLIF's gated input)")
     if input_gain is not None:
         P = input_gain[0].numel() if input_gain.dim() >= 1 and input_gain.shape[0] == x.shape[0] else -1
         if P < 1 or input_gain.numel() != x.shape[0] * P or (P != 1 and P != channels) or \
                 input_bias.numel() not in (1, P):
-            raise ValueError(f"multistep_cpu: input_gain must be [T, 1] or [T, C] and input_bias [1] or [C] "
+            raise ConfigError(f"multistep_cpu: input_gain must be [T, 1] or [T, C] and input_bias [1] or [C] "
                              f"(T = {x.shape[0]}, C = {channels}), got {tuple(input_gain.shape)} and "
                              f"{tuple(input_bias.shape)}")
     if x[0].numel() == 0:  # nothing to run: the reference's empty outputs

@@ -69,11 +69,11 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
-from ..reference import PARAM_NAMES, SECOND_STATE_RESETS, KernelSpec, used_params
+from ...errors import ConfigError
+from ..reference import PARAM_NAMES, RESET_IDS, SECOND_STATE_RESETS, KernelSpec, used_params
 from ..surrogate import SURROGATE_IDS, integer_top
 
 INTERPRET = bool(triton.knobs.runtime.interpret)  # decided when the kernels below are decorated
-RESET_IDS = {"hard": 0, "soft": 1, "adaptive": 2, "complementary": 3, "gated": 4, "none": 5}
 NUM_PARAMS = len(PARAM_NAMES)  # rows of the parameter table
 PARTIAL_CHUNK = 256  # neurons per partial sum of a per-layer parameter gradient (divides every BLOCK)
 CHECKPOINT_EVERY = {"adaptive": 2, "default": 4}  # backward: steps between stored states (see docstring)
@@ -101,7 +101,7 @@ class Variant:
         """Flags that do not apply (a surrogate with integer spikes, memory carry without the adaptive
         reset) are normalised, so they cause no extra compilations."""
         if spec.spike_adaptive_threshold and spec.reset in SECOND_STATE_RESETS:
-            raise ValueError(f"multistep_triton: reset={spec.reset} and the spike-adaptive threshold both need "
+            raise ConfigError(f"multistep_triton: reset={spec.reset} and the spike-adaptive threshold both need "
                              "the second state M; combine it with reset hard, soft, gated or none")
         integer = bool(spec.integer)
         return cls(
@@ -622,7 +622,7 @@ _FWD_KEYS = ["N", "RESET", "THRESHOLD", "INTEGER", "MEMORY_CARRY", "SLOPE", "PER
 _BWD_KEYS = _FWD_KEYS[:-1] + ["DETACH_RESET", "SURROGATE", "HAS_GRAD_STATE", "PARAM_GRAD"]
 
 # autotune candidates, all with num_stages=1; register counts compiled for sm_90 with Triton 3.9
-# (python -m lit_snn.neurons.kernels.resources). Forward, (BLOCK, num_warps): 32-78 registers at
+# (python -m lit_snn.tools.kernel_resources). Forward, (BLOCK, num_warps): 32-78 registers at
 # any of these. Backward, (BLOCK, num_warps, UNROLL): 2 neurons per thread (256/4, 512/8) keep
 # AR-LIF at 64-72 registers (28-32 resident warps per SM), 4 per thread at 96-128 (16-20 warps),
 # 8 per thread (1024/4) suits the light variants but takes 168 for AR-LIF. UNROLL holds a
@@ -689,7 +689,7 @@ def backward_launch(x: Tensor, grad_s: Tensor, grad_v: Tensor | None, grad_m: Te
             return grad_x, grad_params
     K = variant.checkpoint_every
     if K > 4 and _FIXED_BWD.get("UNROLL", True):
-        raise ValueError(f"multistep_triton: CHECKPOINT_EVERY = {K}, but the unrolled backward holds at most 4 steps")
+        raise ConfigError(f"multistep_triton: CHECKPOINT_EVERY = {K}, but the unrolled backward holds at most 4 steps")
     n_state = 2 if variant.keep_m else 1
     n_ck = (T - 1) // K
     ck = torch.empty(max(n_ck, 1) * n_state * N, device=x.device, dtype=torch.float32)
@@ -907,23 +907,23 @@ def multistep_triton(
     if not isinstance(spec, KernelSpec):
         raise TypeError(f"multistep_triton: spec must be a KernelSpec, got {type(spec).__name__}")
     if x.dim() < 2:
-        raise ValueError(f"multistep_triton: expected x of shape [T, ...] with >= 2 dims, got {tuple(x.shape)}")
+        raise ConfigError(f"multistep_triton: expected x of shape [T, ...] with >= 2 dims, got {tuple(x.shape)}")
     if x.dtype not in (torch.float32, torch.bfloat16, torch.float16):
         raise TypeError(
             f"multistep_triton: x must be float32, bfloat16 or float16, got {x.dtype} (use backend='torch')"
         )
     if x.shape[0] < 1:
-        raise ValueError(f"multistep_triton: need at least one time step, got shape {tuple(x.shape)}")
+        raise ConfigError(f"multistep_triton: need at least one time step, got shape {tuple(x.shape)}")
     if spec.reset not in RESET_IDS:
-        raise ValueError(f"multistep_triton: unknown reset {spec.reset!r}; valid: {', '.join(RESET_IDS)}")
+        raise ConfigError(f"multistep_triton: unknown reset {spec.reset!r}; valid: {', '.join(RESET_IDS)}")
     if spec.surrogate not in SURROGATE_IDS:
-        raise ValueError(
+        raise ConfigError(
             f"multistep_triton: unknown surrogate {spec.surrogate!r}; valid: {', '.join(SURROGATE_IDS)}"
         )
     T = x.shape[0]
     N = x[0].numel()
     if N * max(NUM_PARAMS, *CHECKPOINT_EVERY.values()) >= 2**31:  # in-kernel offsets up to 9 N are int32
-        raise ValueError(f"multistep_triton: too many neurons per step ({N}); split the batch")
+        raise ConfigError(f"multistep_triton: too many neurons per step ({N}); split the batch")
     channels = x.shape[2] if x.dim() >= 3 else 1
     given = (alpha, beta, vth, thr_coef, mem_gain, adapt_decay, slope, reset_gate, reset_value)
     spec.require_params(dict(zip(PARAM_NAMES, given)), "multistep_triton")
@@ -934,9 +934,9 @@ def multistep_triton(
         if not isinstance(p, Tensor) or not p.is_floating_point():
             raise TypeError(f"multistep_triton: {name} must be a floating-point tensor [P]")
         if p.device != x.device:
-            raise ValueError(f"multistep_triton: {name} is on {p.device}, x on {x.device}")
+            raise ConfigError(f"multistep_triton: {name} is on {p.device}, x on {x.device}")
         if p.numel() != 1 and (x.dim() < 3 or p.numel() != channels):
-            raise ValueError(
+            raise ConfigError(
                 f"multistep_triton: {name} has {p.numel()} entries; expected 1 (per layer) or C = "
                 f"{channels if x.dim() >= 3 else 'x.shape[2]'} (per channel, x of shape [T, B, C, ...]), "
                 f"x has shape {tuple(x.shape)}"

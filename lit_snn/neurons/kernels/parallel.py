@@ -38,6 +38,7 @@ import triton
 import triton.language as tl
 from torch import Tensor
 
+from ...errors import ConfigError
 from ..surrogate import SURROGATE_IDS
 from .multistep import _surrogate_grad, check_device
 
@@ -304,30 +305,30 @@ def parallel_triton(
         raise TypeError(f"parallel_triton: x must be a tensor, got {type(x).__name__}")
     check_device(x, "parallel_triton", "lit_snn.neurons.parallel.parallel_reference")
     if x.dim() < 2:
-        raise ValueError(f"parallel_triton: expected x of shape [T, ...] with >= 2 dims, got {tuple(x.shape)}")
+        raise ConfigError(f"parallel_triton: expected x of shape [T, ...] with >= 2 dims, got {tuple(x.shape)}")
     if x.dtype not in (torch.float32, torch.bfloat16, torch.float16):
         raise TypeError(
             f"parallel_triton: x must be float32, bfloat16 or float16, got {x.dtype} (use parallel_reference)"
         )
     T = x.shape[0]
     if T < 1:
-        raise ValueError(f"parallel_triton: need at least one time step, got shape {tuple(x.shape)}")
+        raise ConfigError(f"parallel_triton: need at least one time step, got shape {tuple(x.shape)}")
     if T > MAX_T:
-        raise ValueError(f"parallel_triton: T = {T} time steps; the kernel handles at most {MAX_T} "
+        raise ConfigError(f"parallel_triton: T = {T} time steps; the kernel handles at most {MAX_T} "
                          "(use parallel_reference)")
     if surrogate not in SURROGATE_IDS:
-        raise ValueError(f"parallel_triton: unknown surrogate {surrogate!r}; valid: {', '.join(SURROGATE_IDS)}")
+        raise ConfigError(f"parallel_triton: unknown surrogate {surrogate!r}; valid: {', '.join(SURROGATE_IDS)}")
     for name, p, shape in (("weight", weight, (T, T)), ("threshold", threshold, (T,))):
         if not isinstance(p, Tensor) or not p.is_floating_point():
             raise TypeError(f"parallel_triton: {name} must be a floating-point tensor of shape {list(shape)}")
         if tuple(p.shape) != shape:
-            raise ValueError(f"parallel_triton: {name} must have shape {list(shape)} for T = {T}, "
+            raise ConfigError(f"parallel_triton: {name} must have shape {list(shape)} for T = {T}, "
                              f"got {list(p.shape)}")
         if p.device != x.device:
-            raise ValueError(f"parallel_triton: {name} is on {p.device}, x on {x.device}")
+            raise ConfigError(f"parallel_triton: {name} is on {p.device}, x on {x.device}")
     N = x[0].numel()
     if N >= 2**30:  # in-kernel neuron indices are int32 (program ranges may overshoot N by a span)
-        raise ValueError(f"parallel_triton: too many neurons per step ({N}); split the batch")
+        raise ConfigError(f"parallel_triton: too many neurons per step ({N}); split the batch")
     spikes, h_last = _ParallelFunction.apply(
         x.contiguous().view(T, N), weight.contiguous(), threshold.contiguous(),
         SURROGATE_IDS[surrogate], float(surrogate_param),

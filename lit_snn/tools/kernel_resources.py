@@ -7,8 +7,8 @@ loop-carried values, only show on a GPU) and tells, per variant and autotune con
 registers per thread, local memory (register spills) and the resident warps per SM that the
 registers allow: the first-order facts of a memory-bound kernel's speed.
 
-    python -m lit_snn.neurons.kernels.resources                 # every preset, fp32 and bf16, sm_90
-    python -m lit_snn.neurons.kernels.resources --presets ar_lif --dtypes bf16 --arch 80
+    python -m lit_snn.tools.kernel_resources                 # every preset, fp32 and bf16, sm_90
+    python -m lit_snn.tools.kernel_resources --presets ar_lif --dtypes bf16 --arch 80
 
 Must run without ``TRITON_INTERPRET`` (the kernels are then decorated for compilation).
 """
@@ -27,10 +27,10 @@ import triton
 from triton.backends.compiler import GPUTarget
 from triton.compiler import ASTSource
 
-from ..presets import list_neurons, neuron_config
-from ..reference import KernelSpec
-from ..surrogate import SURROGATE_IDS
-from . import multistep, parallel
+from ..neurons.kernels import multistep, parallel
+from ..neurons.presets import list_neurons, neuron_config
+from ..neurons.reference import KernelSpec
+from ..neurons.surrogate import SURROGATE_IDS
 
 DTYPES = {"fp32": "fp32", "bf16": "bf16", "fp16": "fp16"}
 # pointers that hold activations (x's dtype); the others are fp32 (parameters, scratch, partial sums)
@@ -101,7 +101,7 @@ def parallel_configs(direction: str, T: int) -> list[tuple[int, int]]:
 
 def _compile(fn, consts: dict, dtype: str, num_warps: int, arch: int):
     if not isinstance(fn, triton.runtime.jit.JITFunction):
-        raise RuntimeError("kernels.resources: the kernels were decorated for the interpreter; unset "
+        raise RuntimeError("kernel_resources: the kernels were decorated for the interpreter; unset "
                            "TRITON_INTERPRET and run again")
     signature = {}
     for name in fn.arg_names:
@@ -150,7 +150,7 @@ def resources(kernel) -> Resources:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lit_snn.neurons.kernels.resources",
+    parser = argparse.ArgumentParser(prog="python -m lit_snn.tools.kernel_resources",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--presets", default="all", help="comma-separated preset names, or 'all'")
     parser.add_argument("--dtypes", default="fp32,bf16", help=f"comma-separated, of {', '.join(DTYPES)}")
@@ -163,7 +163,7 @@ def main(argv=None) -> int:
     dtypes = [d for d in args.dtypes.split(",") if d]
     bad = sorted(set(presets) - set(list_neurons())) + sorted(set(dtypes) - set(DTYPES))
     if bad:
-        print(f"kernels.resources: unknown presets/dtypes {bad}")
+        print(f"kernel_resources: unknown presets/dtypes {bad}")
         return 2
     print(f"sm_{args.arch}, Triton {triton.__version__}; regs/thread, local (spill) bytes/thread, resident warps/SM")
     print(f"{'preset':<11} {'dtype':<5} {'kernel':<4} autotune configurations: "
