@@ -47,7 +47,7 @@ from .axis_text import AXIS_TAG_PREFIX, parse_key, parse_text, seed_of_key, stor
 from .pareto import pareto_rows
 from .plots import axis_figure, curves_plot, optuna_pareto_plot, panels, runs_pareto_plot, scatter
 from .report_text import as_number, front_table, mean_std_table, report_head, stats_sections, trials_table
-from .spec import StudySpec
+from .spec import AblationSpec, StudySpec
 from .statistics import (
     GRID_AXIS,
     LEVEL,
@@ -170,10 +170,8 @@ def axis_texts(runs: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
     spelling the tags hold: a run tagged before 2026-12-06 holds ``True`` where a new one holds ``true``.
     The spellings known are those of the listed values (an ablation's axes, a sweep's choices); numbers
     and strings are spelled the same either way."""
-    listed = spec.axes if spec.kind == "ablation" else \
-        {path: p["choices"] for path, p in spec.params.items() if p["type"] == "categorical"}
     out = runs.copy()
-    for path, values in listed.items():
+    for path, values in spec.listed_values().items():
         column, spellings = f"{AXIS_TAG_PREFIX}{path}", stored_spellings(values)
         if column in out:
             out[column] = out[column].map(lambda tag, known=spellings: known.get(tag, tag))
@@ -387,7 +385,7 @@ def compare(spec: StudySpec, tracking_uri: str, *, study_name: str | None = None
         report.section("No COMPLETE trial yet.")
     else:
         present = [m for m in metrics if done[m].notna().any()]
-        if spec.kind == "ablation":
+        if isinstance(spec, AblationSpec):
             _compare_ablation(spec, tracker, done, present, result, report, plots)
         else:
             _compare_sweep(spec, tracker, done, present, result, report, plots, storage, log)
