@@ -182,12 +182,12 @@ class AblationFile(StudyFile):
 
 
 class SweepFile(StudyFile):
-    params: dict[str, dict[str, Any]] = Field(None, validate_default=True)  # a list: categorical choices
+    objectives: list[Objective] | None = None  # instead of metric/direction: 2 or more
     n_trials: int = Field(None, validate_default=True)
     seed: int = 0  # the training seed (seed_everything) of every trial
+    params: dict[str, dict[str, Any]] = Field(None, validate_default=True)  # a list: categorical choices
     sampler: Sampler = Sampler()
     pruner: Pruner = Pruner()
-    objectives: list[Objective] | None = None  # instead of metric/direction: 2 or more
 
     @model_validator(mode="before")
     @classmethod
