@@ -209,7 +209,7 @@ def _common(file: AblationFile | SweepFile, kind: str, source: Path | None, wher
     """The shared fields' values (less the base, metric and direction)."""
     name = file.name or (source.stem if source else kind)
     try:
-        experiment = check_experiment(file.experiment or f"{kind}/{check_name(name)}", name)
+        experiment = check_experiment(file.experiment or f"{kind}/{name}", check_name(name))  # the stem too
     except ValueError as exc:
         raise SpecError(f"{where}: {exc}") from None
     limit = file.budget.time_limit_s

@@ -231,3 +231,12 @@ def test_a_bad_value_is_one_line_naming_key_and_value(tmp_path, kind, fields, me
     with pytest.raises(SpecError) as info:
         spec_from_dict({**data, **fields}, kind)
     assert str(info.value) == message
+
+
+def test_the_file_name_is_checked_as_the_default_name(tmp_path):
+    path = tmp_path / "two words.yaml"
+    path.write_text(yaml.safe_dump({**_ablation(tmp_path), "experiment": "ablation/x"}))
+    with pytest.raises(SpecError, match=r"two words.yaml: name must be letters, digits, .*got 'two words'$"):
+        load_spec(path, "ablation")
+    path.write_text(yaml.safe_dump({**_ablation(tmp_path), "name": "two_words"}))
+    assert load_spec(path, "ablation").experiment == "ablation/two_words"
