@@ -35,7 +35,7 @@ KNOWN_UPWARD = {
 # record names still spelled out in files of other work in progress: file -> the names
 KNOWN_SPELLED = {"trial_queue.py": {"lit_snn.stale", "lit_snn.error", "lit_snn.closed_late"}}
 # functions of lit_snn/orchestrate over MAX_FUNCTION_LINES today, in files of other work in progress
-KNOWN_LONG = {"spec.py:spec_from_dict"}
+KNOWN_LONG: set[str] = set()
 
 
 def _modules() -> dict[str, Path]:
@@ -174,7 +174,7 @@ def test_cycle_finder_on_a_known_graph():
 
 def test_orchestrator_functions_are_short():
     long = {}
-    for path in sorted((ROOT / "orchestrate").glob("*.py")):
+    for path in sorted((ROOT / "orchestrate").rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 length = node.end_lineno - node.lineno + 1

@@ -49,7 +49,7 @@ from .axis_text import AXIS_TAG_PREFIX, parse_key, parse_text, value_text
 from .pareto import pareto_rows
 from .plots import axis_figure, curves_plot, optuna_pareto_plot, panels, runs_pareto_plot, scatter
 from .report_text import as_number, front_table, mean_std_table, report_head, stats_sections, trials_table
-from .spec import StudySpec
+from .spec import AblationSpec, StudySpec
 from .statistics import (
     GRID_AXIS,
     LEVEL,
@@ -317,7 +317,7 @@ def compare(spec: StudySpec, tracking_uri: str, *, study_name: str | None = None
         report.section("No COMPLETE trial yet.")
     else:
         present = [m for m in metrics if done[m].notna().any()]
-        if spec.kind == "ablation":
+        if isinstance(spec, AblationSpec):
             _compare_ablation(spec, tracker, done, present, result, report, plots)
         else:
             _compare_sweep(spec, tracker, done, present, result, report, plots, storage, log)

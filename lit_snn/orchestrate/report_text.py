@@ -14,7 +14,7 @@ import pandas as pd
 from . import units
 from .axis_text import value_text
 from .planning import MAX_SEEDS
-from .spec import StudySpec
+from .spec import AblationSpec, StudySpec
 from .statistics import GRID_AXIS, LEVEL, Comparison, grid_label
 from .units import unit_of
 
@@ -28,7 +28,8 @@ def report_head(spec: StudySpec, study_name: str, parent_run_id: str, tracking_u
             + (", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none") + ". "
             + (f"Objectives: {', '.join(f'{m} ({d})' for m, d in spec.objectives)}." if spec.multi_objective
                else f"Objective: {spec.metric} ({spec.direction}).")
-            + (" Values: mean ± sample std over the COMPLETE runs in each row." if spec.kind == "ablation" else ""), ""]
+            + (" Values: mean ± sample std over the COMPLETE runs in each row."
+               if isinstance(spec, AblationSpec) else ""), ""]
 
 
 def fmt(x: Any, scale: float | None = None) -> str:

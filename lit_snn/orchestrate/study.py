@@ -39,7 +39,7 @@ from .loops import TrialFailed, work
 from .options import DUPLICATE_ATTR, KEY_ATTR, POINT_ATTR, REPEAT_ATTR, RUN_ATTR, WORKER_ATTR, StudyOptions
 from .progress import Follower, Progress, Ticking
 from .space import GridPoint, check_data, check_sweep, expand_grid, grid_data_checks
-from .spec import StudySpec
+from .spec import AblationSpec, StudySpec, SweepSpec
 from .storage import make_storage, study_attr_once
 from .tracking import Tracker, check_reachable, is_server
 from .training import run_training
@@ -77,7 +77,7 @@ class StudyOutcome:
 def validate(spec: StudySpec) -> list[GridPoint] | None:
     """Resolve every trial config up front, check the objectives against the metrics the training
     logs and the datasets' files (``SpecError`` on anything wrong); the grid for ablations."""
-    if spec.kind == "ablation":
+    if isinstance(spec, AblationSpec):
         points = expand_grid(spec)
         check_data(spec, grid_data_checks(points))
         return points
@@ -98,7 +98,8 @@ def run_study(spec: StudySpec, options: StudyOptions, log: Callable[[str], None]
     handle.reap()
     handle.close_runs_left_running(ctx.experiment_id)
     # new, and failed last time (adaptive seeds: of the current round)
-    added = enqueue_round(handle) if spec.adaptive else handle.enqueue_missing() if spec.kind == "ablation" else 0
+    added = enqueue_round(handle) if spec.adaptive else \
+        handle.enqueue_missing() if isinstance(spec, AblationSpec) else 0
     idle = _announce(ctx, handle, total, added)
     if not idle:
         from lit_snn.neurons.cpu.warmup import precompile_cpu_kernels  # imports torch: not at the CLI's start
@@ -159,7 +160,7 @@ def _announce(ctx: TrialContext, handle: StudyHandle, total: int, added: int) ->
         log(f"  MLflow UI: {ctx.tracker.tracking_uri.rstrip('/')}/#/experiments/{ctx.experiment_id}/runs/"
             f"{ctx.parent_run_id}")
     idle = not counts["WAITING"] and not counts["RUNNING"] and (
-        spec.kind == "ablation" or counts["COMPLETE"] + counts["PRUNED"] >= spec.n_trials)
+        isinstance(spec, AblationSpec) or counts["COMPLETE"] + counts["PRUNED"] >= spec.n_trials)
     if idle:
         log("  nothing left to run: every trial of the study is finished")
     return idle
@@ -186,13 +187,11 @@ def _parent_run(handle: StudyHandle, tracker: Tracker, spec: StudySpec, experime
     options = handle.options
     tags = {"lit_snn.kind": spec.kind, "lit_snn.fingerprint": spec.fingerprint, "lit_snn.spec_file": spec.source or "",
             TAG_OPTUNA_STORAGE: safe_url(options.storage), "lit_snn.metric": ",".join(spec.metrics),
-            "lit_snn.direction": ",".join(spec.directions),
-            "lit_snn.axes" if spec.kind == "ablation" else "lit_snn.params": ",".join(spec.axes or spec.params)}
+            "lit_snn.direction": ",".join(spec.directions), **spec.space_tag()}
     if spec.description:
         tags[TAG_NOTE] = spec.description
     params = [("metric", ",".join(spec.metrics)), ("direction", ",".join(spec.directions)),
-              *(("axis." + p, v) for p, v in spec.axes.items()), *(("search." + p, v) for p, v in spec.params.items()),
-              ("seeds", spec.seeds), ("n_trials", total)]
+              *spec.space_params(), ("n_trials", total)]
     return study_attr_once(
         handle.storage, handle.study_id, PARENT_RUN_ATTR,
         make=lambda: tracker.create_parent_run(experiment_id, options.study_name, tags, params,
@@ -206,13 +205,13 @@ def _follow(handle: StudyHandle, spec: StudySpec, options: StudyOptions, total: 
     reader = make_storage(options.storage, heartbeat_interval=None)  # its own connections: read from a thread
 
     def label(trial: optuna.trial.FrozenTrial) -> str:
-        if spec.kind == "ablation":
+        if isinstance(spec, AblationSpec):
             return str(trial.user_attrs.get(KEY_ATTR))
         return f"#{trial.number} " + ",".join(f"{p}={v:.4g}" if isinstance(v, float) else f"{p}={v}"
                                               for p, v in trial.params.items())
 
     progress = Progress(handle.trials(), total, metrics=spec.metrics, workers=options.workers, label_of=label,
-                        point_of=lambda t: t.user_attrs.get(KEY_ATTR) if spec.kind == "ablation" else t.number,
+                        point_of=lambda t: t.user_attrs.get(KEY_ATTR) if isinstance(spec, AblationSpec) else t.number,
                         ignore=lambda t: DUPLICATE_ATTR in t.system_attrs)
     return Follower(lambda: reader.get_all_trials(handle.study_id, deepcopy=False), progress, log)
 
@@ -224,11 +223,11 @@ def _close_parent(handle: StudyHandle, tracker: Tracker, spec: StudySpec, outcom
     run_id = outcome.parent_run_id
     tracker.log_metrics(run_id, {f"trials_{k.lower()}": v for k, v in outcome.counts.items()})
     # an ablation has no "best" (that would be its luckiest seed): compare gives each arm a run with its mean and CI
-    if spec.kind == "sweep" and spec.multi_objective:  # no single best: the Pareto front (compare lists it)
+    if spec.multi_objective:  # no single best: the Pareto front (compare lists it)
         front = sorted(t.number for t in handle.study.best_trials)
         tracker.log_metrics(run_id, {"pareto_trials": len(front)})
         tracker.set_tags(run_id, {TAG_PARETO: ",".join(map(str, front))})
-    elif spec.kind == "sweep" and outcome.counts["COMPLETE"]:
+    elif isinstance(spec, SweepSpec) and outcome.counts["COMPLETE"]:
         best = handle.study.best_trial
         tracker.log_metrics(run_id, {f"best_trial/{spec.metric}": best.value, "best_trial/number": best.number})
         tracker.set_tags(run_id, {TAG_BEST: best.number, TAG_BEST_RUN: best.user_attrs.get(RUN_ATTR, "")})
@@ -247,7 +246,7 @@ def _summarize(ctx: TrialContext, handle: StudyHandle, started: float) -> StudyO
     counts = handle.counts()
     outcome = StudyOutcome(ctx.options.study_name, spec.experiment, ctx.experiment_id, ctx.parent_run_id, counts,
                            wall_s=time.time() - started)
-    if spec.kind == "ablation":
+    if isinstance(spec, AblationSpec):
         done = {t.user_attrs.get(KEY_ATTR) for t in handle.trials(DONE)}
         failed = {t.user_attrs.get(KEY_ATTR) for t in handle.trials((TrialState.FAIL,))
                   if t.system_attrs.get(DUPLICATE_ATTR) is None}  # trial 0 can be the original

@@ -209,7 +209,7 @@ def _callbacks(ctx: TrialContext, trial: optuna.trial.Trial) -> list:
         from lit_snn.neurobench import NeuroBenchCallback
 
         callbacks.append(NeuroBenchCallback())
-    if ctx.spec.kind == "sweep" and ctx.spec.pruner.get("type") != "none":  # never multi-objective
+    if ctx.spec.prunes:  # a sweep with a pruner (never multi-objective)
         from optuna_integration import PyTorchLightningPruningCallback
 
         callbacks.append(PyTorchLightningPruningCallback(trial, ctx.spec.pruner.get("monitor", "val/acc")))

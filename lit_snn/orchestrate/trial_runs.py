@@ -54,10 +54,8 @@ def axis_texts(runs: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
     spelling the tags hold: a run tagged before 2026-12-06 holds ``True`` where a new one holds ``true``.
     The spellings known are those of the listed values (an ablation's axes, a sweep's choices); numbers
     and strings are spelled the same either way."""
-    listed = spec.axes if spec.kind == "ablation" else \
-        {path: p["choices"] for path, p in spec.params.items() if p["type"] == "categorical"}
     out = runs.copy()
-    for path, values in listed.items():
+    for path, values in spec.listed_values().items():
         column, spellings = f"{AXIS_TAG_PREFIX}{path}", stored_spellings(values)
         if column in out:
             out[column] = out[column].map(lambda tag, known=spellings: known.get(tag, tag))

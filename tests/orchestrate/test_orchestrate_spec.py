@@ -10,7 +10,8 @@ from orchestrate_helpers import store_args, tiny_base
 
 from lit_snn.orchestrate import SpecError, ablate_main, load_spec, sweep_main
 from lit_snn.orchestrate.space import check_sweep, expand_grid
-from lit_snn.orchestrate.spec import _metric, spec_from_dict
+from lit_snn.orchestrate.spec import AblationSpec, SweepSpec, _metric, spec_from_dict
+from lit_snn.orchestrate.spec_schema import file_keys
 from lit_snn.orchestrate.yamlio import parse_yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -180,3 +181,62 @@ def test_report_settings_keep_the_fingerprint(tmp_path):
     assert planned.equivalence_margin == {"test/acc": 0.3}
     assert planned.min_effect == {"test/acc": 0.5, "test/energy_mj": 2.0}
     assert planned.fingerprint == plain.fingerprint
+
+
+# ---------------------------------------------------------------------- the two kinds and their schema
+def test_each_kind_is_its_own_class(tmp_path):
+    """What differs by kind is the class's: the parent run's tag and params, the listed values, pruning."""
+    ablation = spec_from_dict(_ablation(tmp_path, seeds=[0, 1]), "ablation")
+    params = {"model.lr": {"type": "float", "low": 1e-3, "high": 0.3}, "model.time_steps": [1, 2]}
+    sweep = spec_from_dict({"base": tiny_base(tmp_path / "data"), "n_trials": 2, "params": params}, "sweep")
+    assert isinstance(ablation, AblationSpec) and ablation.kind == ablation.describe()["kind"] == "ablation"
+    assert isinstance(sweep, SweepSpec) and sweep.kind == "sweep" and sweep.describe()["n_trials"] == 2
+    assert ablation.space_tag() == {"lit_snn.axes": "model.neuron"}
+    assert sweep.space_tag() == {"lit_snn.params": "model.lr,model.time_steps"}
+    assert ablation.space_params() == [("axis.model.neuron", ["lif", "ar_lif"]), ("seeds", [0, 1])]
+    assert [name for name, _ in sweep.space_params()] == ["search.model.lr", "search.model.time_steps", "seeds"]
+    assert ablation.listed_values() == {"model.neuron": ["lif", "ar_lif"]}
+    assert sweep.listed_values() == {"model.time_steps": [1, 2]}  # a float range lists nothing
+    assert not ablation.prunes and sweep.prunes and sweep.pruner["type"] == "median"
+    unpruned = {"base": tiny_base(tmp_path), "n_trials": 1, "params": params, "pruner": {"type": "none"}}
+    assert not spec_from_dict(unpruned, "sweep").prunes
+    assert ablation.adaptive is None and sweep.adaptive is None
+    assert file_keys("ablation") & file_keys("sweep") == {"name", "description", "experiment", "base_config", "base",
+                                                           "overrides", "metric", "direction", "budget"}
+
+
+@pytest.mark.parametrize("kind, fields, message", [
+    ("sweep", {"sampler": {"type": "tpe", "seed": "zero"}}, "<spec>: sampler.seed: input should be a valid integer, "
+                                                           "got 'zero'"),
+    ("sweep", {"pruner": {"type": "median", "monitor": 3}},
+     "<spec>: pruner.monitor must be a logged metric like val/acc, got 3"),
+    ("sweep", {"n_trials": None}, "<spec>: n_trials must be an integer >= 1, got None"),
+    ("sweep", {"seed": 1.5}, "<spec>: seeds must be a non-empty list of integers, got 1.5"),
+    ("ablation", {"base": {1: 2}}, "<spec>: base: input should be a valid string, got the key 1"),
+    ("ablation", {"budget": {"max_epochs": 2.0}}, "<spec>: budget.max_epochs must be an integer >= 1, got 2.0"),
+    ("ablation", {"budget": {"time_limit_s": float("nan")}},
+     "<spec>: budget.time_limit_s must be a number of seconds > 0, got nan"),
+    ("ablation", {"seeds": None}, "<spec>: seeds must be a non-empty list of integers, got None"),
+    ("ablation", {"name": 3}, "<spec>: name must be letters, digits, '_', '-' or '.', got 3"),
+    ("ablation", {"direction": "up"}, "<spec>: direction must be 'maximize' or 'minimize', got 'up'"),
+    ("ablation", {"overrides": {"model..lr": 1}}, "<spec>: overrides: 'model..lr' is not a dotted config path like "
+                                                  "'model.neuron_overrides.reset'"),
+    ("ablation", {"base": None}, "<spec>: base must be a mapping, got NoneType"),
+])
+def test_a_bad_value_is_one_line_naming_key_and_value(tmp_path, kind, fields, message):
+    """The schema's errors (pydantic's, multi-line) reach the user as one line: file, key path, value, what is valid."""
+    base = tiny_base(tmp_path / "data")
+    data = {"base": base, "axes": {"model.neuron": ["lif"]}} if kind == "ablation" else \
+        {"base": base, "n_trials": 2, "params": {"model.time_steps": [1, 2]}}
+    with pytest.raises(SpecError) as info:
+        spec_from_dict({**data, **fields}, kind)
+    assert str(info.value) == message
+
+
+def test_the_file_name_is_checked_as_the_default_name(tmp_path):
+    path = tmp_path / "two words.yaml"
+    path.write_text(yaml.safe_dump({**_ablation(tmp_path), "experiment": "ablation/x"}))
+    with pytest.raises(SpecError, match=r"two words.yaml: name must be letters, digits, .*got 'two words'$"):
+        load_spec(path, "ablation")
+    path.write_text(yaml.safe_dump({**_ablation(tmp_path), "name": "two_words"}))
+    assert load_spec(path, "ablation").experiment == "ablation/two_words"

@@ -1,0 +1,166 @@
+"""What a study file's schema cannot check alone: the base config (read from disk, with overrides, budget and
+``--set``), and the checks across keys (exclude and baseline against the axes, adaptive seeds against the
+one axis, ``--set`` against the axes, sampler/pruner options against the Optuna class, pruning vs several
+objectives). Each raises ``SpecError("FILE: ...")``, one line.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import warnings
+from pathlib import Path
+from typing import Any
+
+from .dotted import deep_merge, set_path
+from .spec_schema import AblationFile, StudyFile, SweepFile
+from .spec_values import AdaptiveSeeds, check_max_epochs, check_path, same
+from .yamlio import SpecError, load_yaml, parse_value
+
+# Quiet trainers under the orchestrator; a base config that sets these wins.
+ORCHESTRATOR_DEFAULTS = {"trainer": {"enable_progress_bar": False, "enable_model_summary": False}}
+
+
+def _fail(where: str, message: str) -> SpecError:
+    return SpecError(f"{where}: {message}")
+
+
+def _find_base_config(ref: str, source: Path | None) -> Path:
+    """``base_config`` as given (absolute or from the cwd), else next to the file, else one level up."""
+    candidates = [Path(ref)]
+    if source is not None and not Path(ref).is_absolute():
+        candidates += [source.parent / ref, source.parent.parent / ref]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate
+    tried = ", ".join(str(c) for c in candidates)
+    raise SpecError(f"{source or '<spec>'}: base_config {ref!r} not found (tried {tried})")
+
+
+def _seconds_to_max_time(seconds: float) -> str:
+    s = math.ceil(seconds)
+    return f"{s // 86400:02d}:{s % 86400 // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
+
+
+def base_config(file: StudyFile, source: Path | None, max_epochs: int | None, sets: list[str], where: str) -> dict:
+    """The config every trial starts from: defaults < base_config < base < overrides < budget < ``--set``."""
+    base: dict = {}
+    if file.base_config is not None:
+        path = _find_base_config(file.base_config, source)
+        loaded = load_yaml(path)
+        if not isinstance(loaded, dict):
+            raise SpecError(f"{path}: a config must be a mapping, got {type(loaded).__name__}")
+        base = loaded
+    if file.base is not None:
+        base = deep_merge(base, file.base)
+    base = deep_merge(deep_merge(ORCHESTRATOR_DEFAULTS, base), file.overrides)
+    epochs = max_epochs if max_epochs is not None else file.budget.max_epochs
+    try:
+        check_max_epochs(epochs)
+    except ValueError as exc:
+        raise _fail(where, str(exc)) from None
+    if epochs is not None:
+        set_path(base, "trainer.max_epochs", epochs)
+    if file.budget.trial_time_limit_s is not None:
+        set_path(base, "trainer.max_time", _seconds_to_max_time(file.budget.trial_time_limit_s))
+    for item in sets:
+        key, sep, text = item.partition("=")
+        if not sep:
+            raise SpecError(f"--set {item!r}: expected KEY=VALUE, e.g. --set trainer.max_epochs=2")
+        try:
+            path = check_path(f"--set {item!r}", key.strip())
+        except ValueError as exc:
+            raise SpecError(str(exc)) from None
+        set_path(base, path, parse_value(text))
+    return base
+
+
+def check_ablation(file: AblationFile, sets: list[str], where: str) -> dict[str, Any]:
+    """``--set`` vs the axes, exclude entries and the baseline against the axes; -> the baseline (axis -> value)."""
+    axes = file.axes
+    set_keys = {item.partition("=")[0].strip() for item in sets}
+    for path in axes:
+        if path in set_keys:
+            raise _fail(where, f"--set {path}=... conflicts with the axis {path}")
+    for entry in file.exclude:
+        for path, value in entry.items():
+            if path not in axes:
+                raise _fail(where, f"exclude entry {entry!r}: {path!r} is not an axis ({', '.join(axes)})")
+            if not any(same(value, v) for v in axes[path]):
+                raise _fail(where, f"exclude entry {entry!r}: {value!r} is not a value of axis {path}")
+    baseline: dict[str, Any] = {}
+    for path, value in file.baseline.items():
+        if path not in axes:
+            raise _fail(where, f"baseline: {path!r} is not an axis ({', '.join(axes)})")
+        match = [v for v in axes[path] if same(value, v)]
+        if not match:
+            raise _fail(where, f"baseline: {value!r} is not a value of axis {path} ({axes[path]!r})")
+        baseline[path] = match[0]
+    return baseline
+
+
+def check_adaptive_arms(axes: dict[str, list], exclude: list[dict], baseline: Any, where: str) -> None:
+    """Adaptive seeds decide the arms of one axis against its baseline: one axis, a baseline and an arm left."""
+    if len(axes) != 1:
+        raise _fail(where, f"adaptive seeds need exactly one axis (they decide each value against the axis' "
+                           f"baseline), this file has {len(axes)}: {', '.join(axes)}; use a seed list "
+                           "or one study per axis")
+    path, values = next(iter(axes.items()))
+    left = [v for v in values if not any(same(entry[path], v) for entry in exclude)]
+    if not any(same(baseline, v) for v in left):
+        raise _fail(where, f"adaptive seeds: the baseline {baseline!r} of {path} is excluded")
+    if len(left) < 2:
+        raise _fail(where, f"adaptive seeds need an arm to compare with the baseline: axis {path} has "
+                           f"{len(left)} value(s) left")
+
+
+def adaptive_of(file: AblationFile) -> AdaptiveSeeds | None:
+    plan = getattr(file.seeds, "adaptive", None)
+    return AdaptiveSeeds(plan.start, plan.step, plan.max) if plan is not None else None
+
+
+def sampler_class(kind: str) -> type:
+    """The Optuna sampler class of a sweep's ``sampler.type``."""
+    import optuna
+
+    return {"tpe": optuna.samplers.TPESampler, "nsga2": optuna.samplers.NSGAIISampler,
+            "random": optuna.samplers.RandomSampler}[kind]
+
+
+def sampler_of(file: SweepFile, given: dict, where: str) -> dict:
+    """``{type, seed, **options}``, checked by the Optuna sampler itself (e.g. NSGA-II's population_size >= 2)."""
+    sampler = file.sampler.model_dump()
+    cls = sampler_class(sampler["type"])
+    _check_kwargs(cls, sampler, where, "sampler")
+    try:  # the sampler's own checks, before anything runs
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            cls(**{k: v for k, v in sampler.items() if k != "type"})
+    except (TypeError, ValueError) as exc:
+        raise _fail(where, f"sampler: {cls.__name__} rejects {given!r}: {exc}") from None
+    return sampler
+
+
+def pruner_of(file: SweepFile, where: str) -> dict:
+    """``{type, monitor, **options}``; the default type is median, none with several objectives."""
+    multi_objective = file.objectives is not None
+    pruner = file.pruner.model_dump()
+    pruner["type"] = pruner["type"] or ("none" if multi_objective else "median")
+    if multi_objective and pruner["type"] != "none":
+        # optuna 5.0, trial/_trial.py: Trial.report and Trial.should_prune raise (Optuna's not-implemented error,
+        # "... is not supported for multi-objective optimization") when the study has several directions
+        raise _fail(where, f"pruner {pruner['type']!r}: Optuna's pruners do not support several objectives "
+                           "(Trial.report raises for a multi-objective study); set `pruner: {type: none}` "
+                           "or drop the `pruner:` entry")
+    if pruner["type"] != "none":
+        from .pruning import PRUNER_CLASSES
+
+        _check_kwargs(PRUNER_CLASSES[pruner["type"]], pruner, where, "pruner", skip={"type", "monitor"})
+    return pruner
+
+
+def _check_kwargs(cls: type, given: dict, where: str, what: str, skip: set = frozenset({"type"})) -> None:
+    valid = set(inspect.signature(cls.__init__).parameters) - {"self"}
+    unknown = sorted(set(given) - set(skip) - valid)
+    if unknown:
+        raise _fail(where, f"{what}: unknown option(s) {unknown} for {cls.__name__}; valid: {sorted(valid)}")
