@@ -24,6 +24,8 @@ from sqlalchemy import event, text
 
 from lit_snn.errors import ExpectedError
 
+from .journal import is_journal, journal_attr_once, make_journal_storage
+
 SQLITE_TIMEOUT_S = 120
 SQLITE_MAGIC = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 SQLITE_HEADER_BYTES = 100
@@ -159,12 +161,15 @@ def creation_lock(url: str):
 
 
 def make_storage(url: str, heartbeat_interval: int | None = 10, grace_period: int | None = None,
-                 on_stale=None) -> optuna.storages.RDBStorage:
+                 on_stale=None) -> optuna.storages.BaseStorage:
     """An ``RDBStorage`` for ``url`` with heartbeats (stale trials of dead workers become FAIL).
 
     ``on_stale(study, frozen_trial)`` is called for each trial this process finds stale; the
-    study runner uses it to queue the trial's point again.
+    study runner uses it to queue the trial's point again. ``journal:PATH``: Optuna's journal storage
+    on a shared file, with the same heartbeats (journal.py).
     """
+    if is_journal(url):
+        return make_journal_storage(url, heartbeat_interval, grace_period, on_stale)
     url = with_available_driver(absolute_sqlite_url(url))
     engine_kwargs: dict = {}
     if url.startswith("sqlite"):  # its folder is made by creation_lock below
@@ -193,8 +198,11 @@ def study_attr_once(storage: optuna.storages.RDBStorage, study_id: int, key: str
     the storage's write lock while it reads the attribute and, when it is missing (or not
     ``valid``), calls ``make()`` and writes the result: every process that races here gets the
     same value. SQLite: the transaction is ``BEGIN IMMEDIATE`` (``_serialize_sqlite``);
-    PostgreSQL and the others: the study's row is locked with ``SELECT ... FOR UPDATE``.
+    PostgreSQL and the others: the study's row is locked with ``SELECT ... FOR UPDATE``; a journal
+    storage: a lock file beside the journal (``journal_attr_once``).
     """
+    if not hasattr(storage, "engine"):
+        return journal_attr_once(storage, study_id, key, make, valid)
     with storage.engine.connect() as conn, conn.begin():
         if conn.dialect.name != "sqlite":
             conn.execute(text("SELECT study_id FROM studies WHERE study_id = :id FOR UPDATE"), {"id": study_id})
