@@ -15,6 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from .launchers.flags import add_launcher_flags, given_slurm_flags, slurm_flags
+from .launchers.slurm_settings import SlurmSettings, merge_flags, parse_launcher_block
 from .spec import StudySpec, detect_kind, load_spec
 from .storage import check_store, default_paths
 from .tracking import is_server
@@ -61,6 +63,7 @@ def _run_parser(prog: str, what: str) -> argparse.ArgumentParser:
                              "the rest stays queued for the next run")
     parser.add_argument("--dry-run", action="store_true", help="validate and list the trials; run nothing")
     parser.add_argument("--no-compare", action="store_true", help="do not print/write the comparison at the end")
+    add_launcher_flags(parser)
     return parser
 
 
@@ -167,7 +170,19 @@ def _run_parsed(args: argparse.Namespace, kind: str, prog: str) -> int:
         )
         check_store(options.storage)  # both, before either is opened: an unreadable one leaves the other untouched
         check_store(options.tracking_uri)
-        outcome = run_study(spec, options)
+        slurm = _slurm_settings(args)
+        if slurm is None:
+            outcome = run_study(spec, options)
+        else:
+            from .launchers.slurm import submit
+
+            outcome = submit(spec, options, slurm, wait=args.wait)
+            if not args.wait:
+                if outcome is not None:
+                    print(f"{prog}: submitted SLURM job array {outcome.job_id} ({outcome.tasks} worker task(s)); "
+                          f"`lit-snn status {args.file}` (with the same store flags) shows its trials, "
+                          f"`lit-snn compare {args.file}` compares them when they are done")
+                return 0
     except SpecError as exc:
         return _error(prog, exc)
     c = outcome.counts
@@ -192,6 +207,22 @@ def _run_parsed(args: argparse.Namespace, kind: str, prog: str) -> int:
         print(f"{prog}: failed (re-run to retry them): {', '.join(outcome.failed_keys)}", file=sys.stderr)
         return 1
     return 0
+
+
+def _slurm_settings(args: argparse.Namespace) -> SlurmSettings | None:
+    """The SLURM settings of a cluster launch (the file's ``launcher:`` block, then the flags); None: local."""
+    from .yamlio import load_yaml
+
+    block = load_yaml(args.file).get("launcher")
+    launcher, settings = parse_launcher_block(block, f"{args.file}: launcher")
+    launcher = args.launcher or launcher
+    if launcher != "slurm":
+        given = given_slurm_flags(args) + (["--wait"] if args.wait else [])
+        if given:
+            raise SpecError(f"{', '.join(given)} only apply to a SLURM launch: add --launcher slurm "
+                            "(or `launcher: {type: slurm}` in the file)")
+        return None
+    return merge_flags(settings, slurm_flags(args))
 
 
 def _print_stored_report(args: argparse.Namespace, spec: StudySpec, outcome, prog: str) -> bool:

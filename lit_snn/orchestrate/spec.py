@@ -76,7 +76,7 @@ from .dotted import deep_merge, set_path
 from .yamlio import SpecError, load_yaml, parse_value
 
 COMMON_KEYS = {"name", "description", "experiment", "base_config", "base", "overrides", "metric",
-               "direction", "budget"}
+               "direction", "budget", "launcher"}  # launcher: where the workers run (launchers/slurm_settings.py)
 ABLATION_KEYS = COMMON_KEYS | {"axes", "seeds", "exclude", "baseline", "alpha", "equivalence_margin", "min_effect"}
 SWEEP_KEYS = COMMON_KEYS | {"params", "n_trials", "seed", "sampler", "pruner", "objectives"}
 BUDGET_KEYS = {"max_epochs", "trial_time_limit_s", "time_limit_s"}
