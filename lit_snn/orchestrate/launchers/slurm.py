@@ -56,7 +56,7 @@ def submit(spec: StudySpec, options: StudyOptions, settings: SlurmSettings, *, w
     """Open the study as a local run does, submit its workers as one array; with ``wait``, follow it and
     return the ``StudyOutcome`` a local run returns, else the ``Submitted`` array (None: nothing to run)."""
     from ..progress import Ticking
-    from ..study import _announce, _open, _summarize, validate
+    from ..study import announce, open_study, summarize, validate
 
     if spec.adaptive:
         raise SpecError("--launcher slurm: adaptive seeds decide between rounds in the invoking process; run "
@@ -65,12 +65,12 @@ def submit(spec: StudySpec, options: StudyOptions, settings: SlurmSettings, *, w
     started = time.time()
     points = validate(spec)
     total = len(points) if points is not None else spec.n_trials
-    ctx, handle = _open(spec, options, points, total, log)
+    ctx, handle = open_study(spec, options, points, total, log)
     handle.reap()
     handle.close_runs_left_running(ctx.experiment_id)
     added = handle.enqueue_missing() if spec.kind == "ablation" else 0
-    if _announce(ctx, handle, total, added):
-        outcome = _summarize(ctx, handle, started)
+    if announce(ctx, handle, total, added):
+        outcome = summarize(ctx, handle, started)
         outcome.idle = True
         return outcome if wait else None
     from lit_snn.neurons.cpu.warmup import precompile_cpu_kernels  # imports torch: not at the CLI's start
@@ -113,9 +113,9 @@ def follow(ctx, handle, spec: StudySpec, submitted: Submitted, total: int, start
            log: Callable[[str], None]):
     """``--wait``: progress lines until no trial is queued or running, or the array has left the queue;
     then the outcome (the parent run closed as a local run closes it)."""
-    from ..study import _close_parent, _follow, _summarize
+    from ..study import close_parent, follow_progress, summarize
 
-    follower = _follow(handle, spec, ctx.options, total, log).start()
+    follower = follow_progress(handle, spec, ctx.options, total, log).start()
     try:
         while True:
             time.sleep(POLL_S)
@@ -129,6 +129,6 @@ def follow(ctx, handle, spec: StudySpec, submitted: Submitted, total: int, start
         raise
     finally:
         follower.stop()
-    outcome = _summarize(ctx, handle, started)
-    _close_parent(handle, ctx.tracker, spec, outcome, interrupted=False)
+    outcome = summarize(ctx, handle, started)
+    close_parent(handle, ctx.tracker, spec, outcome, interrupted=False)
     return outcome

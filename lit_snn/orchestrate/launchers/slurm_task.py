@@ -30,7 +30,7 @@ class TaskLaunch:
 def run_task(launch: TaskLaunch) -> dict[str, int]:
     """Run the study's trials on this node until none is left (or the deadline); the study's counts then."""
     from ..loops import work
-    from ..study import _close_parent, _summarize
+    from ..study import close_parent, summarize
     from ..tracking import Tracker
     from ..training import quiet_libraries
     from ..trial import TrialContext
@@ -57,8 +57,8 @@ def run_task(launch: TaskLaunch) -> dict[str, int]:
         interrupted = True
         raise
     finally:
-        outcome = _summarize(ctx, handle, started)
-        _close_parent(handle, tracker, spec, outcome, interrupted)
+        outcome = summarize(ctx, handle, started)
+        close_parent(handle, tracker, spec, outcome, interrupted)
     ctx.say(f"done: {outcome.counts['COMPLETE']} complete, {outcome.counts['RUNNING']} running elsewhere, "
             f"{outcome.counts['WAITING']} queued")
     return outcome.counts
