@@ -12,7 +12,8 @@ Two things the RDB storages have that the journal lacks are added here:
 - heartbeats (Optuna implements them for RDB storages only): ``HeartbeatJournalStorage`` records a
   trial's beat as its system attribute ``lit_snn:heartbeat`` (seconds since the epoch), so a trial
   left RUNNING by a worker on another node is failed after the grace period by Optuna's own
-  ``fail_stale_trials`` and the sweep loop's heartbeat thread, as on PostgreSQL. The beats are
+  ``fail_stale_trials`` and the sweep loop's heartbeat thread, as on PostgreSQL (a trial whose SLURM
+  task was requeued is not stale while that job is queued: launchers/preemption.py). The beats are
   compared with this node's clock: the nodes' clocks must agree to well under the grace period
   (the RDB storages compare with the database server's clock instead).
 - the atomic "read a study attribute, set it when missing" (``journal_attr_once``).
@@ -72,10 +73,12 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
     def _get_stale_trial_ids(self, study_id: int) -> list[int]:
         if self.grace_period is None:
             return []
+        from .launchers.preemption import held_by_requeue
+
         limit = time.time() - self.grace_period
         # like the RDB storages: a RUNNING trial with no beat yet is not judged (its worker may be starting)
         return [t._trial_id for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
-                if t.system_attrs.get(BEAT_ATTR, limit) < limit]
+                if t.system_attrs.get(BEAT_ATTR, limit) < limit and not held_by_requeue(t.system_attrs)]
 
     def get_heartbeat_interval(self) -> int | None:
         return self.heartbeat_interval

@@ -160,6 +160,18 @@ def creation_lock(url: str):
     return FileLock(str(path) + ".lock")
 
 
+class RequeueAwareRDBStorage(optuna.storages.RDBStorage):
+    """``RDBStorage`` whose stale trials leave out those of a requeued SLURM task still in the queue
+    (its trial resumes when the task runs again: launchers/preemption.py)."""
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        from .launchers.preemption import RESUME_ATTR, held_by_requeue
+
+        stale = super()._get_stale_trial_ids(study_id)
+        return [i for i in stale if RESUME_ATTR not in (attrs := self.get_trial_system_attrs(i))
+                or not held_by_requeue(attrs)]
+
+
 def make_storage(url: str, heartbeat_interval: int | None = 10, grace_period: int | None = None,
                  on_stale=None) -> optuna.storages.BaseStorage:
     """An ``RDBStorage`` for ``url`` with heartbeats (stale trials of dead workers become FAIL).
@@ -184,7 +196,7 @@ def make_storage(url: str, heartbeat_interval: int | None = 10, grace_period: in
             kwargs["heartbeat_stale_trial_callback"] = on_stale
     with warnings.catch_warnings(), creation_lock(url):  # heartbeat arguments are "experimental"; we want them
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        storage = RequeueAwareRDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
     if url.startswith("sqlite"):
         _serialize_sqlite(storage.engine)
     return storage

@@ -28,6 +28,9 @@ def add_launcher_flags(parser: argparse.ArgumentParser) -> None:
                        help="any other #SBATCH --KEY=VALUE line (repeatable), e.g. qos=high")
     group.add_argument("--slurm-setup", action="append", default=[], metavar="LINE",
                        help="a shell line run before the worker starts (repeatable), e.g. 'module load cuda'")
+    group.add_argument("--slurm-signal-delay-s", type=int, default=None, metavar="S",
+                       help="sbatch --signal=USR2@S: S seconds before the time limit the running trial stops at its "
+                            "last epoch-end checkpoint and the task is requeued to resume it (default 120)")
     group.add_argument("--slurm-folder", default=None,
                        help="submitit's scripts and logs, on a disk every node sees (default: <store-dir>/slurm/)")
 
@@ -37,7 +40,8 @@ def slurm_flags(args: argparse.Namespace) -> dict[str, Any]:
     return {"partition": args.slurm_partition, "time": args.slurm_time, "cpus_per_task": args.slurm_cpus_per_task,
             "gpus_per_task": args.slurm_gpus_per_task, "mem": args.slurm_mem, "account": args.slurm_account,
             "array_parallelism": args.slurm_array_parallelism, "additional": parse_additional(args.slurm_additional),
-            "setup": list(args.slurm_setup), "folder": args.slurm_folder}
+            "setup": list(args.slurm_setup), "signal_delay_s": args.slurm_signal_delay_s,
+            "folder": args.slurm_folder}
 
 
 def given_slurm_flags(args: argparse.Namespace) -> list[str]:

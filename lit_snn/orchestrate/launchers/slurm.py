@@ -25,6 +25,7 @@ from ..spec import StudySpec
 from ..storage import sqlite_path
 from ..tracking import is_server
 from ..yamlio import SpecError
+from .preemption import fail_trials_of_gone_jobs
 from .slurm_settings import SlurmSettings
 from .slurm_task import TaskLaunch, run_task
 
@@ -67,6 +68,10 @@ def submit(spec: StudySpec, options: StudyOptions, settings: SlurmSettings, *, w
     total = len(points) if points is not None else spec.n_trials
     ctx, handle = open_study(spec, options, points, total, log)
     handle.reap()
+    gone = fail_trials_of_gone_jobs(handle.storage, handle.study, handle.trials())
+    if gone:
+        log(f"  trial(s) {', '.join(map(str, gone))} ran in SLURM jobs no longer queued: failed, "
+            "their points queued again")
     handle.close_runs_left_running(ctx.experiment_id)
     added = handle.enqueue_missing() if spec.kind == "ablation" else 0
     if announce(ctx, handle, total, added):

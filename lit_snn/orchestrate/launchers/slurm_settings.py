@@ -12,6 +12,7 @@
       array_parallelism: 4        # array tasks running at once (default: all)
       additional: {qos: high}     # any other #SBATCH --key=value
       setup: ["module load cuda/12.4"]
+      signal_delay_s: 120         # USR2 this long before the time limit: the trial stops, the task is requeued
 
 ``--workers N`` is the number of array tasks; each runs one worker loop on the shared study.
 """
@@ -24,6 +25,7 @@ from typing import Any
 
 from ..yamlio import SpecError
 
+DEFAULT_SIGNAL_DELAY_S = 120  # sbatch --signal=USR2@120: time to stop a trial and requeue before the kill
 DEFAULT_TIME_MIN = 24 * 60  # submitit's own default is 5 minutes: far too short for a training trial
 TIME_FORMATS = "MM, MM:SS, HH:MM:SS, D-HH, D-HH:MM or D-HH:MM:SS"
 _TIME = re.compile(r"^(?:(\d+)-)?(\d+)(?::(\d+))?(?::(\d+))?$")
@@ -64,6 +66,7 @@ class SlurmSettings:
     array_parallelism: int | None = None
     additional: dict[str, Any] = field(default_factory=dict)
     setup: list[str] = field(default_factory=list)
+    signal_delay_s: int = DEFAULT_SIGNAL_DELAY_S  # the pre-kill signal, seconds before the time limit
     folder: str | None = None  # submitit's scripts and logs (default: <store-dir>/slurm/<study>), on a shared disk
 
     @classmethod
@@ -73,7 +76,7 @@ class SlurmSettings:
     def check(self, where: str = "launcher") -> SlurmSettings:
         """``SpecError`` naming the setting and what is valid; the settings otherwise."""
         time_minutes(self.time, f"{where}.time")
-        for name in ("cpus_per_task", "gpus_per_task", "array_parallelism"):
+        for name in ("cpus_per_task", "gpus_per_task", "array_parallelism", "signal_delay_s"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise SpecError(f"{where}.{name}: {value!r} must be a whole number >= 1")
@@ -88,7 +91,7 @@ class SlurmSettings:
     def submitit_parameters(self, tasks: int, job_name: str) -> dict[str, Any]:
         """``AutoExecutor.update_parameters`` keywords for an array of ``tasks`` single-task workers."""
         params: dict[str, Any] = {"name": job_name, "timeout_min": time_minutes(self.time), "nodes": 1,
-                                  "tasks_per_node": 1,
+                                  "tasks_per_node": 1, "slurm_signal_delay_s": self.signal_delay_s,
                                   "slurm_array_parallelism": min(self.array_parallelism or tasks, tasks)}
         if self.cpus_per_task is not None:
             params["cpus_per_task"] = self.cpus_per_task
