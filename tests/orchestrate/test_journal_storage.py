@@ -69,3 +69,17 @@ def test_attr_once_on_a_journal_keeps_the_first_value(tmp_path):
                            "parent", make) == "run-1"
     assert study_attr_once(storage, study_id, "parent", make, valid=lambda v: v != "run-1") == "run-2"
     assert len(made) == 2
+
+
+def test_doctor_checks_a_journal_storage_as_a_file(tmp_path):
+    """``lit-snn doctor --storage journal:PATH`` reads the journal file, not a database URL."""
+    from lit_snn.doctor.environment import optuna_row
+
+    url = f"journal:{tmp_path / 'shared' / 'study.journal'}"
+    row = optuna_row(url)
+    assert row.status == "ok" and "not created yet" in row.detail
+    optuna.create_study(storage=make_storage(url, heartbeat_interval=None), study_name="s")
+    row = optuna_row(url)
+    assert row.status == "ok" and row.detail.startswith(f"journal {tmp_path / 'shared' / 'study.journal'}: ")
+    row = optuna_row(f"journal:{tmp_path}")  # a folder, not a journal file
+    assert row.status != "ok" and "is not a readable file" in row.detail

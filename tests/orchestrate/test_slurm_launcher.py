@@ -46,7 +46,8 @@ def test_the_sbatch_script_carries_the_flags_and_the_block(tmp_path, write_study
     assert "submitted SLURM job array 4242 (2 worker task(s))" in out
     (script,) = [p.read_text() for p in fake_slurm.iterdir()]
     for line in ("#SBATCH --array=0-1%2", "#SBATCH --partition=debug", "#SBATCH --time=90", "#SBATCH --mem=4G",
-                 "#SBATCH --qos=high", "#SBATCH --ntasks-per-node=1", "#SBATCH --job-name=lit-snn-sb-"):
+                 "#SBATCH --qos=high", "#SBATCH --ntasks-per-node=1", "#SBATCH --job-name=lit-snn-sb-",
+                 "#SBATCH --signal=USR2@120"):
         assert line in script, line
     assert script.index("module load cuda") < script.index("export A=1") < script.index("srun")
     # the study is opened and queued before the tasks start: 4 points waiting, one parent run recorded

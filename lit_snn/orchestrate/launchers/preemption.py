@@ -34,7 +34,6 @@ import os
 import shutil
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 from optuna.trial import FrozenTrial, TrialState
@@ -127,12 +126,19 @@ def requeue_this_job(log) -> bool:
     if done.returncode != 0:
         log(f"scontrol requeue {job} failed: {(done.stderr or done.stdout).strip()}")
         return False
-    for _ in range(20):  # the job turns PENDING within a moment; until then the update is refused
-        if subprocess.run(["scontrol", "update", f"JobId={job}", "StartTime=now"],
-                          capture_output=True).returncode == 0:
-            break
-        time.sleep(0.25)
+    _eligible_at_once(job)
     return True
+
+
+def _eligible_at_once(job: str) -> None:
+    """slurmctld holds a requeued job about 2 minutes (its begin time) and takes ``StartTime=now`` only once
+    the job is pending again, i.e. after this process has exited: a detached shell, deaf to the job's
+    kill signals, does it then (where the job's processes are tracked by cgroup it dies with the job,
+    and the job waits those 2 minutes)."""
+    script = (f'trap "" TERM HUP INT; for i in $(seq 180); do '
+              f'scontrol update JobId={job} StartTime=now 2>/dev/null && exit 0; sleep 1; done')
+    subprocess.Popen(["sh", "-c", script], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 def trials_to_resume(trials: list[FrozenTrial], job: str | None) -> list[FrozenTrial]:
