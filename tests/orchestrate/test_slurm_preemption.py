@@ -96,10 +96,11 @@ def test_a_signalled_trial_resumes_in_its_requeued_task_with_the_metrics_of_an_u
 
 
 def test_scancel_of_the_array_then_the_same_command_completes_the_study_once_each(tmp_path, capsys):
-    path = _study(tmp_path, epochs=2, axes={"model.neuron": ["lif", "i_lif", "plif"]})
+    path = _study(tmp_path, epochs=4, axes={"model.neuron": ["lif", "i_lif", "plif"]})
     root = tmp_path / "run"
     job, stores = _launch(path, root, capsys)
-    _wait_until(lambda: any(t.state.name == "RUNNING" for t in _trials(root)), "a running trial")
+    checkpoints = root / "store" / ".lit_snn_cache" / "lightning"
+    _wait_until(lambda: any(checkpoints.glob("*/trial-0000/resume/epoch=*.ckpt")), "trial 0 mid-training")
     subprocess.run(["scancel", job], check=True)
     _wait_until(lambda: not array_in_queue(job), "the cancelled array to leave the queue", 60)
     running = [t.number for t in _trials(root) if t.state.name == "RUNNING"]
