@@ -6,6 +6,7 @@
     lit-snn ablate  ablations/default.yaml [--workers 2]
     lit-snn sweep   sweeps/lif_digits.yaml [--workers 2]
     lit-snn compare ablations/default.yaml
+    lit-snn status  ablations/default.yaml  # finished/running/queued/failed trials, per host and SLURM job
     lit-snn reproduce RUN_ID [--store-dir DIR | --tracking-uri URI] [--atol 0]   # re-train an MLflow run
     lit-snn evaluate  RUN_ID [--ckpt PATH_IN_ARTIFACTS]     # test an MLflow run's logged checkpoint
     lit-snn export  RUN_ID_OR_CKPT --nir FILE [--input-shape C,H,W] [--dt S]   # NIR graph (exact presets only)
@@ -36,7 +37,7 @@ def _neurons(argv: list[str]) -> None:
 _IMPORTED = {
     "train": (".tracked_train", "main"),
     "ablate": (".orchestrate.cli", "ablate_main"), "sweep": (".orchestrate.cli", "sweep_main"),
-    "compare": (".orchestrate.cli", "compare_main"),
+    "compare": (".orchestrate.cli", "compare_main"), "status": (".orchestrate.status", "status_main"),
     "reproduce": (".runs", "reproduce_main"), "evaluate": (".runs", "evaluate_main"),
     "export": (".export.cli", "export_main"),
     "neurobench": (".neurobench", "neurobench_main"),

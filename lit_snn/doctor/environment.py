@@ -111,10 +111,37 @@ def _sqlite_row(check: str, path, table: str, what: str) -> Row:
     return Row(check, OK, f"{path}: {count} {what}")
 
 
+def journal_row(url: str) -> Row:
+    """A ``journal:PATH`` storage: its file readable (and writable), or its folder writable to create it."""
+    from ..orchestrate.journal import journal_path
+
+    check = "optuna storage"
+    try:
+        path = journal_path(url)
+    except ValueError as err:
+        return Row(check, FAIL, str(err))
+    if not path.exists():
+        parent = path.parent
+        while not parent.exists():
+            parent = parent.parent
+        if os.access(parent, os.W_OK):
+            return Row(check, OK, f"journal {path} not created yet (the first study creates it)")
+        return Row(check, FAIL, f"journal {path} cannot be created: {parent} is not writable")
+    if not path.is_file() or not os.access(path, os.R_OK):
+        return Row(check, FAIL, f"journal {path} is not a readable file")
+    if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):  # its lock files go beside it
+        return Row(check, FAIL, f"journal {path}: it or its folder is not writable (studies append to it and "
+                                "lock it with files beside it)")
+    return Row(check, OK, f"journal {path}: {path.stat().st_size} bytes")
+
+
 def optuna_row(url: str) -> Row:
-    """The Optuna storage: a SQLite file, or a database server answering ``SELECT 1``."""
+    """The Optuna storage: a SQLite file, a journal file, or a database server answering ``SELECT 1``."""
+    from ..orchestrate.journal import is_journal
     from ..orchestrate.storage import sqlite_path, with_available_driver
 
+    if is_journal(url):
+        return journal_row(url)
     path = sqlite_path(url)
     if path is not None:
         return _sqlite_row("optuna storage", path, "studies", "studies")

@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..store_files import check_store
+from .launchers.flags import add_launcher_flags, given_slurm_flags, slurm_flags
+from .launchers.slurm_settings import SlurmSettings, merge_flags, parse_launcher_block
 from .spec import StudySpec, detect_kind, load_spec
 from .storage import default_paths
 from .tracking import is_server
@@ -68,6 +70,7 @@ def _run_parser(prog: str, what: str) -> argparse.ArgumentParser:
                              "the rest stays queued for the next run")
     parser.add_argument("--dry-run", action="store_true", help="validate and list the trials; run nothing")
     parser.add_argument("--no-compare", action="store_true", help="do not print/write the comparison at the end")
+    add_launcher_flags(parser)
     return parser
 
 
@@ -138,7 +141,7 @@ def _run(argv: list[str] | None, kind: str) -> int:
 
 
 def _run_parsed(args: argparse.Namespace, kind: str, prog: str) -> int:
-    from .study import run_study, validate
+    from .study import validate
 
     try:
         spec = _load(args, kind)
@@ -149,7 +152,11 @@ def _run_parsed(args: argparse.Namespace, kind: str, prog: str) -> int:
         options = _study_options(args, spec)
         check_store(options.storage)  # both, before either is opened: an unreadable one leaves the other untouched
         check_store(options.tracking_uri)
-        outcome = _storage_guarded(lambda: run_study(spec, options), options)
+        slurm = _slurm_settings(args)
+        outcome = _storage_guarded(lambda: _launch(spec, options, slurm, args.wait), options)
+        if slurm is not None and not args.wait:
+            _print_submitted(outcome, args, prog)
+            return 0
     except SpecError as exc:
         return _error(prog, exc)
     _print_outcome(outcome, prog)
@@ -237,6 +244,41 @@ def _print_outcome(outcome, prog: str) -> None:
         print(f"{prog}: {elsewhere} trial(s) still running in another process (it closes the study's parent run)")
     if outcome.pending > elsewhere and not outcome.failed_keys:
         print(f"{prog}: {outcome.pending - elsewhere} trial(s) still to run: run the same command again to continue")
+
+
+def _slurm_settings(args: argparse.Namespace) -> SlurmSettings | None:
+    """The SLURM settings of a cluster launch (the file's ``launcher:`` block, then the flags); None: local."""
+    from .yamlio import load_yaml
+
+    block = load_yaml(args.file).get("launcher")
+    launcher, settings = parse_launcher_block(block, f"{args.file}: launcher")
+    launcher = args.launcher or launcher
+    if launcher != "slurm":
+        given = given_slurm_flags(args) + (["--wait"] if args.wait else [])
+        if given:
+            raise SpecError(f"{', '.join(given)} only apply to a SLURM launch: add --launcher slurm "
+                            "(or `launcher: {type: slurm}` in the file)")
+        return None
+    return merge_flags(settings, slurm_flags(args))
+
+
+def _launch(spec: StudySpec, options, slurm: SlurmSettings | None, wait: bool):
+    """The study run here (``run_study``), or submitted as a SLURM job array (``launchers/slurm.py``)."""
+    if slurm is None:
+        from .study import run_study
+
+        return run_study(spec, options)
+    from .launchers.slurm import submit
+
+    return submit(spec, options, slurm, wait=wait)
+
+
+def _print_submitted(submitted, args: argparse.Namespace, prog: str) -> None:
+    """What a SLURM launch without ``--wait`` leaves the user: the job and the commands that follow it."""
+    if submitted is not None:
+        print(f"{prog}: submitted SLURM job array {submitted.job_id} ({submitted.tasks} worker task(s)); "
+              f"`lit-snn status {args.file}` (with the same store flags) shows its trials, "
+              f"`lit-snn compare {args.file}` compares them when they are done")
 
 
 def _print_stored_report(args: argparse.Namespace, spec: StudySpec, outcome, prog: str) -> bool:

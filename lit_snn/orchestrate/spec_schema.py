@@ -81,6 +81,9 @@ class StudyFile(_Schema):
     description: Any = None  # any scalar, shown as text
     metric: str | None = None  # default: the kind's (test/acc, val/acc_best)
     direction: Direction | None = None  # default: from the metric's name
+    # where the workers run: checked and read by launchers/slurm_settings.py (not a trial's computation,
+    # so not in the fingerprint)
+    launcher: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _has_a_base(self) -> StudyFile:

@@ -28,6 +28,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ..errors import DISK_FULL, ExpectedError
 from ..store_files import SQLITE_TIMEOUT_S, absolute_sqlite_url, check_store, read_only_store, safe_url, sqlite_path
+from .journal import is_journal, journal_attr_once, make_journal_storage
 
 MIN_FREE_BYTES = 256 * 1024  # less free space than this beside a SQLite store: its errors mean a full disk
 
@@ -78,13 +79,16 @@ def creation_lock(url: str):
 
 
 def make_storage(url: str, heartbeat_interval: int | None = 10, grace_period: int | None = None,
-                 on_stale=None, retry_s: float = 0.0) -> optuna.storages.RDBStorage:
+                 on_stale=None, retry_s: float = 0.0) -> optuna.storages.BaseStorage:
     """An ``RDBStorage`` for ``url`` with heartbeats (stale trials of dead workers become FAIL).
 
     ``on_stale(study, frozen_trial)`` is called for each trial this process finds stale; the
     study runner uses it to queue the trial's point again. ``retry_s``: how long a database that
-    cannot be reached is waited for (``RetryingRDBStorage``; 0: not at all).
+    cannot be reached is waited for (``RetryingRDBStorage``; 0: not at all). ``journal:PATH``:
+    Optuna's journal storage on a shared file, with the same heartbeats (journal.py).
     """
+    if is_journal(url):
+        return make_journal_storage(url, heartbeat_interval, grace_period, on_stale)
     url = with_available_driver(absolute_sqlite_url(url))
     engine_kwargs: dict = {}
     if url.startswith("sqlite"):  # its folder is made by creation_lock below
@@ -99,7 +103,7 @@ def make_storage(url: str, heartbeat_interval: int | None = 10, grace_period: in
             kwargs["heartbeat_stale_trial_callback"] = on_stale
     with warnings.catch_warnings(), creation_lock(url):  # heartbeat arguments are "experimental"; we want them
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        storage = RetryingRDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        storage = RequeueAwareRDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
     storage.retry_s = retry_s
     if url.startswith("sqlite"):
         _serialize_sqlite(storage.engine)
@@ -114,8 +118,11 @@ def study_attr_once(storage: optuna.storages.RDBStorage, study_id: int, key: str
     the storage's write lock while it reads the attribute and, when it is missing (or not
     ``valid``), calls ``make()`` and writes the result: every process that races here gets the
     same value. SQLite: the transaction is ``BEGIN IMMEDIATE`` (``_serialize_sqlite``);
-    PostgreSQL and the others: the study's row is locked with ``SELECT ... FOR UPDATE``.
+    PostgreSQL and the others: the study's row is locked with ``SELECT ... FOR UPDATE``; a journal
+    storage: a lock file beside the journal (``journal_attr_once``).
     """
+    if not hasattr(storage, "engine"):
+        return journal_attr_once(storage, study_id, key, make, valid)
     # SQL on Optuna's tables, not its API: the API reads and writes a study attribute in separate
     # transactions of its own, so two machines could both find it missing and write different values;
     # only one transaction holding the row lock (or SQLite's write lock) makes read-then-write atomic
@@ -242,6 +249,19 @@ class RetryingRDBStorage(optuna.storages.RDBStorage):
 
 for _name in _RETRIED:
     setattr(RetryingRDBStorage, _name, _retrying(getattr(optuna.storages.RDBStorage, _name)))
+
+
+class RequeueAwareRDBStorage(RetryingRDBStorage):
+    """``RetryingRDBStorage`` whose stale trials leave out those of a requeued SLURM task still in the queue
+    (its trial resumes when the task runs again: launchers/preemption.py)."""
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        from ..trial_record import RESUME_ATTR
+        from .resume import held_by_requeue
+
+        stale = super()._get_stale_trial_ids(study_id)
+        return [i for i in stale if RESUME_ATTR not in (attrs := self.get_trial_system_attrs(i))
+                or not held_by_requeue(attrs)]
 
 
 def storage_failure(exc: BaseException, options) -> StorageError | None:

@@ -94,13 +94,13 @@ def run_study(spec: StudySpec, options: StudyOptions, log: Callable[[str], None]
     started = time.time()
     points = validate(spec)
     total = len(points) if points is not None else spec.n_trials
-    ctx, handle = _open(spec, options, points, total, log)
+    ctx, handle = open_study(spec, options, points, total, log)
     handle.reap()
     handle.close_runs_left_running(ctx.experiment_id)
     # new, and failed last time (adaptive seeds: of the current round)
     added = enqueue_round(handle) if spec.adaptive else \
         handle.enqueue_missing() if isinstance(spec, AblationSpec) else 0
-    idle = _announce(ctx, handle, total, added)
+    idle = announce(ctx, handle, total, added)
     if not idle:
         from lit_snn.neurons.cpu.warmup import precompile_cpu_kernels  # imports torch: not at the CLI's start
 
@@ -108,7 +108,7 @@ def run_study(spec: StudySpec, options: StudyOptions, log: Callable[[str], None]
             precompile_cpu_kernels([p.config for p in points] if points is not None else [spec.base], log)
     deadline = started + spec.time_limit_s if spec.time_limit_s else None
     interrupted = False
-    follower = None if idle else _follow(handle, spec, options, total, log).start()
+    follower = None if idle else follow_progress(handle, spec, options, total, log).start()
     try:
         if not idle:
             _run_loops(ctx, handle, deadline)
@@ -118,14 +118,14 @@ def run_study(spec: StudySpec, options: StudyOptions, log: Callable[[str], None]
     finally:
         if follower is not None:
             follower.stop()
-        outcome = _summarize(ctx, handle, started)
-        _close_parent(handle, ctx.tracker, spec, outcome, interrupted)
+        outcome = summarize(ctx, handle, started)
+        close_parent(handle, ctx.tracker, spec, outcome, interrupted)
     outcome.idle = idle
     outcome.last_finished = max((t.datetime_complete for t in handle.trials() if t.datetime_complete), default=None)
     return outcome
 
 
-def _open(spec: StudySpec, options: StudyOptions, points: list[GridPoint] | None, total: int,
+def open_study(spec: StudySpec, options: StudyOptions, points: list[GridPoint] | None, total: int,
           log: Callable[[str], None]) -> tuple[TrialContext, StudyHandle]:
     """The study (created, or resumed when its fingerprint matches), its MLflow parent run, and the
     context this process runs trials in."""
@@ -148,7 +148,7 @@ def _open(spec: StudySpec, options: StudyOptions, points: list[GridPoint] | None
     return TrialContext(spec, options, tracker, experiment_id, parent_run_id, 0, log, run_training), handle
 
 
-def _announce(ctx: TrialContext, handle: StudyHandle, total: int, added: int) -> bool:
+def announce(ctx: TrialContext, handle: StudyHandle, total: int, added: int) -> bool:
     """The study's header lines; whether nothing is left to run (every trial finished before)."""
     spec, options, log = ctx.spec, ctx.options, ctx.log
     counts = handle.counts()
@@ -199,7 +199,7 @@ def _parent_run(handle: StudyHandle, tracker: Tracker, spec: StudySpec, experime
         valid=lambda run_id: tracker.is_parent_run(run_id, experiment_id))
 
 
-def _follow(handle: StudyHandle, spec: StudySpec, options: StudyOptions, total: int,
+def follow_progress(handle: StudyHandle, spec: StudySpec, options: StudyOptions, total: int,
             log: Callable[[str], None]) -> Follower:
     """The progress lines of this invocation, from the study's storage (``progress.py``)."""
     reader = make_storage(options.storage, heartbeat_interval=None)  # its own connections: read from a thread
@@ -216,7 +216,7 @@ def _follow(handle: StudyHandle, spec: StudySpec, options: StudyOptions, total: 
     return Follower(lambda: reader.get_all_trials(handle.study_id, deepcopy=False), progress, log)
 
 
-def _close_parent(handle: StudyHandle, tracker: Tracker, spec: StudySpec, outcome: StudyOutcome,
+def close_parent(handle: StudyHandle, tracker: Tracker, spec: StudySpec, outcome: StudyOutcome,
                   interrupted: bool) -> None:
     """Record the study's counts on the parent run and close it, unless another process still runs
     trials of it (that one closes it; a dead one's run is reopened by the next invocation)."""
@@ -238,7 +238,7 @@ def _close_parent(handle: StudyHandle, tracker: Tracker, spec: StudySpec, outcom
     tracker.client.set_terminated(run_id, status)
 
 
-def _summarize(ctx: TrialContext, handle: StudyHandle, started: float) -> StudyOutcome:
+def summarize(ctx: TrialContext, handle: StudyHandle, started: float) -> StudyOutcome:
     """The invocation's outcome, after a last repair of stale trials and runs left open."""
     spec = ctx.spec
     handle.reap()

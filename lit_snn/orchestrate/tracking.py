@@ -110,6 +110,11 @@ class TrialLogger(MLFlowLogger):
     def log_hyperparams(self, params: Any) -> None:
         return None
 
+    def after_save_checkpoint(self, checkpoint_callback) -> None:
+        if getattr(checkpoint_callback, "resume_point", False):  # a SLURM task's resume checkpoint: no artifact
+            return
+        super().after_save_checkpoint(checkpoint_callback)
+
     @rank_zero_only
     def finalize(self, status: str = "success") -> None:
         if self._initialized and self._checkpoint_callback:

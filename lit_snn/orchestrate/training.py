@@ -56,6 +56,7 @@ def quiet_libraries(verbose: bool = False) -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     for message in (".*does not have many workers.*", ".*smaller than the logging interval.*",
                     ".*LightningCLI's args parameter is intended.*",
+                    ".*configured with multiple `ModelCheckpoint` callbacks.*",  # a SLURM task's resume point
                     r"\s*Unable to serialize instance"):  # jsonargparse on the logger instance we pass
         warnings.filterwarnings("ignore", message=message)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

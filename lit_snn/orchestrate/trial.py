@@ -23,9 +23,19 @@ import optuna
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 
 from ..errors import ConfigError
-from ..trial_record import TAG_ERROR, TAG_KEY, TAG_OPTUNA_STUDY, TAG_PRUNED, TAG_RETRY_OF, TAG_TRIAL, TAG_WORKER
+from ..trial_record import (
+    RESUME_ATTR,
+    TAG_ERROR,
+    TAG_KEY,
+    TAG_OPTUNA_STUDY,
+    TAG_PRUNED,
+    TAG_RETRY_OF,
+    TAG_TRIAL,
+    TAG_WORKER,
+)
 from .axis_text import axis_tags
 from .options import FIXED_PARAMS_ATTR, KEY_ATTR, POINT_ATTR, RUN_ATTR, StudyOptions
+from .resume import resume_checkpoint_callback, resume_point
 from .space import (
     SEED_PARAM,
     GridPoint,
@@ -56,6 +66,7 @@ class TrialContext:
     index: int = 0  # the worker's number: its log lines start with [w<index>]
     log: Callable[[str], None] = print
     train: Callable[..., dict[str, float]] = run_training  # the study passes its own (tests plant stand-ins there)
+    resumable: bool = False  # a SLURM task: each trial keeps its latest epoch-end checkpoint (preemption.py)
 
     def say(self, message: str) -> None:
         self.log(f"[w{self.index}] {message}")
@@ -164,9 +175,14 @@ def run_trial(ctx: TrialContext, trial: optuna.trial.Trial, plan: TrialPlan) -> 
     """
     run_id, started = None, time.time()
     try:
-        run_id = _start_run(ctx, trial, plan)
-        root = Path(ctx.options.work_dir) / ctx.options.study_name.replace("/", "_") / f"trial-{trial.number:04d}"
-        metrics = ctx.train(plan.raw, callbacks=_callbacks(ctx, trial), default_root_dir=str(root),
+        root = trial_dir(ctx.options, trial.number)
+        raw, run_id = plan.raw, _resumed_run(ctx, trial)
+        if run_id is None:
+            run_id = _start_run(ctx, trial, plan)
+        elif (point := resume_point(trial.storage.get_trial(trial._trial_id).system_attrs)) is not None:
+            raw = {**raw, "ckpt_path": str(point[0])}
+            ctx.say(f"trial {trial.number} {plan.key}: resumed from its checkpoint after epoch {point[1] + 1}")
+        metrics = ctx.train(raw, callbacks=_callbacks(ctx, trial, root), default_root_dir=str(root),
                             loggers=[ctx.tracker.lightning_logger(run_id, ctx.options.log_checkpoints)])
         # per-epoch curves and test metrics are in the run already (Lightning's logger); add the rest
         ctx.tracker.log_metrics(run_id, metrics, new_only=True)
@@ -186,6 +202,21 @@ def run_trial(ctx: TrialContext, trial: optuna.trial.Trial, plan: TrialPlan) -> 
         return _failed(ctx, trial, plan.key, run_id, exc, started)
 
 
+def trial_dir(options: StudyOptions, number: int) -> Path:
+    """The folder of trial ``number``'s Lightning checkpoints."""
+    return Path(options.work_dir) / options.study_name.replace("/", "_") / f"trial-{number:04d}"
+
+
+def _resumed_run(ctx: TrialContext, trial: optuna.trial.Trial) -> str | None:
+    """The MLflow run of a trial its requeued SLURM task takes back (reopened), else None."""
+    frozen = trial.storage.get_trial(trial._trial_id)
+    run_id = frozen.user_attrs.get(RUN_ATTR)
+    if RESUME_ATTR not in frozen.system_attrs or not run_id:
+        return None
+    ctx.tracker.client.update_run(run_id, status="RUNNING")  # the interrupted fit's logger had ended it
+    return run_id
+
+
 def _start_run(ctx: TrialContext, trial: optuna.trial.Trial, plan: TrialPlan) -> str:
     """The trial's nested MLflow run (its id recorded on the trial) with the record that redoes it."""
     tags = {TAG_KEY: plan.key, TAG_TRIAL: trial.number, TAG_OPTUNA_STUDY: ctx.options.study_name,
@@ -202,9 +233,10 @@ def _start_run(ctx: TrialContext, trial: optuna.trial.Trial, plan: TrialPlan) ->
     return run_id
 
 
-def _callbacks(ctx: TrialContext, trial: optuna.trial.Trial) -> list:
-    """The trial's Lightning callbacks: NeuroBench's metrics (``--neurobench``), a sweep's pruning."""
-    callbacks: list = []
+def _callbacks(ctx: TrialContext, trial: optuna.trial.Trial, root: Path) -> list:
+    """The trial's Lightning callbacks: NeuroBench's metrics (``--neurobench``), a sweep's pruning, and in a
+    SLURM task its latest epoch-end checkpoint (what a requeued task resumes it from)."""
+    callbacks: list = [resume_checkpoint_callback(root)] if ctx.resumable else []
     if ctx.options.neurobench:
         from lit_snn.neurobench import NeuroBenchCallback
 

@@ -35,9 +35,11 @@ def _proc_state(pid: int) -> str | None:
 
 
 def identity() -> dict:
-    """This process as recorded on the trials it claims."""
+    """This process as recorded on the trials it claims (with its SLURM job under SLURM)."""
+    from .slurm_env import slurm_job
+
     pid = os.getpid()
-    return {"host": HOST, "pid": pid, "start": _proc_start(pid)}
+    return {"host": HOST, "pid": pid, "start": _proc_start(pid), **slurm_job()}
 
 
 def is_dead_local(worker: dict) -> bool:

@@ -1,0 +1,132 @@
+"""What one task of a study's SLURM job array runs (submitit pickles ``run_task`` and its ``TaskLaunch``):
+the trials its job was running before a requeue (resumed from their checkpoints, preemption.py), then
+the worker loop of the study's kind (loops.py) on the shared study, as a local worker process does,
+then what a local invocation does at its end (a last repair of stale trials, and the parent run closed
+when no trial of the study runs or waits any more).
+
+On the pre-kill signal (``USR2``) or ``TERM`` the task stops its trial without failing it, marks it for
+resumption in this job, requeues itself on ``USR2`` and exits (``SystemExit``, as submitit's own
+handler would)."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+from ...entry_point import imports_without_gc
+from ..options import WORKER_ATTR, StudyOptions
+from ..slurm_env import slurm_job
+from ..spec import StudySpec
+from .preemption import Requeued, install_signal_handlers, mark_for_resume, requeue_this_job, trials_to_resume
+
+REQUEUED_EXIT = 3  # the exit status of a task that left for its requeue (or its kill)
+
+
+@dataclass(frozen=True)
+class TaskLaunch:
+    """What an array task is given: the rest it builds on its node."""
+
+    spec: StudySpec
+    options: StudyOptions
+    experiment_id: str
+    parent_run_id: str
+    index: int  # the array task's number: its log lines start with [w<index>]; a sweep's sampler seed offset
+    deadline: float | None
+
+
+def run_task(launch: TaskLaunch) -> dict[str, int]:
+    """Run the study's trials on this node until none is left (or the deadline); the study's counts then."""
+    install_signal_handlers()  # before the imports: a signal then still requeues the task
+    from ..loops import work
+    from ..tracking import Tracker
+    from ..training import quiet_libraries
+    from ..trial import TrialContext
+    from ..trial_queue import StudyHandle
+
+    started = time.time()
+    with imports_without_gc():
+        import lit_snn.train  # noqa: F401  # what every trial imports, before the first one
+    quiet_libraries(launch.options.verbose)
+    cpus = os.environ.get("SLURM_CPUS_PER_TASK")
+    if cpus:  # torch would size its pool by the node's cores, not the task's share
+        import torch
+
+        torch.set_num_threads(int(cpus))
+    spec, options = launch.spec, launch.options
+    tracker = Tracker(options.tracking_uri, options.artifact_root)
+    handle = StudyHandle(spec, options, launch.index, points=[], tracker=tracker)  # the queue holds each point
+    ctx = TrialContext(spec, options, tracker, launch.experiment_id, launch.parent_run_id, launch.index,
+                       resumable=True)
+    job = slurm_job().get("job")
+    ctx.say(f"SLURM job {job} on {os.uname().nodename}: study {options.study_name}")
+    try:
+        resume_trials(ctx, handle, job)
+        work(ctx, handle, launch.deadline)
+    except Requeued as stop:
+        leave_for_requeue(ctx, handle, stop.signame)
+        raise SystemExit(REQUEUED_EXIT) from None
+    except KeyboardInterrupt:
+        _end(ctx, handle, started, interrupted=True)
+        raise
+    outcome = _end(ctx, handle, started, interrupted=False)
+    ctx.say(f"done: {outcome.counts['COMPLETE']} complete, {outcome.counts['RUNNING']} running elsewhere, "
+            f"{outcome.counts['WAITING']} queued")
+    return outcome.counts
+
+
+def _end(ctx, handle, started: float, interrupted: bool):
+    from ..study import close_parent, summarize
+
+    outcome = summarize(ctx, handle, started)
+    close_parent(handle, ctx.tracker, ctx.spec, outcome, interrupted)
+    return outcome
+
+
+def resume_trials(ctx, handle, job: str | None) -> None:
+    """Run to the end the trials this SLURM job was running when it was requeued (same Optuna trial, same
+    MLflow run, from the trial's last epoch-end checkpoint: ``run_trial`` reads the mark)."""
+    from ..loops import run_claimed
+    from ..workers import identity
+
+    for frozen in trials_to_resume(handle.trials(), job):
+        handle.storage.set_trial_system_attr(frozen._trial_id, WORKER_ATTR, identity())
+        trial = _trial(handle, frozen)
+        if ctx.spec.kind == "ablation":
+            run_claimed(ctx, handle, trial, frozen._trial_id)
+        else:
+            _run_sweep_trial(ctx, handle, trial)
+
+
+def _trial(handle, frozen):
+    import optuna
+
+    return optuna.trial.Trial(handle.study, frozen._trial_id)
+
+
+def _run_sweep_trial(ctx, handle, trial) -> None:
+    """A sweep trial taken back outside ``study.optimize`` (which only asks for new ones): run, then tell."""
+    from optuna.trial import TrialState
+
+    from ..trial import plan_and_run, sweep_plan
+    from ..workers import Heartbeat
+
+    with Heartbeat(handle.storage, trial._trial_id, ctx.options.heartbeat_s):
+        outcome = plan_and_run(ctx, trial, sweep_plan)
+        if outcome.state == "COMPLETE":
+            handle.study.tell(trial, outcome.values if ctx.spec.multi_objective else outcome.values[0])
+        else:
+            handle.study.tell(trial, state=TrialState.PRUNED if outcome.state == "PRUNED" else TrialState.FAIL)
+
+
+def leave_for_requeue(ctx, handle, signame: str) -> None:
+    """Mark this process's running trial for resumption in this job; requeue the job on ``USR2``."""
+    from ..trial import trial_dir
+
+    marked = mark_for_resume(handle.storage, handle.trials(), lambda n: trial_dir(ctx.options, n), signame)
+    what = f"trial(s) {', '.join(map(str, marked))} kept RUNNING to resume" if marked else "no trial running"
+    if signame == "SIGUSR2":
+        requeued = requeue_this_job(ctx.say)
+        ctx.say(f"{signame}: {what}; job {'requeued' if requeued else 'NOT requeued'}")
+    else:  # preemption, scontrol requeue or scancel: SLURM requeues the job or not
+        ctx.say(f"{signame}: {what} if SLURM requeues this job")
