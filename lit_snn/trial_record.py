@@ -66,6 +66,7 @@ WORKER_ATTR = "lit_snn:worker"  # system attr: host/pid of the process running t
 DUPLICATE_ATTR = "lit_snn:duplicate_of"  # system attr: the trial that already had this point
 INTERRUPTED_ATTR = "lit_snn:interrupted"  # system attr: the number of a trial stopped by a signal (re-queued)
 RESUME_ATTR = "lit_snn:resume"  # system attr: {"job": "123_4", "dir": <trial>/resume, "signal": "USR2"} (resume.py)
+BEAT_ATTR = "lit_snn:heartbeat"  # system attr: time.time() of a trial's last heartbeat (journal storage)
 FIXED_PARAMS_ATTR = "fixed_params"  # system attr (Optuna's): the params ``enqueue_trial`` fixed
 FINGERPRINT_ATTR = "lit_snn:fingerprint"  # study user attr: the spec's fingerprint
 

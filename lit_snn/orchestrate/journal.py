@@ -29,10 +29,11 @@ import optuna
 from optuna.storages._heartbeat import BaseHeartbeat  # not exported; what fail_stale_trials checks for
 from optuna.storages.journal import JournalFileBackend, JournalFileSymlinkLock, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
-\nfrom ..errors import ConfigError
+
+from ..errors import ConfigError
+from ..trial_record import BEAT_ATTR
 
 PREFIX = "journal:"
-BEAT_ATTR = "lit_snn:heartbeat"  # trial system attr: time.time() of the trial's last heartbeat
 LOCK_GRACE_S = 30  # a lock file older than this is a dead process's: Optuna removes it (its default)
 
 
