@@ -223,12 +223,13 @@ def _retrying(method):
         while True:
             try:
                 return method(self, *args, **kwargs)
-            except DBAPIError as exc:
+            except (DBAPIError, optuna.exceptions.StorageInternalError) as exc:  # Optuna wraps a failed commit
                 if outage_kind(exc) != "gone" or waited >= self.retry_s or _no_space(self.url):
                     raise
                 if waited == 0:
+                    cause = next((e for e in _chain_of(exc) if isinstance(e, DBAPIError)), exc)
                     _log.warning("the study storage is not reachable (%s): retrying for up to %g s",
-                                 _database_text(exc), self.retry_s)
+                                 _database_text(cause), self.retry_s)
                 time.sleep(delay)
                 waited, delay = waited + delay, min(2 * delay, 5.0)
 
