@@ -10,7 +10,7 @@ from torch import Tensor, nn
 from ..errors import ConfigError
 from .config import NeuronConfig
 from .cpu import multistep_cpu, parallel_cpu
-from .cpu.scan import gated_input
+from .cpu.scan import gated_input, nonfinite_reaches_state
 from .parallel import init_parallel_params, parallel_reference
 from .precision import warn_if_levels_collapse
 from .reference import PARAM_NAMES, KernelSpec, multistep_reference
@@ -190,9 +190,26 @@ class SpikingNeuron(nn.Module):
         if self.defer_finite_check:  # record on the device, no synchronisation; see nonfinite_input()
             # (a finite input flags only if its fp32 sum overflows, itself worth stopping for)
             self._record_nonfinite(~torch.isfinite(total))
-        elif not torch.isfinite(total) and not torch.isfinite(x).all():
+        elif not torch.isfinite(total):
+            self._raise_if_nonfinite(x)
+
+    def _raise_if_nonfinite(self, x: Tensor) -> None:
+        """``ValueError`` naming NaN or inf if ``x`` holds one (the full check, after a cheap one flagged)."""
+        if not torch.isfinite(x).all():
             bad = "NaN" if torch.isnan(x).any() else "inf"
             raise ConfigError(f"{self.name}: input contains {bad} (shape {tuple(x.shape)})")
+
+    def _check_final_state(self, x: Tensor, v_last: Tensor) -> None:
+        """``check_input``'s NaN/inf check read from ``V_T`` [...] instead of x [T, ...]: for the
+        variants ``nonfinite_reaches_state`` names, a NaN/inf anywhere in x leaves V_T non-finite,
+        so one sum over V_T (T times fewer elements than x) replaces the pass over x. A finite x
+        flags only if the membrane itself overflowed (|V| > 3e38), which is worth stopping for too."""
+        with torch.no_grad():
+            total = v_last.sum(dtype=torch.float32)
+        if self.defer_finite_check:
+            self._record_nonfinite(~torch.isfinite(total))
+        elif not torch.isfinite(total):
+            self._raise_if_nonfinite(x)
 
     def _record_nonfinite(self, bad: Tensor) -> None:
         self._nonfinite = bad if self._nonfinite is None else self._nonfinite | bad
@@ -229,8 +246,11 @@ class SpikingNeuron(nn.Module):
         parallel = self.config.decay == "parallel"
         # the deferred NaN/inf check rides on the Triton forward of the scan, which reads x anyway
         fused_check = triton_path and self.defer_finite_check and self.config.validate and not parallel
+        # the CPU path's simple variants carry a NaN/inf of x into V_T: their check reads V_T after the scan
+        state_check = (path == "cpu" and self.config.validate and self.config.decay != "gated" and not parallel
+                       and isinstance(x, Tensor) and nonfinite_reaches_state(self.spec))
         if self.config.validate:
-            self.check_input(x, finite=not fused_check)
+            self.check_input(x, finite=not (fused_check or state_check))
         if parallel:
             return self._parallel_forward(x, path)
         params = self.effective_params(x.device)
@@ -254,7 +274,10 @@ class SpikingNeuron(nn.Module):
             return multistep_triton(x, **params, spec=self.spec)
         if path == "cpu":  # the parameters stay in their dtype: the CPU path computes in fp32 (fp64 for fp64)
             params = {k: v.to(x.device) for k, v in params.items()}
-            return multistep_cpu(x, **params, spec=self.spec, **gate)
+            spikes, v_last, m_last = multistep_cpu(x, **params, spec=self.spec, **gate)
+            if state_check:
+                self._check_final_state(x, v_last)
+            return spikes, v_last, m_last
         params = {k: v.to(device=x.device, dtype=x.dtype) for k, v in params.items()}
         return multistep_reference(x, **params, spec=self.spec)
 

@@ -309,6 +309,44 @@ def test_nan_input_still_names_the_layer():
         create_neuron("lif")(torch.full((2, 3), float("nan")))
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("preset", sorted(list_neurons()))
+def test_nonfinite_input_is_caught_at_every_step(preset, bad):
+    """Every preset on the CPU path refuses a NaN/inf at the first, a middle and the last step,
+    directly and deferred, including the variants whose check reads V_T instead of x
+    (``nonfinite_reaches_state``: this is the test of that argument), and passes finite inputs,
+    also huge ones. The rate of the neuron with the bad value decides nothing: one neuron among many."""
+    steps = {"time_steps": 5} if neuron_config(preset).needs_time_steps else {}
+    layer = create_neuron(preset, **steps)
+    torch.manual_seed(3)
+    x = torch.randn(5, 2, 3, 4) * 2
+    assert layer.backend_for(x) == "cpu"
+    for t in (0, 2, 4):
+        xb = x.clone()
+        xb[t, 1, 2, 3] = bad
+        with pytest.raises(ValueError, match=f"{layer.name}: input contains {'NaN' if bad != bad else 'inf'}"):
+            layer(xb)
+        layer.defer_finite_check = True
+        layer(xb)
+        assert layer.nonfinite_input().item() is True
+        layer.defer_finite_check = False
+    for finite in (x, x * 1e30):
+        layer(finite)
+        layer.defer_finite_check = True
+        layer(finite)
+        assert layer.nonfinite_input().item() is False
+        layer.defer_finite_check = False
+
+
+def test_state_check_covers_the_simple_variants_only():
+    """The V_T check stands for the x check exactly where the argument holds: lif-like resets on the
+    numba path; not KLIF's relu slope, adaptive thresholds or resets, GLIF's gate."""
+    reads_state = {p for p in list_neurons() if cpu_scan.nonfinite_reaches_state(create_neuron(
+        p, **({"time_steps": 3} if neuron_config(p).needs_time_steps else {})).spec)}
+    assert {"lif", "plif", "hard_lif", "soft_lif", "da_lif", "i_lif", "ib_ra_lif"} <= reads_state
+    assert not reads_state & {"klif", "ar_lif", "ar_lif_dvs", "alif", "clif", "glif"}
+
+
 # --------------------------------------------------------------------------------------------- numba off
 def _outputs_and_grads(neuron, x, weight):
     xi = x.clone().requires_grad_(True)

@@ -112,6 +112,20 @@ def gated_input(x: Tensor, gain: Tensor, bias: Tensor) -> Tensor:
     return torch.addcmul(bias.to(x.dtype), gain.to(x.dtype), x)
 
 
+def nonfinite_reaches_state(spec: KernelSpec) -> bool:
+    """Whether a NaN/inf anywhere in x leaves the final membrane V_T non-finite on the numba path,
+    so that a check of V_T (N elements) stands for one of x (T N): the variants with a fixed
+    threshold, a hard or soft reset and no slope (lif, plif, hard_lif, da_lif, soft_lif, i_lif,
+    ib_ra_lif). Their step is U = beta V + alpha X, then V = U (1 - F) (hard) or U - S th (soft),
+    with S, F finite: a non-finite X makes U non-finite (alpha inf or NaN is NaN even for alpha =
+    0), a non-finite U gives a non-finite V (hard: inf 0 is NaN, U 1 is U; soft: U minus a finite
+    number), and a non-finite V_{t-1} makes the next U non-finite the same way (beta inf is inf or
+    NaN), to the last step. Not so for KLIF's relu(k P) (relu(-inf) = 0), an adaptive threshold or
+    reset, or a gated one, whose sigmoids and selects can bring a state back to finite numbers."""
+    return (uses_numba(spec) and spec.reset in ("hard", "soft") and not spec.adaptive_threshold
+            and not spec.spike_adaptive_threshold and not spec.slope)
+
+
 def uses_numba(spec: KernelSpec) -> bool:
     """Whether ``multistep_cpu`` runs ``spec`` on the numba path (else the PyTorch reference)."""
     return USE_NUMBA and _NUMBA_BROKEN is None and numba_supports(spec)
