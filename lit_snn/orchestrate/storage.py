@@ -170,7 +170,8 @@ _RETRIED = ("create_new_study", "get_study_id_from_name", "get_study_directions"
             "create_new_trial", "set_trial_param", "get_trial_param", "set_trial_state_values",
             "set_trial_intermediate_value", "set_trial_user_attr", "set_trial_system_attr",
             "get_trial_id_from_study_id_trial_number", "get_trial", "get_all_trials", "get_best_trial",
-            "record_heartbeat", "_get_stale_trial_ids")
+            "record_heartbeat", "_get_stale_trial_ids", "get_study_name_from_id", "get_trial_system_attrs",
+            "get_trial_user_attrs")  # every method of RDBStorage that opens a session
 _log = logging.getLogger(__name__)
 
 
