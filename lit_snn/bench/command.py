@@ -7,6 +7,7 @@ Usage (``lit-snn bench`` forwards its arguments to ``main``)::
     lit-snn bench --quick                           # lif, fp32, T = 4: a one-line smoke run
     lit-snn bench --columns ours,eager              # skip torch.compile and SpikingJelly
     lit-snn bench --device cpu                      # the CPU benchmark (make bench-cpu), see below
+    lit-snn bench --e2e [--help]                    # a training step of one network in each library (e2e)
 
 Input ``x`` is ``[T, *shape]``; one case is a forward over all T steps plus the backward of the
 spikes (w.r.t. ``x`` and the preset's learnable parameters). Columns:
@@ -90,6 +91,8 @@ def parse_args(argv):
     parser.add_argument("--columns", default=None, help=f"subset of {', '.join(COLUMNS)} (default "
                         f"{DEFAULT_COLUMNS['cuda']} on a GPU, {DEFAULT_COLUMNS['cpu']} on the CPU)")
     parser.add_argument("--quick", action="store_true", help="lif, fp32, T=4 only")
+    parser.add_argument("--e2e", action="store_true", help="the end-to-end training-step benchmark instead, with "
+                        "flags of its own (lit-snn bench --e2e --help)")
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"),
                         help="auto: CUDA if present, else a message and exit; cpu: the CPU benchmark")
     parser.add_argument("--threads", default="1,2", help="CPU: comma-separated torch thread counts, one table each")
@@ -131,7 +134,12 @@ def _select(args, device):
 
 def main(argv=None) -> int:
     """Run the benchmark and print one table row per (preset, dtype, T); returns the exit code."""
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--e2e" in argv:
+        from .e2e import main as e2e_main
+
+        return e2e_main([arg for arg in argv if arg != "--e2e"])
+    args = parse_args(argv)
     device = args.device
     if device == "auto":
         if not torch.cuda.is_available():
