@@ -53,6 +53,7 @@ def test_spikingjelly_networks_compute_our_loss_and_gradients(preset, variant):
 
 def test_bad_arguments_exit_2(capsys):
     assert main(["--e2e", "--presets", "lif,nope"]) == 2
-    assert main(["--e2e", "--batch", "0"]) == 2
+    assert main(["--e2e", "--batch", "0", "--threads", "1,x"]) == 2
     out = capsys.readouterr().out
-    assert "unknown presets ['nope']" in out and "--batch 0" in out
+    assert "unknown presets ['nope']; valid: alif" in out
+    assert "--batch 0, --threads '1,x': positive integers needed" in out

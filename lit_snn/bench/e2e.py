@@ -160,10 +160,14 @@ def main(argv) -> int:
     unknown = sorted(set(presets) - set(list_neurons()))
     counts = {"--T": args.T, "--batch": args.batch, "--rounds": args.rounds, "--batches": args.batches,
               "--epoch-rounds": args.epoch_rounds}
-    bad = [f"{flag} {value}" for flag, value in counts.items() if value < 1]
-    if unknown or not presets or not threads or min(threads) < 1 or bad:
-        print(f"lit-snn bench --e2e: unknown presets {unknown} (valid: {', '.join(list_neurons())}), or --threads "
-              f"{args.threads!r} not positive comma-separated integers, or not positive: {', '.join(bad) or '-'}")
+    problems = [f"{flag} {value}" for flag, value in counts.items() if value < 1]
+    if not threads or min(threads) < 1:
+        problems.append(f"--threads {args.threads!r}")
+    if problems:
+        print(f"lit-snn bench --e2e: {', '.join(problems)}: positive integers needed (--threads: comma-separated)")
+        return 2
+    if unknown or not presets:
+        print(f"lit-snn bench --e2e: unknown presets {unknown or args.presets!r}; valid: {', '.join(list_neurons())}")
         return 2
     print(f"device: cpu ({cpu_name()}, {torch.get_num_threads()} threads available), torch {torch.__version__}, "
           f"{_versions()}; mnist_conv width 16, T {args.T}, batch {args.batch}, SGD; {args.rounds} interleaved "
