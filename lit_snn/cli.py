@@ -12,7 +12,7 @@
     lit-snn export  RUN_ID_OR_CKPT --nir FILE [--input-shape C,H,W] [--dt S]   # NIR graph (exact presets only)
     lit-snn neurobench RUN_ID_OR_CKPT [--limit N]          # NeuroBench's metrics, by the neurobench package
     lit-snn inspect RUN_ID_OR_CKPT [--samples 4] [--out DIR]  # spike rasters, membrane traces, rate maps (PNG)
-    lit-snn bench   [--quick]
+    lit-snn bench   [--quick] [--device cpu] [--e2e]   # neuron benchmark; --e2e: a training step per library
     lit-snn neurons                       # list the neuron presets
     lit-snn doctor  [--root DIR] [--json] # versions, every backend vs the reference, stores, datasets
 """

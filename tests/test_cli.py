@@ -27,3 +27,16 @@ def test_help_and_unknown_command(capsys):
 def test_bench_without_gpu_exits_cleanly(capsys):
     assert main(["bench", "--quick"]) == 0
     assert "no CUDA GPU" in capsys.readouterr().out
+
+
+def test_help_and_neurons_do_not_import_lightning():
+    """``lit-snn --help`` and ``lit-snn neurons`` stay fast: Lightning (seconds of imports) is not loaded."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from lit_snn.cli import main; main(['--help']); main(['neurons']); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'lightning', 'pytorch_lightning', 'mlflow', "
+            "'optuna'}))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines()[-1] == "[]"
+    assert "lif" in result.stdout  # the commands did run

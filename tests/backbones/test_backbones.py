@@ -27,6 +27,7 @@ from lit_snn.backbones import (
     describe_backbones,
     list_backbones,
 )
+from lit_snn.backbones.layers import MaxPool2d, one_copy
 from lit_snn.backbones.layers import folded as folded_time
 from lit_snn.energy import FiringRateMonitor, SynOpsCounter
 from lit_snn.neurons import (
@@ -261,3 +262,21 @@ def test_only_the_stem_sees_analog_input(name, kwargs, size):
     first = next(n for n, m in model.named_modules() if isinstance(m, nn.Conv2d))
     assert [n for n, s in layers.items() if not s["spiking"]] == [first]
     assert len(layers) == sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in model.modules())
+
+
+def test_one_copy_is_the_tensor_a_static_input_expands():
+    """A stride-0 input's layers run on the expanded tensor itself (its gradient then skips the T
+    zero-filled copies of ``x[0]``'s backward) where it is a whole tensor, else on ``x[0]``; the
+    pooling of a static input gives the gradients of pooling the materialised copies."""
+    y = torch.randn(2, 3, 4, 4, dtype=torch.float64, requires_grad=True)
+    static = y.unsqueeze(0).expand(4, *y.shape)
+    assert one_copy(static) is y
+    part = torch.randn(3, 3, 4, 4)[1:]  # a view: the expand's base is the larger tensor, so x[0]
+    torch.testing.assert_close(one_copy(part.unsqueeze(0).expand(4, *part.shape)), part)
+    twin = y.detach().clone().requires_grad_(True)
+    pooled, twin_pooled = MaxPool2d(2)(static), MaxPool2d(2)(twin.unsqueeze(0).repeat(4, 1, 1, 1, 1))
+    assert pooled.stride(0) == 0
+    cot = torch.randn_like(twin_pooled)
+    (pooled * cot).sum().backward()
+    (twin_pooled * cot).sum().backward()
+    torch.testing.assert_close(y.grad, twin.grad, rtol=1e-12, atol=1e-12)
