@@ -1,6 +1,8 @@
 """``lit-snn bench --e2e``: its quick run prints every row with a passing loss check, and the SpikingJelly
 networks it times compute lit_snn's loss and gradients (the comparison is fair)."""
 
+import re
+
 import pytest
 import torch
 from torch import nn
@@ -15,7 +17,7 @@ def test_quick_run_prints_every_row_and_the_loss_check_passes(capsys):
     assert main(["--e2e", "--quick"]) == 0
     out = capsys.readouterr().out
     rows = {tuple(line.split()[:2]): line.split() for line in out.splitlines()
-            if line.split()[:1] in (["lif"], ["ar_lif"])}
+            if line.split()[:1] in (["lif"], ["ar_lif"]) and line.split()[1] in VARIANTS}
     assert set(rows) == {(preset, variant) for preset in ("lif", "ar_lif") for variant in VARIANTS}
     for preset in ("lif", "ar_lif"):
         assert rows[(preset, "lit_snn")][3] == "1.00"  # the ratios' base
@@ -23,6 +25,8 @@ def test_quick_run_prints_every_row_and_the_loss_check_passes(capsys):
             assert rows[(preset, variant)][-1] == "same"
             assert float(rows[(preset, variant)][2]) > 0
         assert float(rows[(preset, "ann")][2]) > 0
+        assert float(rows[(preset, "relu_T")][2]) > 0
+        assert re.search(rf"^{preset} +neurons add -?\d+% to the step of the same network with ReLU", out, re.M)
     assert rows[("ar_lif", "snntorch")][2] == "n/a"  # snnTorch's Leaky stands in for lif only
     assert "threads: 1" in out and "threads: 2" not in out
 

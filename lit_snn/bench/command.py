@@ -93,6 +93,9 @@ def parse_args(argv):
     parser.add_argument("--quick", action="store_true", help="lif, fp32, T=4 only")
     parser.add_argument("--e2e", action="store_true", help="the end-to-end training-step benchmark instead, with "
                         "flags of its own (lit-snn bench --e2e --help)")
+    parser.add_argument("--backward", action="store_true", help="CPU: each fused preset's neuron backward against "
+                        "the general adjoint, and lif's forward + backward against the copy bandwidth (x [max T, "
+                        "*shape])")
     parser.add_argument("--device", default="auto", choices=("auto", "cuda", "cpu"),
                         help="auto: CUDA if present, else a message and exit; cpu: the CPU benchmark")
     parser.add_argument("--threads", default="1,2", help="CPU: comma-separated torch thread counts, one table each")
@@ -132,6 +135,25 @@ def _select(args, device):
     return presets, dtypes, steps, shape, columns, threads
 
 
+def _backward(args) -> int:
+    """``--backward``: the CPU tables of ``backward.py`` on x [max T, *shape] (lif only with ``--quick``)."""
+    from .backward import FUSED_PRESETS, run
+
+    selection = _select(args, "cpu")
+    if isinstance(selection, str):
+        print(f"lit-snn bench: {selection}")
+        return 2
+    presets, _, steps, shape, _, threads = selection
+    if args.presets == "all":
+        presets = list(FUSED_PRESETS)
+    others = sorted(set(presets) - set(FUSED_PRESETS))
+    if others:
+        print(f"lit-snn bench: --backward compares the fused backward of {', '.join(FUSED_PRESETS)}; "
+              f"{', '.join(others)} {'has' if len(others) == 1 else 'have'} none")
+        return 2
+    return run(presets, (max(steps), *shape), threads, args.rounds)
+
+
 def main(argv=None) -> int:
     """Run the benchmark and print one table row per (preset, dtype, T); returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -140,6 +162,8 @@ def main(argv=None) -> int:
 
         return e2e_main([arg for arg in argv if arg != "--e2e"])
     args = parse_args(argv)
+    if args.backward:
+        return _backward(args)
     device = args.device
     if device == "auto":
         if not torch.cuda.is_available():

@@ -100,7 +100,7 @@ def build_variants(preset: str, T: int, batch: tuple, loader) -> tuple[dict, dic
         variants[name] = Variant(net, batch, loader)
     reference = variants["lit_snn"].loss(*batch).item()
     for name, variant in variants.items():
-        if isinstance(variant, str) or name in ("lit_snn", "snntorch", "ann"):
+        if isinstance(variant, str) or name in ("lit_snn", "snntorch", "ann", "relu_T"):
             checks[name] = "-"
             continue
         value = variant.loss(*batch).item()
@@ -141,6 +141,9 @@ def run_table(presets, args) -> bool:
             epoch_s = None if name not in epoch_ms else epoch_ms[name] / 1e3
             print(f"{preset:<7} {name:<12} {fmt(step_ms.get(name), '.1f'):>9} {fmt(step_x.get(name), '.2f'):>7} "
                   f"{fmt(epoch_s, '.3f'):>8} {fmt(epoch_x.get(name), '.2f'):>8}  {checks[name]}", flush=True)
+        if step_x.get("relu_T"):  # relu_T / lit_snn per round: the neurons' share is its inverse minus one
+            print(f"{preset:<7} neurons add {1 / step_x['relu_T'] - 1:.0%} to the step of the same network with ReLU "
+                  f"(relu_T)", flush=True)
     return passed
 
 

@@ -17,6 +17,10 @@ the per-step outputs: our ``mean_output_ce``'s input).
   decay (``U = 0.5 V + X``, ours ``U = 0.5 V + 0.5 X``) and its batch norm is per step: same
   layers and cost, not the same loss.
 - ``ann``: the floor: the same convs, batch norms, pools and linear with ReLU, channels-last, no T.
+- ``relu_T``: the same spiking network with ReLU in each neuron's place: the static image through
+  conv + BN + pool once, repeated over T, the second block and the linear over T B, channels-last.
+  What the step costs without neurons: ``lit_snn``'s time over it is what our neurons (and their
+  layout) add.
 
 The SpikingJelly neurons are ``competitors.spikingjelly_neuron``'s (checked against our presets in
 ``tests/neurons/test_spikingjelly_equivalence.py``), so with ``copy_weights`` the two SpikingJelly
@@ -31,7 +35,7 @@ from torch import Tensor, nn
 from .competitors import spikingjelly_neuron
 
 NUM_CLASSES, SIDE, WIDTH = 10, 28, 16
-VARIANTS = ("lit_snn", "sj_tutorial", "sj_expert", "snntorch", "ann")
+VARIANTS = ("lit_snn", "sj_tutorial", "sj_expert", "snntorch", "ann", "relu_T")
 SNNTORCH_PRESETS = ("lif",)  # the presets snnTorch's Leaky stands in for
 
 
@@ -160,6 +164,25 @@ class AnnFloor(nn.Module):
         return self.net(x.contiguous(memory_format=torch.channels_last))
 
 
+class ReluOverTime(nn.Module):
+    """``SpikingJellyExpert``'s network with ReLU for each neuron: the step without neurons."""
+
+    def __init__(self, T: int) -> None:
+        super().__init__()
+        self.T = T
+        w1, w2 = WIDTH, 2 * WIDTH
+        self.stem = nn.Sequential(nn.Conv2d(1, w1, 3, padding=1, bias=False), nn.BatchNorm2d(w1), nn.MaxPool2d(2))
+        self.block = nn.Sequential(nn.Conv2d(w1, w2, 3, padding=1, bias=False), nn.BatchNorm2d(w2), nn.MaxPool2d(2))
+        self.fc = nn.Linear(w2 * (SIDE // 4) ** 2, NUM_CLASSES)
+        self.to(memory_format=torch.channels_last)
+
+    def forward(self, x: Tensor) -> Tensor:  # [B, 1, 28, 28] -> [B, 10]
+        y = torch.relu(self.stem(x.contiguous(memory_format=torch.channels_last)))  # [B, w1, 14, 14], once
+        y = y.unsqueeze(0).expand(self.T, *y.shape)  # [T, B, w1, 14, 14]
+        y = torch.relu(self.block(y.flatten(0, 1))).unflatten(0, (self.T, -1))  # [T, B, w2, 7, 7]
+        return self.fc(y.flatten(2)).mean(0)  # [B, 10]
+
+
 def build_network(variant: str, preset: str, T: int) -> nn.Module:
     """``variant``'s network for ``preset`` (the ANN ignores both); ``LookupError`` where the variant has
     no counterpart of the preset, ``ImportError`` where its library is missing."""
@@ -173,6 +196,8 @@ def build_network(variant: str, preset: str, T: int) -> nn.Module:
         return SnnTorchTutorial(preset, T)
     if variant == "ann":
         return AnnFloor()
+    if variant == "relu_T":
+        return ReluOverTime(T)
     raise ValueError(f"unknown variant {variant!r}; valid: {', '.join(VARIANTS)}")
 
 

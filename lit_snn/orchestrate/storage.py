@@ -103,7 +103,9 @@ def make_storage(url: str, heartbeat_interval: int | None = 10, grace_period: in
             kwargs["heartbeat_stale_trial_callback"] = on_stale
     with warnings.catch_warnings(), creation_lock(url):  # heartbeat arguments are "experimental"; we want them
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        storage = RequeueAwareRDBStorage(url, engine_kwargs=engine_kwargs, **kwargs)
+        # the constructor connects too (schema, version): a worker starting during an outage waits as well
+        storage = _with_retry(lambda: RequeueAwareRDBStorage(url, engine_kwargs=engine_kwargs, **kwargs), retry_s,
+                              url)
     storage.retry_s = retry_s
     if url.startswith("sqlite"):
         _serialize_sqlite(storage.engine)
@@ -218,21 +220,27 @@ def _no_space(url: str) -> bool:
         return False
 
 
+def _with_retry(call: Callable, retry_s: float, url: str):
+    """``call()``, called again while it fails because the database cannot be reached, for up to ``retry_s``
+    seconds (a full disk is not waited for)."""
+    waited, delay = 0.0, 0.5
+    while True:
+        try:
+            return call()
+        except (DBAPIError, optuna.exceptions.StorageInternalError) as exc:  # Optuna wraps a failed commit
+            if outage_kind(exc) != "gone" or waited >= retry_s or _no_space(url):
+                raise
+            if waited == 0:
+                cause = next((e for e in _chain_of(exc) if isinstance(e, DBAPIError)), exc)
+                _log.warning("the study storage is not reachable (%s): retrying for up to %g s",
+                             _database_text(cause), retry_s)
+            time.sleep(delay)
+            waited, delay = waited + delay, min(2 * delay, 5.0)
+
+
 def _retrying(method):
     def call(self, *args, **kwargs):
-        waited, delay = 0.0, 0.5
-        while True:
-            try:
-                return method(self, *args, **kwargs)
-            except (DBAPIError, optuna.exceptions.StorageInternalError) as exc:  # Optuna wraps a failed commit
-                if outage_kind(exc) != "gone" or waited >= self.retry_s or _no_space(self.url):
-                    raise
-                if waited == 0:
-                    cause = next((e for e in _chain_of(exc) if isinstance(e, DBAPIError)), exc)
-                    _log.warning("the study storage is not reachable (%s): retrying for up to %g s",
-                                 _database_text(cause), self.retry_s)
-                time.sleep(delay)
-                waited, delay = waited + delay, min(2 * delay, 5.0)
+        return _with_retry(lambda: method(self, *args, **kwargs), self.retry_s, self.url)
 
     call.__name__, call.__doc__ = method.__name__, method.__doc__
     return call

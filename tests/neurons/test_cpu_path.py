@@ -13,6 +13,7 @@ numba off (the switch, or numba not importable) the CPU path is the reference it
 
 import importlib.util
 import math
+import re
 import warnings
 
 import pytest
@@ -461,3 +462,31 @@ def test_bench_cpu_mode_prints_its_columns(capsys):
     if importlib.util.find_spec("snntorch") is not None:  # snnTorch's Leaky is hard_lif
         assert rows["hard_lif"][7] != "n/a" and rows["hard_lif"][-1] == "100.00%", rows["hard_lif"]
     assert "[lif fp32 T=3] snntorch: n/a" in out
+
+
+def test_bench_backward_prints_fused_against_general_and_the_copy_fraction(capsys, monkeypatch):
+    """``lit-snn bench --backward`` (tiny sizes, one round): each fused preset and lif's/plif's other
+    surrogates timed both ways with a ratio, lif's forward + backward as a fraction of the copy
+    bandwidth, a verdict line; the fused switch is left as it was. Presets without a fused backward,
+    or the numba path off, are refused in one line (exit 2)."""
+    from lit_snn.bench import main
+    from lit_snn.neurons.cpu import numba_scan
+
+    monkeypatch.setattr(cpu_scan, "USE_NUMBA", True)
+    argv = ["--backward", "--presets", "lif,plif", "--T", "3", "--shape", "2,3,5", "--threads", "1", "--rounds", "1"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()
+            if len(line.split()) == 4 and line.split()[0].split(":")[0] in ("lif", "plif")}
+    cases = {"lif", "plif"} | {f"{p}:{s}" for p in ("lif", "plif") for s in ("rectangle", "triangle", "atan")}
+    assert set(rows) == cases
+    for fused, general, ratio in rows.values():
+        assert float(fused) > 0 and float(general) > 0 and float(ratio) > 0
+    assert re.search(r"^lif forward \+ backward [\d.]+ ms: 5 x [\d.]+ MiB at \d+% of the copy bandwidth", out, re.M)
+    assert "every fused backward took at most" in out or "fused backward slower than the general adjoint" in out
+    assert numba_scan.FUSED_BACKWARD is True
+    assert main(["--backward", "--presets", "ar_lif"]) == 2
+    assert "ar_lif has none" in capsys.readouterr().out
+    monkeypatch.setattr(cpu_scan, "USE_NUMBA", False)
+    assert main(argv) == 2
+    assert "the numba CPU path is off" in capsys.readouterr().out
