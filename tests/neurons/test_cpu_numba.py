@@ -7,7 +7,8 @@ import pytest
 import torch
 from test_cpu_path import SCAN_PRESETS, assert_matches_reference, make_case
 
-from lit_snn.neurons import KernelSpec, multistep_reference, neuron_config
+from lit_snn.memory_layout import dense_copy
+from lit_snn.neurons import KernelSpec, create_neuron, multistep_reference, neuron_config
 from lit_snn.neurons.cpu import multistep_cpu, numba_scan
 from lit_snn.neurons.cpu import scan as cpu_scan
 from lit_snn.neurons.cpu.numba_scan import NumbaScan, numba_supports
@@ -260,3 +261,35 @@ def test_psn_float32_against_the_float32_reference(numba_on):
         for a, b in zip(out[0][1:], out[1][1:]):
             scale = max(b.abs().max().item(), 1.0)
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4 * scale)
+
+
+@pytest.mark.parametrize("preset", ["lif", "plif", "i_lif", "klif", "ar_lif", "glif", "clif"])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_static_input_is_read_once_not_copied(preset, layout, numba_on):
+    """A static input (one step expanded over T with stride 0, as ``backbones``' direct encoding): the
+    kernels read its one step at every step (``numba_scan._steps_read``). Spikes, V_T, dL/dx and every
+    parameter's gradient are bitwise what the same input as a dense [T, ...] copy gives, and what
+    autograd keeps for the backward holds no [T, ...] copy of it."""
+    steps = {"time_steps": 5} if neuron_config(preset).needs_time_steps else {}
+    torch.manual_seed(5)
+    y = torch.randn(3, 4, 5, 6) * 1.5 + 0.4  # [B, C, H, W]
+    if layout == "channels_last":
+        y = y.contiguous(memory_format=torch.channels_last)
+    results = []
+    for dense in (False, True):
+        torch.manual_seed(0)
+        neuron = create_neuron(preset, **steps)
+        base = y.clone().requires_grad_(True)
+        x = base.unsqueeze(0).expand(5, *base.shape)  # [T, B, C, H, W], stride 0 over T
+        if dense:
+            x = dense_copy(x)  # a [T, ...] copy, its steps in y's layout
+            assert x.stride(0) != 0
+        kept = []
+        with torch.autograd.graph.saved_tensors_hooks(lambda t, kept=kept: kept.append(t) or t, lambda t: t):
+            spikes, v_last, _ = neuron.forward_with_state(x)
+        ((spikes * torch.linspace(-1, 1, spikes.numel()).view_as(spikes)).sum() + v_last.sum()).backward()
+        results.append([spikes, v_last, base.grad, *(p.grad for p in neuron.parameters() if p.grad is not None)])
+        if not dense:
+            assert all(t.untyped_storage().nbytes() < x.numel() * 4 for t in kept), "a [T, ...] copy was saved"
+    for a, b in zip(*results, strict=True):
+        assert torch.equal(a, b)

@@ -8,9 +8,10 @@ float64) serves every variant, and ``cache=True`` keeps it on disk (``__pycache_
 ``NUMBA_CACHE_DIR``) for the next process. No closures, no generated code: a closure cannot be
 cached.
 
-Layout: ``x`` is a contiguous ``[T, N]`` numpy view of the torch tensor (zero copy). The neurons
-are processed in chunks of ``CHUNK`` contiguous neurons; for each chunk, for each step, every
-stage of the step (charge, threshold, fire, reset, ...) is a few loops over the chunk, on
+Layout: ``x`` is a contiguous ``[T, N]`` numpy view of the torch tensor (zero copy), or ``[1, N]``
+where x repeats one step (a static input's stride-0 expand: that step is read at every step, never
+copied T times). The neurons are processed in chunks of ``CHUNK`` contiguous neurons; for each
+chunk, for each step, every stage of the step (charge, threshold, fire, reset, ...) is a few loops over the chunk, on
 chunk-sized rows of ``work`` (hot in cache; each row named per kernel: ``FWD_*``, ``BWD_*``, and
 the backward's per-step rows ``TRAJ_*``) with the branch on the variant's flags outside the loops:
 each loop is straight-line code that LLVM vectorises (AVX-512 / AVX2). The parameters are expanded
@@ -594,13 +595,15 @@ def _simple_replay(xt, v, pre, u, vn, n, prm, HARD, INTEGER, SLOPE, SCALAR, fs):
 
 @njit(**_JIT)
 def scan_forward(x, table, C, S, flags, fs, spikes, v_out, m_out, work, gain, bias, claim, block, c0, c1):
-    """x, spikes: [T, N]; table: [9, P]; v_out, m_out: [N] (m_out written when M is an output);
+    """x, spikes: [T, N] (x: [1, N] for a static input, its one step read at every step); table: [9, P];
+    v_out, m_out: [N] (m_out written when M is an output);
     work: [WORK_ROWS, CH] scratch (CH: the chunk); gain [T, Pg], bias [Pg] (Pg = 1 or C): GLIF's
     gated input x'_t = gain_t x_t + bias, the scan's input in x's place (``gain`` [0, 1]: none). All
     in the compute dtype. Runs chunks c0 .. c1 - 1 only (of ceil(N / CH): the neurons
     ``c0 CH .. min(c1 CH, N) - 1``), in blocks of ``block`` chunks that the threads sharing
     ``claim`` (int64 [1], zeroed) take in turn (``_next_chunk``)."""
-    T, N = x.shape
+    T, N = spikes.shape
+    STATIC = x.shape[0] == 1  # a static input: its one step read at every step
     GATED = gain.shape[0] != 0
     xg, grow, brow = work[FWD_XG], work[FWD_GAIN], work[FWD_BIAS]
     RESET, TH, INTEGER, CARRY = flags[FLAG_RESET], flags[FLAG_THRESHOLD], flags[FLAG_INTEGER], flags[FLAG_MEMORY_CARRY]
@@ -633,7 +636,7 @@ def scan_forward(x, table, C, S, flags, fs, spikes, v_out, m_out, work, gain, bi
         if GATED:
             _expand(bias, i0, n, C, S, brow)
         for t in range(T):
-            xt = x[t, i0:i0 + n]
+            xt = x[0 if STATIC else t, i0:i0 + n]
             if GATED:
                 _gate(xt, gain[t], brow, i0, n, C, S, grow, xg)
                 xt = xg
@@ -1072,7 +1075,8 @@ def _simple_adjoint(xt, v, pre, u, gs, av, n, prm, flags, used, SCALAR, fs, acc,
 @njit(**_JIT)
 def scan_backward(x, table, C, S, flags, fs, gs, has_gs, gv, gm, has_gv, has_gm, used, gx, part, states, traj,
                   work, gain, bias, used_gate, part_gain, part_bias, lanes, fused, claim, block, c0, c1):
-    """x, gs, gx: [T, N]; gv, gm: [N] (read where ``has_gv``/``has_gm``); used: [9] int (rows of the
+    """x, gs, gx: [T, N] (x: [1, N] for a static input, as ``scan_forward``'s); gv, gm: [N] (read where
+    ``has_gv``/``has_gm``); used: [9] int (rows of the
     parameter gradient to accumulate); part: [n_chunks, 9, P] float64, zeroed, out; states:
     [2, T + 1, CH] (V, M entering each step); traj: [TRAJ_ROWS, T, CH] (each step's U, S, the spike
     function's argument (integer), th, tanh X, P, F and ``_reset``'s sigmoids, kept by the replay for
@@ -1084,7 +1088,8 @@ def scan_backward(x, table, C, S, flags, fs, gs, has_gs, gv, gm, has_gv, has_gm,
     scratch. ``fused``: the simple variants' fused replay and adjoint (else the general ones, as
     for every other variant). Runs chunks c0 .. c1 - 1 only, claimed as ``scan_forward``'s, writing
     their rows of ``gx``, ``part``, ``part_gain``, ``part_bias``."""
-    T, N = x.shape
+    T, N = gx.shape
+    STATIC = x.shape[0] == 1  # a static input: its one step read at every step
     GATED = gain.shape[0] != 0
     Pg = gain.shape[1]
     grow, brow, accb = work[BWD_GAIN], work[BWD_BIAS], work[BWD_ACC_BIAS]
@@ -1125,7 +1130,7 @@ def scan_backward(x, table, C, S, flags, fs, gs, has_gs, gv, gm, has_gv, has_gm,
         if GATED:
             _expand(bias, i0, n, C, S, brow)
         for t in range(T):
-            xt = x[t, i0:i0 + n]
+            xt = x[0 if STATIC else t, i0:i0 + n]
             if GATED:
                 _gate(xt, gain[t], brow, i0, n, C, S, grow, traj[TRAJ_XG, t])
                 xt = traj[TRAJ_XG, t]
@@ -1157,7 +1162,7 @@ def scan_backward(x, table, C, S, flags, fs, gs, has_gs, gv, gm, has_gv, has_gm,
             _fill(accb, n, zero)
         for tt in range(T):
             t = T - 1 - tt
-            xt = traj[TRAJ_XG, t] if GATED else x[t, i0:i0 + n]
+            xt = traj[TRAJ_XG, t] if GATED else x[0 if STATIC else t, i0:i0 + n]
             m_t = zrow if no_carry else ms[t]
             u, s_, arg, tx = traj[TRAJ_U, t], traj[TRAJ_S, t], traj[TRAJ_ARG, t], traj[TRAJ_TX, t]
             th = traj[TRAJ_TH, t] if TH != 0 else prm[P_VTH]
@@ -1173,7 +1178,8 @@ def scan_backward(x, table, C, S, flags, fs, gs, has_gs, gv, gm, has_gv, has_gm,
             if GATED:  # gx holds dL/dx'_t: the gain's and the bias's shares, then dL/dx_t = dL/dx'_t gain_t
                 gxt = gx[t, i0:i0 + n]
                 if used_gate[USED_GAIN]:
-                    _channel_sums(gxt, x[t, i0:i0 + n], True, i0, n, C, S, Pg, lanes, part_gain[ci, t])
+                    xt_ = x[0 if STATIC else t, i0:i0 + n]
+                    _channel_sums(gxt, xt_, True, i0, n, C, S, Pg, lanes, part_gain[ci, t])
                 if used_gate[USED_BIAS]:
                     for j in range(n):
                         accb[j] += gxt[j]

@@ -184,9 +184,11 @@ def _flat(t: Tensor, dtype: torch.dtype, shape, order: tuple[int, ...]) -> Tenso
     return t.detach().to(dtype).permute(order).contiguous().view(shape)
 
 
-def _unflat(t: Tensor, like: Tensor, order: tuple[int, ...]) -> Tensor:
-    """A kernel output ``t`` (memory ``order``) as a tensor of ``like``'s shape and strides."""
-    return t.view([like.shape[d] for d in order]).permute([order.index(d) for d in range(len(order))])
+def _unflat(t: Tensor, like: Tensor, order: tuple[int, ...], steps: int | None = None) -> Tensor:
+    """A kernel output ``t`` (memory ``order``) as a tensor of ``like``'s shape and strides (with
+    ``steps`` in its first dim: the steps of an x whose one step ``like`` is)."""
+    shape = list(like.shape) if steps is None else [steps, *like.shape[1:]]
+    return t.view([shape[d] for d in order]).permute([order.index(d) for d in range(len(order))])
 
 
 def _gate_args(gain: Tensor | None, bias: Tensor | None, T: int, dtype: torch.dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -201,6 +203,16 @@ def _gate_args(gain: Tensor | None, bias: Tensor | None, T: int, dtype: torch.dt
     return g.expand(T, P).contiguous().numpy(), b.expand(P).contiguous().numpy()
 
 
+def _steps_read(x: Tensor) -> Tensor:
+    """What the kernels read of x [T, ...]: ``x[:1]`` where x repeats one step (a stride-0 expand over
+    T: a static image's first layer, ``backbones``' direct encoding), so that step is neither copied T
+    times nor saved T times (the kernels read row 0 at every step: ``scan_forward``); else x as a
+    dense tensor in one of the two layouts (``dense_copy``)."""
+    if x.shape[0] > 1 and x.stride(0) == 0:
+        return dense_copy(x[:1])
+    return dense_copy(x)
+
+
 class NumbaScan(torch.autograd.Function):
     """Inputs: x, the spec, GLIF's gated input (gain [T, Pg] and bias [Pg], or None, None: see
     ``multistep_cpu``), then the nine parameters (or None)."""
@@ -208,16 +220,16 @@ class NumbaScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: Tensor, spec: KernelSpec, gain: Tensor | None, bias: Tensor | None, *params):
         k = kernels()
-        x = dense_copy(x)  # x itself if contiguous or channels-last, else a copy in its steps' layout
-        dtype = compute_dtype(x.dtype)
         T = x.shape[0]
-        N, C, S = _layout(x, params, bias if gain is not None else None)
+        xs = _steps_read(x)  # [T or 1, ...]: one step where every step is the same (a static input's expand)
+        dtype = compute_dtype(x.dtype)
+        N, C, S = _layout(xs, params, bias if gain is not None else None)
         if gain is not None and gain[0].numel() > 1 and C == 1:
-            N, C, S = _layout(x, (gain[0],))
+            N, C, S = _layout(xs, (gain[0],))
         flags, floats = variant_args(spec)
         np_dtype = np.float64 if dtype == torch.float64 else np.float32
-        order = memory_order(x)
-        xc = _flat(x, dtype, (T, N), order)
+        order = memory_order(xs)
+        xc = _flat(xs, dtype, (xs.shape[0], N), order)
         table = _table(params, C, dtype)
         gain_np, bias_np = _gate_args(gain, bias, T, dtype)
         has_m = spec.keeps_memory
@@ -230,12 +242,13 @@ class NumbaScan(torch.autograd.Function):
         with scratch.scope():  # temporaries from the CPU path's pool: their pages stay mapped between calls
             run_chunks(k.scan_forward, lambda i: (*args, scratch.take((k.WORK_ROWS, chunk), xc).numpy(), gain_np,
                                                   bias_np), chunks, threads_for(chunks, T * N))
-        ctx.save_for_backward(x, gain, bias, *params)
+        ctx.save_for_backward(xs, gain, bias, *params)  # xs: x itself, or its one step (nothing copied)
         ctx.spec, ctx.table, ctx.layout, ctx.gate = spec, table, (N, C, S, order), (gain_np, bias_np)
+        ctx.steps = T
         ctx.set_materialize_grads(False)
         step_order = tuple(d - 1 for d in order[1:])  # of a step [B, C, ...]
-        m_out = _unflat(m, x[0], step_order).to(x.dtype) if has_m else x.new_zeros(()).expand(x.shape[1:])
-        return (_unflat(spikes, x, order).to(x.dtype), _unflat(v, x[0], step_order).to(x.dtype), m_out)
+        m_out = _unflat(m, xs[0], step_order).to(x.dtype) if has_m else x.new_zeros(()).expand(x.shape[1:])
+        return (_unflat(spikes, xs, order, T).to(x.dtype), _unflat(v, xs[0], step_order).to(x.dtype), m_out)
 
     @staticmethod
     def backward(ctx, grad_s, grad_v, grad_m):
@@ -245,13 +258,14 @@ class NumbaScan(torch.autograd.Function):
         gain_np, bias_np = ctx.gate
         N, C, S, order = ctx.layout
         step_order = tuple(d - 1 for d in order[1:])
-        T = x.shape[0]
+        T = ctx.steps  # x: [T, ...], or the one step of a static input ([1, ...]: ``_steps_read``)
         dtype = compute_dtype(x.dtype)
         np_dtype = np.float64 if dtype == torch.float64 else np.float32
         flags, floats = variant_args(spec)
-        xc = _flat(x, dtype, (T, N), order)
+        xc = _flat(x, dtype, (x.shape[0], N), order)
         x_np = xc.numpy()
-        gs = x_np if grad_s is None else _flat(grad_s, dtype, (T, N), order).numpy()
+        # no dL/dS: a [T, N] of zeros the kernel never reads (calloc: no page is touched)
+        gs = np.zeros((T, N), np_dtype) if grad_s is None else _flat(grad_s, dtype, (T, N), order).numpy()
         gv = x_np[0] if grad_v is None else _flat(grad_v, dtype, (N,), step_order).numpy()
         has_gm = grad_m is not None and spec.keeps_memory
         gm = _flat(grad_m, dtype, (N,), step_order).numpy() if has_gm else x_np[0]
@@ -287,7 +301,7 @@ class NumbaScan(torch.autograd.Function):
             if p.numel() == 1:
                 g = g.sum()
             grads.append(g.reshape(p.shape).to(p.dtype))
-        gx = _unflat(grad_x, x, order).to(x.dtype) if needs[0] else None
+        gx = _unflat(grad_x, x, order, T).to(x.dtype) if needs[0] else None
         g_gain = g_bias = None
         if used_gate[0]:  # [T, Pg] summed back to the gain's own shape
             g = torch.from_numpy(part_gain.sum(axis=0))
