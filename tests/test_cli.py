@@ -19,8 +19,8 @@ def test_help_and_unknown_command(capsys):
     assert "lit-snn train" in out and "lit-snn reproduce RUN_ID" in out and "lit-snn evaluate  RUN_ID" in out
     assert "lit-snn export  RUN_ID_OR_CKPT --nir FILE" in out and "lit-snn neurobench RUN_ID_OR_CKPT" in out
     assert main(["trian"]) == 2
-    assert "unknown command 'trian'; valid commands: train, ablate, sweep, compare, reproduce, evaluate, export, " \
-        "neurobench, inspect, bench" in capsys.readouterr().err
+    assert "unknown command 'trian'; valid commands: train, ablate, sweep, compare, status, reproduce, evaluate, " \
+        "export, neurobench, inspect, bench, doctor, neurons; did you mean 'train'?" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message on machines without a GPU")

@@ -11,7 +11,7 @@ from orchestrate_helpers import store_args
 from lit_snn.orchestrate import ablate_main
 from lit_snn.orchestrate.journal import BEAT_ATTR, HeartbeatJournalStorage
 from lit_snn.orchestrate.storage import make_storage, study_attr_once
-from lit_snn.orchestrate.tracking import PARENT_RUN_ATTR
+from lit_snn.trial_record import PARENT_RUN_ATTR
 
 
 def test_two_workers_on_a_journal_file_run_each_point_once(tmp_path, write_study, capsys):

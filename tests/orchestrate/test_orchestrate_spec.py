@@ -202,7 +202,7 @@ def test_each_kind_is_its_own_class(tmp_path):
     assert not spec_from_dict(unpruned, "sweep").prunes
     assert ablation.adaptive is None and sweep.adaptive is None
     assert file_keys("ablation") & file_keys("sweep") == {"name", "description", "experiment", "base_config", "base",
-                                                           "overrides", "metric", "direction", "budget"}
+                                                           "overrides", "metric", "direction", "budget", "launcher"}
 
 
 @pytest.mark.parametrize("kind, fields, message", [

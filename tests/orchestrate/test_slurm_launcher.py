@@ -15,8 +15,8 @@ from orchestrate_helpers import store_args
 from lit_snn.orchestrate import ablate_main
 from lit_snn.orchestrate.launchers.slurm_settings import SlurmSettings, parse_launcher_block, time_minutes
 from lit_snn.orchestrate.storage import make_storage
-from lit_snn.orchestrate.tracking import PARENT_RUN_ATTR
 from lit_snn.orchestrate.yamlio import SpecError
+from lit_snn.trial_record import PARENT_RUN_ATTR
 
 
 @pytest.fixture
