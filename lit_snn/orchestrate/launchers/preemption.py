@@ -109,10 +109,12 @@ def requeue_this_job(log) -> bool:
 def _eligible_at_once(job: str) -> None:
     """slurmctld holds a requeued job about 2 minutes (its begin time) and takes ``StartTime=now`` only once
     the job is pending again, i.e. after this process has exited: a detached shell, deaf to the job's
-    kill signals, does it then (where the job's processes are tracked by cgroup it dies with the job,
-    and the job waits those 2 minutes)."""
-    script = (f'trap "" TERM HUP INT; for i in $(seq 180); do '
-              f'scontrol update JobId={job} StartTime=now 2>/dev/null && exit 0; sleep 1; done')
+    kill signals, waits for ``squeue`` to show it PENDING and sets it then (an update while the job
+    still runs or completes is accepted and changes nothing; where the job's processes are tracked
+    by cgroup the shell dies with the job, and the job waits those 2 minutes)."""
+    script = (f'trap "" TERM HUP INT; for i in $(seq 360); do '
+              f'if [ "$(squeue -h -j {job} -o %T 2>/dev/null)" = PENDING ]; then '
+              f'scontrol update JobId={job} StartTime=now 2>/dev/null && exit 0; fi; sleep 0.5; done')
     subprocess.Popen(["sh", "-c", script], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL, start_new_session=True)
 
