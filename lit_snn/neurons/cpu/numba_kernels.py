@@ -19,8 +19,9 @@ per chunk into rows of ``work`` (a per-layer value repeated, a per-channel one g
 ``(i // S) % C``), so per-layer, per-channel and mixed parameters run the same loops.
 The forward of the variants with a fixed threshold and a hard or soft reset (lif, plif, hard_lif,
 da_lif, soft_lif, i_lif, ib_ra_lif) is one loop per step (``_simple_step``: 25-30% faster here;
-with per-layer parameters it reads alpha, beta and vth as scalars, as the fused backward's loops
-do: three loads less per neuron and step, 15-20% off both kernels here), and
+with per-layer parameters it reads alpha, beta and vth as scalars, as the fused backward's replay
+(``_simple_replay_scalar``) and its loop without parameter gradients do: three loads less per neuron
+and step, about 10% off lif's forward and backward here), and
 so is that of the binary gated (glif: ``_gated_step``) and complementary (clif:
 ``_complementary_step``) resets with a fixed threshold, in the forward and in the backward's replay
 (``_gated_replay``, ``_complementary_replay``: the same operations, writing what the adjoint reads).
@@ -554,11 +555,10 @@ def _reset_of(uu, sv, th, HARD, fs):
 
 
 @njit(**_JIT)
-def _simple_replay(xt, v, pre, u, vn, n, prm, HARD, INTEGER, SLOPE, SCALAR, fs):
+def _simple_replay(xt, v, pre, u, vn, n, prm, HARD, INTEGER, SLOPE, fs):
     """``_simple_step`` (and KLIF's slope, U = relu(k P)) for the backward's replay, one loop: U kept
     (and P, with SLOPE), V_t into ``vn``. S and the integer spike's argument are not kept: the
-    adjoint recomputes them from U and th (the same operations, the same values). ``SCALAR``: as
-    ``_simple_step``'s."""
+    adjoint recomputes them from U and th (the same operations, the same values)."""
     alpha, beta, vth, sl = prm[P_ALPHA], prm[P_BETA], prm[P_VTH], prm[P_SLOPE]
     zero, one = fs[F_ZERO], fs[F_ONE]
     if SLOPE:
@@ -569,28 +569,34 @@ def _simple_replay(xt, v, pre, u, vn, n, prm, HARD, INTEGER, SLOPE, SCALAR, fs):
             u[j] = uu
             sv = _integer_fire(uu, vth[j], fs)[1] if INTEGER else (one if uu >= vth[j] else zero)
             vn[j] = _reset_of(uu, sv, vth[j], HARD, fs)
-    elif INTEGER and SCALAR:
-        a, b, th = alpha[0], beta[0], vth[0]
-        for j in range(n):
-            uu = b * v[j] + a * xt[j]
-            u[j] = uu
-            vn[j] = _reset_of(uu, _integer_fire(uu, th, fs)[1], th, HARD, fs)
     elif INTEGER:
         for j in range(n):
             uu = beta[j] * v[j] + alpha[j] * xt[j]
             u[j] = uu
             vn[j] = _reset_of(uu, _integer_fire(uu, vth[j], fs)[1], vth[j], HARD, fs)
-    elif SCALAR:
-        a, b, th = alpha[0], beta[0], vth[0]
-        for j in range(n):
-            uu = b * v[j] + a * xt[j]
-            u[j] = uu
-            vn[j] = _reset_of(uu, one if uu >= th else zero, th, HARD, fs)
     else:
         for j in range(n):
             uu = beta[j] * v[j] + alpha[j] * xt[j]
             u[j] = uu
             vn[j] = _reset_of(uu, one if uu >= vth[j] else zero, vth[j], HARD, fs)
+
+
+@njit(**_JIT)
+def _simple_replay_scalar(xt, v, u, vn, n, prm, HARD, INTEGER, fs):
+    """``_simple_replay`` without a slope, for per-layer parameters: alpha, beta and vth read once (a
+    function of its own: its branches in ``_simple_replay`` made KLIF's slope loop there slower)."""
+    a, b, th = prm[P_ALPHA][0], prm[P_BETA][0], prm[P_VTH][0]
+    zero, one = fs[F_ZERO], fs[F_ONE]
+    if INTEGER:
+        for j in range(n):
+            uu = b * v[j] + a * xt[j]
+            u[j] = uu
+            vn[j] = _reset_of(uu, _integer_fire(uu, th, fs)[1], th, HARD, fs)
+    else:
+        for j in range(n):
+            uu = b * v[j] + a * xt[j]
+            u[j] = uu
+            vn[j] = _reset_of(uu, one if uu >= th else zero, th, HARD, fs)
 
 
 @njit(**_JIT)
@@ -968,8 +974,8 @@ def _adjoint_loops(u, gs, av, n, prm, KIND, OUT, HARD, DETACH, SCALAR, c1, c2, f
     """The loop of ``_simple_adjoint`` for one spike kind (inlined where ``KIND`` is a constant, so
     that each kind compiles to its own loop): ``OUT`` 0 writes dL/dX_t into ``o1`` and dL/dV_{t-1}
     into ``av``, 1 dL/dU into ``o1``, 2 dL/dU into ``o1`` and dL/dth into ``o2`` (at most two rows
-    written per loop: more stop it vectorising). ``SCALAR`` (per-layer parameters): alpha, beta and
-    vth read once before the loop (OUT 2 keeps the rows: vth's gradient is wanted there)."""
+    written per loop: more stop it vectorising). ``SCALAR`` (per-layer parameters): OUT 0 reads alpha,
+    beta and vth once before its loop (lif's case); OUT 1 and 2 read the rows."""
     alpha, beta, vth = prm[P_ALPHA], prm[P_BETA], prm[P_VTH]
     if OUT == 0 and SCALAR:
         a, b, th = alpha[0], beta[0], vth[0]
@@ -982,10 +988,6 @@ def _adjoint_loops(u, gs, av, n, prm, KIND, OUT, HARD, DETACH, SCALAR, c1, c2, f
             gu = _step_terms(av[j], gs[j], u[j], vth[j], KIND, HARD, DETACH, c1, c2, fs)[0]
             o1[j] = gu * alpha[j]
             av[j] = gu * beta[j]
-    elif OUT == 1 and SCALAR:
-        th = vth[0]
-        for j in range(n):
-            o1[j] = _step_terms(av[j], gs[j], u[j], th, KIND, HARD, DETACH, c1, c2, fs)[0]
     elif OUT == 1:
         for j in range(n):
             o1[j] = _step_terms(av[j], gs[j], u[j], vth[j], KIND, HARD, DETACH, c1, c2, fs)[0]
@@ -997,7 +999,7 @@ def _adjoint_loops(u, gs, av, n, prm, KIND, OUT, HARD, DETACH, SCALAR, c1, c2, f
 
 
 @njit(**_JIT)
-def _charge_adjoint(xt, v, pre, g_u, g_th, n, prm, SLOPE, used, SCALAR, fs, acc, gx, av):
+def _charge_adjoint(xt, v, pre, g_u, g_th, n, prm, SLOPE, used, fs, acc, gx, av):
     """The rest of a simple step's adjoint where parameter gradients or a slope are wanted, from
     dL/dU (``g_u``) and dL/dth (``g_th``, read where vth's gradient is wanted): the slope (SLOPE),
     dL/dX into ``gx``, dL/dV_{t-1} into ``av``, the parameter terms into ``acc`` (``_adjoint``'s
@@ -1018,25 +1020,14 @@ def _charge_adjoint(xt, v, pre, g_u, g_th, n, prm, SLOPE, used, SCALAR, fs, acc,
         for j in range(n):
             g_u[j] = g_u[j] * sl[j] if sl[j] * pre[j] > zero else zero
     # g_u is now dL/dP = dL/d(beta V_{t-1} + alpha X_t)
-    _scale_and_accumulate(g_u, alpha, gx, acc[P_ALPHA], xt, n, used[P_ALPHA], SCALAR)  # dL/dX_t, alpha's term
-    _scale_and_accumulate(g_u, beta, av, acc[P_BETA], v, n, used[P_BETA], SCALAR)  # dL/dV_{t-1}, beta's term
+    _scale_and_accumulate(g_u, alpha, gx, acc[P_ALPHA], xt, n, used[P_ALPHA])  # dL/dX_t, alpha's term
+    _scale_and_accumulate(g_u, beta, av, acc[P_BETA], v, n, used[P_BETA])  # dL/dV_{t-1}, beta's term
 
 
 @njit(**_JIT_INLINE)
-def _scale_and_accumulate(g, w, out, acc_row, factor, n, ACC, SCALAR):
-    """``out = g w`` and, where ``ACC``, ``acc_row += g factor``: one loop writing two rows (``SCALAR``:
-    one w for the whole chunk, read once)."""
-    if ACC and SCALAR:
-        w0 = w[0]
-        for j in range(n):
-            gj = g[j]
-            out[j] = gj * w0
-            acc_row[j] += gj * factor[j]
-    elif SCALAR:
-        w0 = w[0]
-        for j in range(n):
-            out[j] = g[j] * w0
-    elif ACC:
+def _scale_and_accumulate(g, w, out, acc_row, factor, n, ACC):
+    """``out = g w`` and, where ``ACC``, ``acc_row += g factor``: one loop writing two rows."""
+    if ACC:
         for j in range(n):
             gj = g[j]
             out[j] = gj * w[j]
@@ -1069,7 +1060,7 @@ def _simple_adjoint(xt, v, pre, u, gs, av, n, prm, flags, used, SCALAR, fs, acc,
     else:
         _adjoint_loops(u, gs, av, n, prm, 3, OUT, HARD, DETACH, SCALAR, fs[F_HALF_PI] * sp, sp / two, fs, o1, g_th)
     if OUT != 0:
-        _charge_adjoint(xt, v, pre, g_u, g_th, n, prm, SLOPE, used, SCALAR, fs, acc, gx, av)
+        _charge_adjoint(xt, v, pre, g_u, g_th, n, prm, SLOPE, used, fs, acc, gx, av)
 
 
 @njit(**_JIT)
@@ -1139,7 +1130,10 @@ def scan_backward(x, table, C, S, flags, fs, gs, has_gs, gv, gm, has_gv, has_gm,
             pre = traj[TRAJ_PRE, t] if SLOPE else u
             f = traj[TRAJ_F, t] if INTEGER else s_  # binary: F is S
             if simple:
-                _simple_replay(xt, vs[t], traj[TRAJ_PRE, t], u, vs[t + 1], n, prm, HARD, INTEGER, SLOPE, P == 1, fs)
+                if P == 1 and not SLOPE:
+                    _simple_replay_scalar(xt, vs[t], u, vs[t + 1], n, prm, HARD, INTEGER, fs)
+                else:
+                    _simple_replay(xt, vs[t], traj[TRAJ_PRE, t], u, vs[t + 1], n, prm, HARD, INTEGER, SLOPE, fs)
                 continue
             if gated:
                 _gated_replay(xt, vs[t], u, s_, vs[t + 1], n, prm, fs)
