@@ -77,6 +77,8 @@ def sqlite_problem(path: Path) -> str | None:
     except sqlite3.OperationalError as exc:
         if "locked" in str(exc):  # another process writes it: readable
             return None
+        if pending and "readonly" in str(exc):  # a hot journal of a killed writer: the next writer rolls it back
+            return None
         return str(exc)
     except sqlite3.DatabaseError as exc:
         return str(exc)

@@ -197,3 +197,24 @@ def test_check_store_passes_a_missing_an_empty_and_a_sound_store(tmp_path):
     con.close()
     check_store(f"sqlite:///{tmp_path / 'sound.db'}")
     check_store("postgresql://user@127.0.0.1/db")  # not a file: nothing to check
+
+
+def test_a_store_left_with_a_hot_journal_by_a_killed_writer_is_readable(tmp_path):
+    """A writer killed mid-transaction (SIGKILL of a study's process) leaves a hot ``-journal`` beside the
+    database; the read-only probe cannot roll it back ("attempt to write a readonly database"), but the
+    store is not unreadable: the next writer rolls it back and finds every committed row."""
+    db = tmp_path / "mlruns.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE t (x)")
+    con.execute("INSERT INTO t VALUES (1)")
+    con.commit()
+    con.close()
+    writer = ("import os, sqlite3, sys; con = sqlite3.connect(sys.argv[1], isolation_level=None); "
+              "con.execute('PRAGMA cache_size=1'); con.execute('BEGIN IMMEDIATE'); "
+              "con.executemany('INSERT INTO t VALUES (?)', [(i,) for i in range(20000)]); os._exit(9)")
+    subprocess.run([sys.executable, "-c", writer, str(db)], check=False)
+    assert Path(f"{db}-journal").exists()  # hot: the killed writer's pages to restore
+    check_store(f"sqlite:///{db}")  # no UnreadableStoreError
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT count(*) FROM t").fetchone() == (1,)  # rolled back to the committed row
+    con.close()
