@@ -91,9 +91,24 @@ class Heartbeat:
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
+STOP_MESSAGE = "signal "  # the KeyboardInterrupt's text that ``_stop`` raises: "signal 15"
+
+
 def _stop(signum, _frame) -> None:
     signal.signal(signum, signal.SIG_IGN)  # once: a second signal must not interrupt the clean-up
-    raise KeyboardInterrupt(f"signal {signum}")  # unwinds the trial: its runs are closed as KILLED
+    raise KeyboardInterrupt(f"{STOP_MESSAGE}{signum}")  # unwinds the trial: its runs are closed as KILLED
+
+
+def quiet_swallowed_stops(unraisable) -> None:
+    """``sys.unraisablehook`` of a worker: a stop signal that lands inside a weakref callback or a
+    ``__del__`` raises there, where Python cannot unwind it and prints "Exception ignored" with a
+    traceback. The stop itself goes on (Lightning's SIGTERM flag ends the fit, and the worker's
+    ``StopWatchdog`` ends the process after the grace period), so only that noise is dropped;
+    every other unraisable exception reaches the default hook."""
+    exc = unraisable.exc_value
+    if isinstance(exc, KeyboardInterrupt) and str(exc).startswith(STOP_MESSAGE):
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def die_with_parent(parent_pid: int) -> None:
@@ -106,6 +121,7 @@ def die_with_parent(parent_pid: int) -> None:
     running every remaining trial.
     """
     signal.signal(signal.SIGTERM, _stop)
+    sys.unraisablehook = quiet_swallowed_stops
     libc_name = ctypes.util.find_library("c") if sys.platform.startswith("linux") else None
     if libc_name and ctypes.CDLL(libc_name, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM) == 0:
         if os.getppid() != parent_pid:  # the parent died before the signal was armed

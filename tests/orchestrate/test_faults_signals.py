@@ -169,3 +169,29 @@ def test_sigkill_of_the_parent_ends_a_stuck_worker_within_seconds(tmp_path, writ
     assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
     complete = Counter(t[3] for t in optuna_trials(db) if t[1] == "COMPLETE")
     assert complete == {"model.neuron=lif,seed=0": 1, "model.neuron=i_lif,seed=0": 1}
+
+
+def test_a_stop_signal_inside_a_weakref_callback_prints_no_traceback():
+    """SIGTERM landing while Python runs a weakref callback (seen in CI, inside Lightning's set-up): the
+    handler's KeyboardInterrupt cannot unwind there and Python prints "Exception ignored" with a
+    traceback. A worker's unraisable hook drops that one (the stop goes on through Lightning's SIGTERM
+    flag and the watchdog); any other unraisable exception is still printed."""
+    code = """
+import gc, os, signal, sys, weakref
+from lit_snn.orchestrate.workers import _stop, quiet_swallowed_stops
+sys.unraisablehook = quiet_swallowed_stops
+signal.signal(signal.SIGTERM, _stop)
+class Thing: pass
+def stop_now(_ref):
+    os.kill(os.getpid(), signal.SIGTERM)  # delivered inside this callback
+    for _ in range(10000): pass
+t = Thing(); r = weakref.ref(t, stop_now); del t; gc.collect()
+def other(_ref): raise ValueError("a real bug in a callback")
+u = Thing(); s = weakref.ref(u, other); del u; gc.collect()
+print("went on")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "went on" in done.stdout
+    assert "KeyboardInterrupt" not in done.stderr and "signal 15" not in done.stderr
+    assert "ValueError: a real bug in a callback" in done.stderr  # others still reach the default hook
