@@ -59,7 +59,9 @@ def run_peer(launch, rank: int, say) -> dict[str, int]:
     fitted = 0
     while (work := follower.next()) is not None:
         root = Path(work.root)
-        say(f"{root.name}: fitting as rank {rank} (SLURM_PROCID) of {launch.world_size}")
+        resume = work.config.get("ckpt_path")  # a requeued trial: every rank goes on from its checkpoint
+        say(f"{root.name}: fitting as rank {rank} (SLURM_PROCID) of {launch.world_size}"
+            + (f", resumed from {Path(resume).name}" if resume else ""))
         try:
             run_training(ddp_config(work.config, launch.tasks_per_node, launch.nodes),
                          callbacks=training_callbacks(launch.options, True, root), loggers=[],

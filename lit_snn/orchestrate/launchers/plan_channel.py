@@ -95,7 +95,7 @@ class PlanFollower:
                 time.sleep(POLL_S)
             value = self.store.get(key).decode()
         except DistError as exc:
-            raise ConnectionError(f"rank 0's plan store stopped answering: {exc}") from exc
+            raise ConnectionError(f"rank 0's plan store stopped answering ({type(exc).__name__})") from exc
         self.step += 1
         if value == END:
             self.store.add("ended", 1)

@@ -26,6 +26,7 @@ from ..spec import StudySpec
 from .preemption import Requeued, install_signal_handlers, mark_for_resume, requeue_this_job, trials_to_resume
 
 REQUEUED_EXIT = 3  # the exit status of a task that left for its requeue (or its kill)
+PEER_ORPHANED_EXIT = 4  # a DDP peer whose rank 0 has gone (requeued, killed or crashed)
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,9 @@ def run_task(launch: TaskLaunch) -> dict[str, int]:
         except Requeued as stop:
             say(f"{stop.signame}: rank 0 keeps the trial to resume")
             raise SystemExit(REQUEUED_EXIT) from None
+        except ConnectionError as gone:  # rank 0 left first (its signal, its requeue, or its crash)
+            say(f"{gone}: this rank stops with it")
+            raise SystemExit(PEER_ORPHANED_EXIT) from None
     host = PlanHost(peers=launch.world_size - 1)
     try:
         counts = _run_worker(launch, started, RankZeroTraining(host, launch.tasks_per_node, launch.nodes))
