@@ -32,6 +32,7 @@ from .store_files import check_store, sqlite_path
 # ---------------------------------------------------------------- a run's files and params (MLflow)
 CONFIG_ARTIFACT = "config.yaml"  # the run config as run_training got it
 THREADS_PARAM = "repro.torch_threads"  # torch's CPU thread count (changes the summation order)
+WORLD_SIZE_PARAM = "repro.world_size"  # a DDP trial's processes (only when > 1: launchers/ddp_trial.py)
 REPRO_TAG_PREFIX = "repro."  # repro.<what>: versions, host, git commit of the process that ran it
 
 # ---------------------------------------------------------------- a run's tags (MLflow)

@@ -57,6 +57,8 @@ def quiet_libraries(verbose: bool = False) -> None:
     for message in (".*does not have many workers.*", ".*smaller than the logging interval.*",
                     ".*LightningCLI's args parameter is intended.*",
                     ".*configured with multiple `ModelCheckpoint` callbacks.*",  # a SLURM task's resume point
+                    # a DDP trial: the module logs torchmetrics' compute(), which has synced the ranks already
+                    ".*when logging on epoch level in distributed setting.*",
                     r"\s*Unable to serialize instance"):  # jsonargparse on the logger instance we pass
         warnings.filterwarnings("ignore", message=message)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)

@@ -32,6 +32,7 @@ from ..trial_record import (
     TAG_RETRY_OF,
     TAG_TRIAL,
     TAG_WORKER,
+    WORLD_SIZE_PARAM,
 )
 from .axis_text import axis_tags
 from .options import FIXED_PARAMS_ATTR, KEY_ATTR, POINT_ATTR, RUN_ATTR, StudyOptions
@@ -67,6 +68,7 @@ class TrialContext:
     log: Callable[[str], None] = print
     train: Callable[..., dict[str, float]] = run_training  # the study passes its own (tests plant stand-ins there)
     resumable: bool = False  # a SLURM task: each trial keeps its latest epoch-end checkpoint (preemption.py)
+    world_size: int = 1  # a SLURM step's processes fitting each trial together (launchers/ddp_trial.py)
 
     def say(self, message: str) -> None:
         self.log(f"[w{self.index}] {message}")
@@ -230,21 +232,30 @@ def _start_run(ctx: TrialContext, trial: optuna.trial.Trial, plan: TrialPlan) ->
     trial.set_user_attr(RUN_ATTR, run_id)
     # the trainer's logger/callbacks are the orchestrator's (MLflow, pruning), not part of the config
     ctx.tracker.log_run_record(run_id, plan.config, plan.raw)
+    if ctx.world_size > 1:  # a DDP fit: the batch each step averages is world_size times the config's
+        ctx.tracker.log_params(run_id, [(WORLD_SIZE_PARAM, ctx.world_size)])
     return run_id
 
 
 def _callbacks(ctx: TrialContext, trial: optuna.trial.Trial, root: Path) -> list:
-    """The trial's Lightning callbacks: NeuroBench's metrics (``--neurobench``), a sweep's pruning, and in a
-    SLURM task its latest epoch-end checkpoint (what a requeued task resumes it from)."""
-    callbacks: list = [resume_checkpoint_callback(root)] if ctx.resumable else []
-    if ctx.options.neurobench:
-        from lit_snn.neurobench import NeuroBenchCallback
-
-        callbacks.append(NeuroBenchCallback())
+    """The trial's Lightning callbacks: ``training_callbacks`` and a sweep's pruning."""
+    callbacks = training_callbacks(ctx.options, ctx.resumable, root)
     if ctx.spec.prunes:  # a sweep with a pruner (never multi-objective)
         from optuna_integration import PyTorchLightningPruningCallback
 
         callbacks.append(PyTorchLightningPruningCallback(trial, ctx.spec.pruner.get("monitor", "val/acc")))
+    return callbacks
+
+
+def training_callbacks(options: StudyOptions, resumable: bool, root: Path) -> list:
+    """The callbacks of a trial's fit that do not talk to Optuna (every DDP rank of the trial has them):
+    NeuroBench's metrics (``--neurobench``) and, in a SLURM task (``resumable``), the trial's latest
+    epoch-end checkpoint (what a requeued task resumes it from)."""
+    callbacks: list = [resume_checkpoint_callback(root)] if resumable else []
+    if options.neurobench:
+        from lit_snn.neurobench import NeuroBenchCallback
+
+        callbacks.append(NeuroBenchCallback())
     return callbacks
 
 

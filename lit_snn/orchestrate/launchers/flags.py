@@ -31,6 +31,11 @@ def add_launcher_flags(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--slurm-signal-delay-s", type=int, default=None, metavar="S",
                        help="sbatch --signal=USR2@S: S seconds before the time limit the running trial stops at its "
                             "last epoch-end checkpoint and the task is requeued to resume it (default 120)")
+    group.add_argument("--slurm-tasks-per-trial", type=int, default=None, metavar="N",
+                       help="processes per node training one trial together (Lightning's DDP, ranks from SLURM; "
+                            "default 1: no DDP)")
+    group.add_argument("--slurm-nodes", type=int, default=None, metavar="M",
+                       help="nodes of one trial (default 1): its fit runs on N x M processes")
     group.add_argument("--slurm-folder", default=None,
                        help="submitit's scripts and logs, on a disk every node sees (default: <store-dir>/slurm/)")
 
@@ -41,7 +46,7 @@ def slurm_flags(args: argparse.Namespace) -> dict[str, Any]:
             "gpus_per_task": args.slurm_gpus_per_task, "mem": args.slurm_mem, "account": args.slurm_account,
             "array_parallelism": args.slurm_array_parallelism, "additional": parse_additional(args.slurm_additional),
             "setup": list(args.slurm_setup), "signal_delay_s": args.slurm_signal_delay_s,
-            "folder": args.slurm_folder}
+            "folder": args.slurm_folder, "tasks_per_trial": args.slurm_tasks_per_trial, "nodes": args.slurm_nodes}
 
 
 def given_slurm_flags(args: argparse.Namespace) -> list[str]:

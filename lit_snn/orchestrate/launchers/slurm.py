@@ -62,6 +62,10 @@ def submit(spec: StudySpec, options: StudyOptions, settings: SlurmSettings, *, w
     if spec.adaptive:
         raise SpecError("--launcher slurm: adaptive seeds decide between rounds in the invoking process; run "
                         "this ablation locally, or list its seeds")
+    if settings.world_size > 1 and spec.prunes:
+        raise SpecError(f"--launcher slurm: a trial on {settings.world_size} processes cannot be pruned (Optuna's "
+                        "Lightning pruning callback needs every rank to reach the study); remove the sweep's "
+                        "`pruner:` or set tasks_per_trial and nodes to 1")
     check_cluster_stores(options, log)
     started = time.time()
     points = validate(spec)
@@ -84,8 +88,8 @@ def submit(spec: StudySpec, options: StudyOptions, settings: SlurmSettings, *, w
         precompile_cpu_kernels([p.config for p in points] if points is not None else [spec.base], log)
     folder = Path(settings.folder) if settings.folder else Path(options.work_dir).parent.parent / "slurm"
     deadline = started + spec.time_limit_s if spec.time_limit_s else None
-    launches = [TaskLaunch(spec, options, ctx.experiment_id, ctx.parent_run_id, i, deadline)
-                for i in range(options.workers)]
+    launches = [TaskLaunch(spec, options, ctx.experiment_id, ctx.parent_run_id, i, deadline,
+                           settings.tasks_per_trial, settings.nodes) for i in range(options.workers)]
     submitted = _submit_array(settings, launches, folder / options.study_name, f"lit-snn-{options.study_name}")
     log(f"  submitted SLURM job array {submitted.job_id} ({submitted.tasks} task(s)); scripts and logs in "
         f"{submitted.folder}")

@@ -13,8 +13,12 @@
       additional: {qos: high}     # any other #SBATCH --key=value
       setup: ["module load cuda/12.4"]
       signal_delay_s: 120         # USR2 this long before the time limit: the trial stops, the task is requeued
+      tasks_per_trial: 2          # processes per node of one trial: a DDP fit (ddp_trial.py; default 1)
+      nodes: 1                    # nodes of one trial (default 1): the fit runs on tasks_per_trial x nodes ranks
 
-``--workers N`` is the number of array tasks; each runs one worker loop on the shared study.
+``--workers N`` is the number of array tasks; each runs one worker loop on the shared study (with
+``tasks_per_trial`` or ``nodes`` above 1, each array task is one SLURM step of that many processes
+training one trial at a time).
 """
 
 from __future__ import annotations
@@ -68,6 +72,13 @@ class SlurmSettings:
     setup: list[str] = field(default_factory=list)
     signal_delay_s: int = DEFAULT_SIGNAL_DELAY_S  # the pre-kill signal, seconds before the time limit
     folder: str | None = None  # submitit's scripts and logs (default: <store-dir>/slurm/<study>), on a shared disk
+    tasks_per_trial: int = 1  # processes per node training one trial together (Lightning's DDP); 1: no DDP
+    nodes: int = 1  # nodes of one trial
+
+    @property
+    def world_size(self) -> int:
+        """The processes of one trial (DDP ranks): ``tasks_per_trial`` on each of ``nodes``."""
+        return self.tasks_per_trial * self.nodes
 
     @classmethod
     def names(cls) -> list[str]:
@@ -76,7 +87,8 @@ class SlurmSettings:
     def check(self, where: str = "launcher") -> SlurmSettings:
         """``SpecError`` naming the setting and what is valid; the settings otherwise."""
         time_minutes(self.time, f"{where}.time")
-        for name in ("cpus_per_task", "gpus_per_task", "array_parallelism", "signal_delay_s"):
+        for name in ("cpus_per_task", "gpus_per_task", "array_parallelism", "signal_delay_s", "tasks_per_trial",
+                     "nodes"):
             value = getattr(self, name)
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
                 raise SpecError(f"{where}.{name}: {value!r} must be a whole number >= 1")
@@ -89,13 +101,20 @@ class SlurmSettings:
         return self
 
     def submitit_parameters(self, tasks: int, job_name: str) -> dict[str, Any]:
-        """``AutoExecutor.update_parameters`` keywords for an array of ``tasks`` single-task workers."""
-        params: dict[str, Any] = {"name": job_name, "timeout_min": time_minutes(self.time), "nodes": 1,
-                                  "tasks_per_node": 1, "slurm_signal_delay_s": self.signal_delay_s,
+        """``AutoExecutor.update_parameters`` keywords for an array of ``tasks`` workers, each a SLURM step of
+        ``tasks_per_trial`` processes on each of ``nodes`` (submitit runs the task function once per process)."""
+        params: dict[str, Any] = {"name": job_name, "timeout_min": time_minutes(self.time), "nodes": self.nodes,
+                                  "tasks_per_node": self.tasks_per_trial, "slurm_signal_delay_s": self.signal_delay_s,
                                   "slurm_array_parallelism": min(self.array_parallelism or tasks, tasks)}
         if self.cpus_per_task is not None:
             params["cpus_per_task"] = self.cpus_per_task
-        optional = {"partition": self.partition, "gpus_per_task": self.gpus_per_task, "mem": self.mem,
+        gpus_per_task = self.gpus_per_task
+        if gpus_per_task is not None and self.tasks_per_trial > 1:
+            # --gpus-per-task binds each process to its own GPU (CUDA_VISIBLE_DEVICES of one), where Lightning's
+            # SLURM ranks index the node's GPUs by SLURM_LOCALID: ask for the node's GPUs together instead
+            params["gpus_per_node"] = gpus_per_task * self.tasks_per_trial
+            gpus_per_task = None
+        optional = {"partition": self.partition, "gpus_per_task": gpus_per_task, "mem": self.mem,
                     "account": self.account}
         params.update({f"slurm_{k}": v for k, v in optional.items() if v is not None})
         if self.additional:

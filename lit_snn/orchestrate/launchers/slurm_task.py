@@ -6,7 +6,12 @@ when no trial of the study runs or waits any more).
 
 On the pre-kill signal (``USR2``) or ``TERM`` the task stops its trial without failing it, marks it for
 resumption in this job, requeues itself on ``USR2`` and exits (``SystemExit``, as submitit's own
-handler would)."""
+handler would).
+
+A task of several processes (``tasks_per_trial`` x ``nodes`` above 1) runs this in each: rank 0 is the
+worker above, each trial a DDP fit; the other ranks fit the trials rank 0 hands them (ddp_trial.py). On
+the signal every rank stops (SLURM signals the whole step) and the requeued step resumes the trial from
+its last epoch-end checkpoint on all ranks."""
 
 from __future__ import annotations
 
@@ -21,6 +26,7 @@ from ..spec import StudySpec
 from .preemption import Requeued, install_signal_handlers, mark_for_resume, requeue_this_job, trials_to_resume
 
 REQUEUED_EXIT = 3  # the exit status of a task that left for its requeue (or its kill)
+PEER_ORPHANED_EXIT = 4  # a DDP peer whose rank 0 has gone (requeued, killed or crashed)
 
 
 @dataclass(frozen=True)
@@ -33,16 +39,20 @@ class TaskLaunch:
     parent_run_id: str
     index: int  # the array task's number: its log lines start with [w<index>]; a sweep's sampler seed offset
     deadline: float | None
+    tasks_per_node: int = 1  # processes per node of each trial's fit (SlurmSettings.tasks_per_trial)
+    nodes: int = 1
+
+    @property
+    def world_size(self) -> int:
+        """The processes of this task's SLURM step, each a DDP rank of every trial (1: no DDP)."""
+        return self.tasks_per_node * self.nodes
 
 
 def run_task(launch: TaskLaunch) -> dict[str, int]:
-    """Run the study's trials on this node until none is left (or the deadline); the study's counts then."""
+    """Run the study's trials on this node until none is left (or the deadline); the study's counts then
+    (a DDP peer's: how many trials it fitted)."""
     install_signal_handlers()  # before the imports: a signal then still requeues the task
-    from ..loops import work
-    from ..tracking import Tracker
     from ..training import quiet_libraries
-    from ..trial import TrialContext
-    from ..trial_queue import StudyHandle
 
     started = time.time()
     with imports_without_gc():
@@ -53,13 +63,53 @@ def run_task(launch: TaskLaunch) -> dict[str, int]:
         import torch
 
         torch.set_num_threads(int(cpus))
+    if launch.world_size == 1:
+        return _run_worker(launch, started, train=None)
+    import submitit
+
+    from .ddp_trial import RankZeroTraining, run_peer
+    from .plan_channel import ACK_S, PlanHost
+
+    rank = submitit.JobEnvironment().global_rank
+    if rank != 0:
+        def say(message: str) -> None:
+            print(f"[w{launch.index} rank {rank}] {message}", flush=True)
+
+        try:
+            return run_peer(launch, rank, say)
+        except Requeued as stop:
+            say(f"{stop.signame}: rank 0 keeps the trial to resume")
+            raise SystemExit(REQUEUED_EXIT) from None
+        except ConnectionError as gone:  # rank 0 left first (its signal, its requeue, or its crash)
+            say(f"{gone}: this rank stops with it")
+            raise SystemExit(PEER_ORPHANED_EXIT) from None
+    host = PlanHost(peers=launch.world_size - 1)
+    try:
+        counts = _run_worker(launch, started, RankZeroTraining(host, launch.tasks_per_node, launch.nodes))
+    except BaseException:  # the peers stop too (signalled with this rank, or their fit fails with it)
+        host.end(ack_s=0)
+        raise
+    if not host.end():
+        print(f"[w{launch.index}] not every DDP peer read the end of the loop within {ACK_S:.0f} s", flush=True)
+    return counts
+
+
+def _run_worker(launch: TaskLaunch, started: float, train) -> dict[str, int]:
+    """The study's worker loop in this process (``train``: rank 0's DDP training, None: a plain fit)."""
+    from ..loops import work
+    from ..tracking import Tracker
+    from ..trial import TrialContext
+    from ..trial_queue import StudyHandle
+
     spec, options = launch.spec, launch.options
     tracker = Tracker(options.tracking_uri, options.artifact_root)
     handle = StudyHandle(spec, options, launch.index, points=[], tracker=tracker)  # the queue holds each point
+    extra = {} if train is None else {"train": train, "world_size": launch.world_size}
     ctx = TrialContext(spec, options, tracker, launch.experiment_id, launch.parent_run_id, launch.index,
-                       resumable=True)
+                       resumable=True, **extra)
     job = slurm_job().get("job")
-    ctx.say(f"SLURM job {job} on {os.uname().nodename}: study {options.study_name}")
+    ranks = "" if train is None else f", rank 0 of {launch.world_size} (SLURM_PROCID {os.environ.get('SLURM_PROCID')})"
+    ctx.say(f"SLURM job {job} on {os.uname().nodename}{ranks}: study {options.study_name}")
     try:
         resume_trials(ctx, handle, job)
         work(ctx, handle, launch.deadline)
