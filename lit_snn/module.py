@@ -49,7 +49,8 @@ class LitSNN(L.LightningModule):
     ``auto`` (default) is channels-last on the CPU, where oneDNN's convolutions and batch norm run
     1.7-1.8x faster in it (``small_conv``'s second conv and its norms on two cores) and the CPU
     neurons take it without a copy, and contiguous on accelerators (the Triton kernels read
-    contiguous inputs). Applied when a fit, validation or test starts; only speed depends on it.
+    contiguous inputs). Applied for the trainer's device before a fit, validation or test sets up (before
+    DDP wraps the model) and again when it starts; only speed depends on it.
     """
 
     def __init__(
@@ -218,12 +219,18 @@ class LitSNN(L.LightningModule):
         self._shared_step(batch, "test")
 
     # ------------------------------------------------------------------ layout
-    def apply_memory_format(self) -> None:
-        """Lay the weights out as ``memory_format`` says for the device they are on (idempotent)."""
+    def apply_memory_format(self, device: torch.device | None = None) -> None:
+        """Lay the weights out as ``memory_format`` says for ``device`` (default: where they are; idempotent)."""
         choice = self.hparams.get("memory_format", "auto")  # absent from checkpoints saved before it existed
         if choice == "auto":
-            choice = "channels_last" if self.device.type == "cpu" else "contiguous"
+            choice = "channels_last" if (device or self.device).type == "cpu" else "contiguous"
         self.net.to(memory_format=torch.channels_last if choice == "channels_last" else torch.contiguous_format)
+
+    def setup(self, stage: str) -> None:
+        # before the strategy moves and wraps the model: DDP's gradient buckets take the weights' strides
+        # then, and a layout changed after the wrap ("grad strides do not match bucket view strides") made a
+        # resumed DDP fit drift from an uninterrupted one; the hooks below keep it for a device moved later
+        self.apply_memory_format(self.trainer.strategy.root_device)
 
     def on_fit_start(self) -> None:
         self.apply_memory_format()

@@ -2,16 +2,14 @@
 (``scripts/start_slurm.sh``; CI exports LIT_SNN_TEST_SLURM=1): both ranks stop, the step is requeued,
 and both ranks go on from the trial's last epoch-end checkpoint, to the metrics of an uninterrupted run.
 
-The weights are laid out contiguous here: with the CPU's default ``channels_last``, applied in the module's
-``on_fit_start`` after Lightning has wrapped it in DDP, a resumed DDP fit drifts from an uninterrupted one
-from the first optimizer step on (docs/cluster.md); the resume itself is what this test checks."""
+The weights keep the CPU's default ``channels_last`` layout: it is applied before DDP wraps the model (the
+module's ``setup``); applied after the wrap, as it once was, a resumed DDP fit drifted from an uninterrupted one."""
 
 from __future__ import annotations
 
 import re
 import subprocess
 
-import yaml
 from test_slurm_cluster import pytestmark as slurm_marks
 from test_slurm_preemption import _launch, _runs, _study, _trials, _wait_until
 
@@ -24,9 +22,6 @@ DDP = ("--slurm-tasks-per-trial", "2")
 
 def test_a_signalled_ddp_trial_resumes_on_both_ranks(tmp_path, capsys):
     path = _study(tmp_path, epochs=4, axes={"model.neuron": ["lif"]})
-    study = yaml.safe_load(path.read_text())
-    study["base"]["model"]["memory_format"] = "contiguous"
-    path.write_text(yaml.safe_dump(study, sort_keys=False))
     interrupted, reference = tmp_path / "interrupted", tmp_path / "reference"
     job, _ = _launch(path, interrupted, capsys, *DDP)
     resume_dir = interrupted / "store" / ".lit_snn_cache" / "lightning"
