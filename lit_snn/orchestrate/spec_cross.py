@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from .dotted import deep_merge, set_path
-from .spec_schema import AblationFile, StudyFile, SweepFile
-from .spec_values import AdaptiveSeeds, check_max_epochs, check_path, same
+from .spec_schema import AblationFile, Budget, DottedPath, StudyFile, SweepFile, same, validated
 from .yamlio import SpecError, load_yaml, parse_value
 
 # Quiet trainers under the orchestrator; a base config that sets these wins.
@@ -54,11 +53,9 @@ def base_config(file: StudyFile, source: Path | None, max_epochs: int | None, se
     if file.base is not None:
         base = deep_merge(base, file.base)
     base = deep_merge(deep_merge(ORCHESTRATOR_DEFAULTS, base), file.overrides)
+    if max_epochs is not None:  # --max-epochs, checked as the key it wins over
+        validated(Budget, {"max_epochs": max_epochs}, f"{where}: --max-epochs")
     epochs = max_epochs if max_epochs is not None else file.budget.max_epochs
-    try:
-        check_max_epochs(epochs)
-    except ValueError as exc:
-        raise _fail(where, str(exc)) from None
     if epochs is not None:
         set_path(base, "trainer.max_epochs", epochs)
     if file.budget.trial_time_limit_s is not None:
@@ -67,11 +64,7 @@ def base_config(file: StudyFile, source: Path | None, max_epochs: int | None, se
         key, sep, text = item.partition("=")
         if not sep:
             raise SpecError(f"--set {item!r}: expected KEY=VALUE, e.g. --set trainer.max_epochs=2")
-        try:
-            path = check_path(f"--set {item!r}", key.strip())
-        except ValueError as exc:
-            raise SpecError(str(exc)) from None
-        set_path(base, path, parse_value(text))
+        set_path(base, validated(DottedPath, key.strip(), f"--set {item!r}"), parse_value(text))
     return base
 
 
@@ -114,11 +107,6 @@ def check_adaptive_arms(axes: dict[str, list], exclude: list[dict], baseline: An
                            f"{len(left)} value(s) left")
 
 
-def adaptive_of(file: AblationFile) -> AdaptiveSeeds | None:
-    plan = getattr(file.seeds, "adaptive", None)
-    return AdaptiveSeeds(plan.start, plan.step, plan.max) if plan is not None else None
-
-
 def sampler_class(kind: str) -> type:
     """The Optuna sampler class of a sweep's ``sampler.type``."""
     import optuna
@@ -127,7 +115,7 @@ def sampler_class(kind: str) -> type:
             "random": optuna.samplers.RandomSampler}[kind]
 
 
-def sampler_of(file: SweepFile, given: dict, where: str) -> dict:
+def sampler_of(file: SweepFile, where: str) -> dict:
     """``{type, seed, **options}``, checked by the Optuna sampler itself (e.g. NSGA-II's population_size >= 2)."""
     sampler = file.sampler.model_dump()
     cls = sampler_class(sampler["type"])
@@ -137,7 +125,7 @@ def sampler_of(file: SweepFile, given: dict, where: str) -> dict:
             warnings.simplefilter("ignore")
             cls(**{k: v for k, v in sampler.items() if k != "type"})
     except (TypeError, ValueError) as exc:
-        raise _fail(where, f"sampler: {cls.__name__} rejects {given!r}: {exc}") from None
+        raise _fail(where, f"sampler: {cls.__name__} rejects {sampler!r}: {exc}") from None
     return sampler
 
 
