@@ -11,26 +11,17 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from .dotted import set_path
-from .spec_cross import base_config, check_ablation, check_adaptive_arms, pruner_of, sampler_class, sampler_of
-from .spec_schema import AblationFile, Seed, SweepFile, validate_file, validated
+from .spec_cross import base_config, check_sets, pruner_of, sampler_class, sampler_of
+from .spec_schema import AblationFile, AdaptivePlan, Seed, SweepFile, validate_file, validated
 from .yamlio import SpecError, load_yaml
 
-__all__ = ["AblationSpec", "AdaptiveSeeds", "SpecError", "StudySpec", "SweepSpec", "detect_kind", "load_spec",
+__all__ = ["AblationSpec", "AdaptivePlan", "SpecError", "StudySpec", "SweepSpec", "detect_kind", "load_spec",
            "sampler_class", "spec_from_dict"]
-
-
-@dataclass(frozen=True)
-class AdaptiveSeeds:
-    """``seeds: {adaptive: {start, step, max}}``: seeds 0..start-1 first, then ``step`` more per round."""
-
-    start: int
-    step: int
-    max: int
 
 
 @dataclass
@@ -130,7 +121,7 @@ class AblationSpec(StudySpec):
     kind: ClassVar[str] = "ablation"
     axes: dict[str, list] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=list)  # every seed that may run (adaptive: 0..max-1)
-    adaptive: AdaptiveSeeds | None = None  # the rounds of `seeds: {adaptive: ...}`; None: every seed runs
+    adaptive: AdaptivePlan | None = None  # the rounds of `seeds: {adaptive: ...}`; None: every seed runs
     exclude: list[dict] = field(default_factory=list)
     baseline: dict[str, Any] = field(default_factory=dict)  # axis path -> its baseline value (report only)
     alpha: float = 0.05  # significance level of the seed statistics (report only)
@@ -142,7 +133,7 @@ class AblationSpec(StudySpec):
         out: dict[str, Any] = {"axes": self.axes, "seeds": self.seeds, "exclude": self.exclude}
         if self.adaptive is not None:  # files with a seed list keep their fingerprint byte for byte
             # the decision rule picks the trials that run: fixed with the study (error control)
-            out["adaptive"] = {**asdict(self.adaptive), "alpha": self.alpha, "baseline": self.baseline,
+            out["adaptive"] = {**self.adaptive.model_dump(), "alpha": self.alpha, "baseline": self.baseline,
                                "equivalence_margin": self.equivalence_margin.get(self.metric)}
         return out
 
@@ -152,7 +143,7 @@ class AblationSpec(StudySpec):
 
     def describe(self) -> dict:
         return {**super().describe(), "axes": self.axes, "seeds": self.seeds, "exclude": self.exclude,
-                "baseline": self.baseline, "adaptive": asdict(self.adaptive) if self.adaptive else None,
+                "baseline": self.baseline, "adaptive": self.adaptive.model_dump() if self.adaptive else None,
                 "alpha": self.alpha, "equivalence_margin": self.equivalence_margin, "min_effect": self.min_effect}
 
     def space_tag(self) -> dict[str, str]:
@@ -221,8 +212,7 @@ def _common(file: AblationFile | SweepFile, source: Path | None) -> dict:
 
 
 def _ablation(file: AblationFile, base: dict, common: dict, sets: list[str], where: str) -> AblationSpec:
-    plan = getattr(file.seeds, "adaptive", None)
-    adaptive = AdaptiveSeeds(plan.start, plan.step, plan.max) if plan is not None else None
+    adaptive = getattr(file.seeds, "adaptive", None)
     if adaptive:
         seeds = list(range(adaptive.max))
     elif file.seeds is not None:
@@ -230,14 +220,10 @@ def _ablation(file: AblationFile, base: dict, common: dict, sets: list[str], whe
     else:  # the base's seed_everything
         default_seed = base.get("seed_everything", 0)
         seeds = [validated(Seed, default_seed if type(default_seed) is int else 0, f"{where}: seed_everything")]
-    baseline = check_ablation(file, sets, where)
-    spec = AblationSpec(**common, base=base, **_objective(file.metric, file.direction, "test/acc"), cli_sets=sets,
-                        axes=file.axes, seeds=seeds, adaptive=adaptive, exclude=file.exclude, baseline=baseline,
+    check_sets(file.axes, sets, where)
+    return AblationSpec(**common, base=base, **_objective(file.metric, file.direction, "test/acc"), cli_sets=sets,
+                        axes=file.axes, seeds=seeds, adaptive=adaptive, exclude=file.exclude, baseline=file.baseline,
                         alpha=file.alpha, equivalence_margin=file.equivalence_margin, min_effect=file.min_effect)
-    if adaptive:
-        path = next(iter(spec.axes))
-        check_adaptive_arms(spec.axes, spec.exclude, spec.baseline_of(path), where)
-    return spec
 
 
 def _sweep(file: SweepFile, base: dict, common: dict, sets: list[str], where: str) -> SweepSpec:
@@ -249,14 +235,8 @@ def _sweep(file: SweepFile, base: dict, common: dict, sets: list[str], where: st
                      pruner=pruner_of(file, where), objectives=[(o["metric"], o["direction"]) for o in objectives])
 
 
-def spec_from_dict(
-    data: Any,
-    kind: str,
-    *,
-    source: Path | None = None,
-    sets: list[str] | tuple[str, ...] = (),
-    max_epochs: int | None = None,
-) -> StudySpec:
+def spec_from_dict(data: Any, kind: str, *, source: Path | None = None, sets: list[str] | tuple[str, ...] = (),
+                   max_epochs: int | None = None) -> StudySpec:
     """Validate the structure of a parsed study file; ``SpecError`` names the file and the problem."""
     where = str(source) if source else "<spec>"
     if not isinstance(data, dict):
@@ -276,9 +256,8 @@ def spec_from_dict(
     return build(file, base, _common(file, source), sets, where)
 
 
-def load_spec(
-    path: str | Path, kind: str, *, sets: list[str] | tuple[str, ...] = (), max_epochs: int | None = None
-) -> StudySpec:
+def load_spec(path: str | Path, kind: str, *, sets: list[str] | tuple[str, ...] = (),
+              max_epochs: int | None = None) -> StudySpec:
     """Read an ablation (``kind="ablation"``) or sweep file and validate its structure."""
     path = Path(path)
     return spec_from_dict(load_yaml(path), kind, source=path, sets=sets, max_epochs=max_epochs)

@@ -1,7 +1,7 @@
 """What a study file's schema cannot check alone: the base config (read from disk, with overrides, budget and
-``--set``), and the checks across keys (exclude and baseline against the axes, adaptive seeds against the
-one axis, ``--set`` against the axes, sampler/pruner options against the Optuna class, pruning vs several
-objectives). Each raises ``SpecError("FILE: ...")``, one line.
+``--set``), ``--set`` against the axes, sampler/pruner options against the Optuna class, pruning vs several
+objectives. Each raises ``SpecError("FILE: ...")``, one line. (Exclude entries, the baseline and adaptive seeds
+against the axes: ``AblationFile``'s validator in spec_schema.py.)
 """
 
 from __future__ import annotations
@@ -10,10 +10,9 @@ import inspect
 import math
 import warnings
 from pathlib import Path
-from typing import Any
 
 from .dotted import deep_merge, set_path
-from .spec_schema import AblationFile, Budget, DottedPath, StudyFile, SweepFile, same, validated
+from .spec_schema import Budget, DottedPath, StudyFile, SweepFile, validated
 from .yamlio import SpecError, load_yaml, parse_value
 
 # Quiet trainers under the orchestrator; a base config that sets these wins.
@@ -68,43 +67,11 @@ def base_config(file: StudyFile, source: Path | None, max_epochs: int | None, se
     return base
 
 
-def check_ablation(file: AblationFile, sets: list[str], where: str) -> dict[str, Any]:
-    """``--set`` vs the axes, exclude entries and the baseline against the axes; -> the baseline (axis -> value)."""
-    axes = file.axes
-    set_keys = {item.partition("=")[0].strip() for item in sets}
+def check_sets(axes: dict[str, list], sets: list[str], where: str) -> None:
+    """No ``--set`` on an axis (the file's values would be overwritten in every point)."""
     for path in axes:
-        if path in set_keys:
+        if path in {item.partition("=")[0].strip() for item in sets}:
             raise _fail(where, f"--set {path}=... conflicts with the axis {path}")
-    for entry in file.exclude:
-        for path, value in entry.items():
-            if path not in axes:
-                raise _fail(where, f"exclude entry {entry!r}: {path!r} is not an axis ({', '.join(axes)})")
-            if not any(same(value, v) for v in axes[path]):
-                raise _fail(where, f"exclude entry {entry!r}: {value!r} is not a value of axis {path}")
-    baseline: dict[str, Any] = {}
-    for path, value in file.baseline.items():
-        if path not in axes:
-            raise _fail(where, f"baseline: {path!r} is not an axis ({', '.join(axes)})")
-        match = [v for v in axes[path] if same(value, v)]
-        if not match:
-            raise _fail(where, f"baseline: {value!r} is not a value of axis {path} ({axes[path]!r})")
-        baseline[path] = match[0]
-    return baseline
-
-
-def check_adaptive_arms(axes: dict[str, list], exclude: list[dict], baseline: Any, where: str) -> None:
-    """Adaptive seeds decide the arms of one axis against its baseline: one axis, a baseline and an arm left."""
-    if len(axes) != 1:
-        raise _fail(where, f"adaptive seeds need exactly one axis (they decide each value against the axis' "
-                           f"baseline), this file has {len(axes)}: {', '.join(axes)}; use a seed list "
-                           "or one study per axis")
-    path, values = next(iter(axes.items()))
-    left = [v for v in values if not any(same(entry[path], v) for entry in exclude)]
-    if not any(same(baseline, v) for v in left):
-        raise _fail(where, f"adaptive seeds: the baseline {baseline!r} of {path} is excluded")
-    if len(left) < 2:
-        raise _fail(where, f"adaptive seeds need an arm to compare with the baseline: axis {path} has "
-                           f"{len(left)} value(s) left")
 
 
 def sampler_class(kind: str) -> type:

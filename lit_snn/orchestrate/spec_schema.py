@@ -129,6 +129,7 @@ class Budget(_Schema):
 class AdaptivePlan(_Schema):
     """``seeds: {adaptive: {start, step, max}}``: seeds 0..start-1 first, then ``step`` more per round."""
 
+    model_config = ConfigDict(frozen=True)  # a spec's field (AblationSpec.adaptive)
     start: Annotated[StrictInt, Field(ge=2)]
     step: Annotated[StrictInt, Field(ge=1)]
     max: StrictInt
@@ -275,6 +276,37 @@ class AblationFile(StudyFile):
     alpha: Annotated[float, Field(gt=0, lt=1)] = 0.05
     equivalence_margin: dict[Metric, Positive] = {}
     min_effect: dict[Metric, Positive] = {}
+
+    @model_validator(mode="after")
+    def _against_the_axes(self) -> AblationFile:
+        """Exclude entries and the baseline name axes and their values; adaptive seeds decide the arms of one
+        axis against its baseline: one axis, a baseline and an arm left."""
+        for entry in self.exclude:
+            for path, value in entry.items():
+                _a_value_of(self.axes, path, value, f"exclude entry {entry!r}")
+        for path, value in self.baseline.items():
+            _a_value_of(self.axes, path, value, "baseline")
+        if isinstance(self.seeds, AdaptiveSeedsFile):
+            if len(self.axes) != 1:
+                raise ValueError(f"adaptive seeds need exactly one axis (they decide each value against the axis' "
+                                 f"baseline), this file has {len(self.axes)}: {', '.join(self.axes)}; use a seed "
+                                 "list or one study per axis")
+            path, values = next(iter(self.axes.items()))
+            left = [v for v in values if not any(same(entry[path], v) for entry in self.exclude)]
+            baseline = self.baseline.get(path, values[0])
+            if not any(same(baseline, v) for v in left):
+                raise ValueError(f"adaptive seeds: the baseline {baseline!r} of {path} is excluded")
+            if len(left) < 2:
+                raise ValueError(f"adaptive seeds need an arm to compare with the baseline: axis {path} has "
+                                 f"{len(left)} value(s) left")
+        return self
+
+
+def _a_value_of(axes: dict[str, list], path: str, value: Any, what: str) -> None:
+    if path not in axes:
+        raise ValueError(f"{what}: {path!r} is not an axis ({', '.join(axes)})")
+    if not any(same(value, v) for v in axes[path]):
+        raise ValueError(f"{what}: {value!r} is not a value of axis {path} ({axes[path]!r})")
 
 
 class SweepFile(StudyFile):
