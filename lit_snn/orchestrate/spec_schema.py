@@ -1,17 +1,11 @@
 """The schema of ablation and sweep files, declared with pydantic: one model per kind, each key's type and bounds.
 
 ``validate_file(kind, data, where)`` is the only way in: the first problem becomes one ``SpecError`` line,
-``FILE: <key path>: <what is wrong>, got <value>[; e.g. <example>]`` (``_one_line`` translates pydantic's
-error generically: its ``loc`` walked through the file's data gives the key path, its message or the hint
-of its pattern says what is valid). Validators are written only where pydantic cannot declare the rule
-(values listed once, one key against another, the mapping keys' names).
-
-Checks that need the base config or the axes (exclude entries naming axes, baseline values, adaptive seeds
-vs one axis, sampler/pruner options vs the Optuna class) are in spec_cross.py.
-
-A new top-level key: one field on ``StudyFile`` (both kinds), ``AblationFile`` or ``SweepFile`` (its type
-with its bounds; a nested model when its structure is fixed), then read it where the spec is built
-(``spec.py``: ``_common`` for both kinds, ``_ablation`` / ``_sweep``). A pattern gets a hint in ``PATTERN_HINTS``.
+``FILE: <key path>: <what is wrong>, got <value>[; e.g. <example>]``; ``_one_line`` translates any pydantic
+error (its ``loc`` walked through the file's data is the key path; its message, the hint of its pattern or
+the key's example says what is valid). Validators are written only for what pydantic cannot declare: values
+listed once, one key against another (exclude, baseline and adaptive seeds against the axes). What needs the
+base config or the Optuna classes is in spec_cross.py. A new key: docs/study-files.md.
 """
 
 from __future__ import annotations
@@ -215,8 +209,7 @@ class Categorical(_Schema):
 
 
 Param = Annotated[  # a list is short for {type: categorical, choices: [...]}
-    Annotated[Union[FloatRange, IntRange, Categorical],
-              Field(discriminator="type")],
+    Annotated[Union[FloatRange, IntRange, Categorical], Field(discriminator="type")],
     WrapValidator(_validated_input),
     BeforeValidator(lambda p: {"type": "categorical", "choices": p} if isinstance(p, list) else p),
 ]
