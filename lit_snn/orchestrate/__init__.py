@@ -7,8 +7,8 @@ Entry points (wired to ``lit-snn ablate | sweep | compare`` in ``lit_snn/cli.py`
 - ``load_spec(path, kind)`` -> ``StudySpec``; ``run_study(spec, StudyOptions(...))`` -> ``StudyOutcome``;
   ``compare(spec, tracking_uri)`` -> ``CompareResult``.
 
-Files: spec.py (YAML -> AblationSpec | SweepSpec; spec_schema.py: the pydantic schema, spec_values.py: the
-value checks, spec_cross.py: base config and checks across keys), space.py (grid / ranges, metric and data
+Files: spec.py (YAML -> AblationSpec | SweepSpec; spec_schema.py: the pydantic schema and its one-line
+messages, spec_cross.py: base config and checks across keys), space.py (grid / ranges, metric and data
 checks, resolved up front), axis_text.py (the one spelling of an axis value: keys, tags, params), study.py
 (run_study: the study, its parent run, the loops, the outcome), trial_queue.py (queue, claims,
 stale repair), trial.py (the frozen trial context, TrialPlan, run_trial), loops.py (one worker loop

@@ -1,9 +1,9 @@
 """Ablation and sweep files -> a validated ``AblationSpec`` or ``SweepSpec`` (structure only; configs are resolved
 in space.py). The file format, the order of the checks and how to add a key: docs/study-files.md.
 
-spec_schema.py declares the files' keys and types (pydantic, one model per kind; each key's value check and
-its one-line message in spec_values.py); spec_cross.py builds the base config and checks across keys; this
-module turns the validated file into the spec of its kind, whose methods hold what differs by kind.
+spec_schema.py declares the files' keys, types and bounds (pydantic, one model per kind) and turns its errors
+into one line; spec_cross.py builds the base config and checks across keys; this module turns the validated
+file into the spec of its kind, whose methods hold what differs by kind.
 """
 
 from __future__ import annotations
@@ -11,25 +11,16 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
 from .dotted import set_path
-from .spec_cross import (
-    adaptive_of,
-    base_config,
-    check_ablation,
-    check_adaptive_arms,
-    pruner_of,
-    sampler_class,
-    sampler_of,
-)
-from .spec_schema import AblationFile, SweepFile, file_keys, validate_file
-from .spec_values import AdaptiveSeeds, check_experiment, check_name, check_seeds, is_int, metric_and_direction
+from .spec_cross import base_config, check_sets, pruner_of, sampler_class, sampler_of
+from .spec_schema import AblationFile, AdaptivePlan, Seed, SweepFile, validate_file, validated
 from .yamlio import SpecError, load_yaml
 
-__all__ = ["AblationSpec", "AdaptiveSeeds", "SpecError", "StudySpec", "SweepSpec", "detect_kind", "load_spec",
+__all__ = ["AblationSpec", "AdaptivePlan", "SpecError", "StudySpec", "SweepSpec", "detect_kind", "load_spec",
            "sampler_class", "spec_from_dict"]
 
 
@@ -130,7 +121,7 @@ class AblationSpec(StudySpec):
     kind: ClassVar[str] = "ablation"
     axes: dict[str, list] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=list)  # every seed that may run (adaptive: 0..max-1)
-    adaptive: AdaptiveSeeds | None = None  # the rounds of `seeds: {adaptive: ...}`; None: every seed runs
+    adaptive: AdaptivePlan | None = None  # the rounds of `seeds: {adaptive: ...}`; None: every seed runs
     exclude: list[dict] = field(default_factory=list)
     baseline: dict[str, Any] = field(default_factory=dict)  # axis path -> its baseline value (report only)
     alpha: float = 0.05  # significance level of the seed statistics (report only)
@@ -142,7 +133,7 @@ class AblationSpec(StudySpec):
         out: dict[str, Any] = {"axes": self.axes, "seeds": self.seeds, "exclude": self.exclude}
         if self.adaptive is not None:  # files with a seed list keep their fingerprint byte for byte
             # the decision rule picks the trials that run: fixed with the study (error control)
-            out["adaptive"] = {**asdict(self.adaptive), "alpha": self.alpha, "baseline": self.baseline,
+            out["adaptive"] = {**self.adaptive.model_dump(), "alpha": self.alpha, "baseline": self.baseline,
                                "equivalence_margin": self.equivalence_margin.get(self.metric)}
         return out
 
@@ -152,7 +143,7 @@ class AblationSpec(StudySpec):
 
     def describe(self) -> dict:
         return {**super().describe(), "axes": self.axes, "seeds": self.seeds, "exclude": self.exclude,
-                "baseline": self.baseline, "adaptive": asdict(self.adaptive) if self.adaptive else None,
+                "baseline": self.baseline, "adaptive": self.adaptive.model_dump() if self.adaptive else None,
                 "alpha": self.alpha, "equivalence_margin": self.equivalence_margin, "min_effect": self.min_effect}
 
     def space_tag(self) -> dict[str, str]:
@@ -197,98 +188,76 @@ class SweepSpec(StudySpec):
         return {path: p["choices"] for path, p in self.params.items() if p["type"] == "categorical"}
 
 
-def _metric(data: dict, where: str, default: str) -> tuple[str, str]:
-    """``metric`` (else ``default``) and ``direction`` (else inferred from the metric) of ``data``."""
-    try:
-        return metric_and_direction(data, default)
-    except ValueError as exc:
-        raise SpecError(f"{where}: {exc}") from None
+def default_direction(metric: str) -> str:
+    """The direction a metric is optimized in when the file does not say (from its name)."""
+    name = metric.split("/")[-1]
+    # energy_ratio is ANN / SNN energy (higher is better); checked before the plain energy words
+    higher_is_better = "acc" in name or name in ("energy_ratio", "high_code_fraction")
+    lower_is_better = not higher_is_better and any(
+        word in name for word in ("loss", "energy", "sops", "macs", "firing", "seconds"))
+    return "minimize" if lower_is_better else "maximize"
 
 
-def _common(file: AblationFile | SweepFile, kind: str, source: Path | None, where: str) -> dict:
+def _objective(metric: str | None, direction: str | None, default: str) -> dict[str, str]:
+    """``{"metric", "direction"}``: the file's, else ``default`` and the metric's default direction."""
+    metric = metric or default
+    return {"metric": metric, "direction": direction or default_direction(metric)}
+
+
+def _common(file: AblationFile | SweepFile, source: Path | None) -> dict:
     """The shared fields' values (less the base, metric and direction)."""
-    name = file.name or (source.stem if source else kind)
-    try:
-        experiment = check_experiment(file.experiment or f"{kind}/{name}", check_name(name))  # the stem too
-    except ValueError as exc:
-        raise SpecError(f"{where}: {exc}") from None
     limit = file.budget.time_limit_s
-    return {"name": name, "experiment": experiment, "source": source,
+    return {"name": file.name, "experiment": file.experiment, "source": source,
             "description": str(file.description or "").strip(), "time_limit_s": float(limit) if limit else None}
 
 
-def _ablation(file: AblationFile, data: dict, base: dict, common: dict, sets: list[str], where: str) -> AblationSpec:
-    metric, direction = _metric(data, where, "test/acc")
-    adaptive = adaptive_of(file)
+def _ablation(file: AblationFile, base: dict, common: dict, sets: list[str], where: str) -> AblationSpec:
+    adaptive = getattr(file.seeds, "adaptive", None)
     if adaptive:
         seeds = list(range(adaptive.max))
     elif file.seeds is not None:
         seeds = file.seeds
     else:  # the base's seed_everything
         default_seed = base.get("seed_everything", 0)
-        try:
-            seeds = check_seeds([default_seed if is_int(default_seed) else 0])
-        except ValueError as exc:
-            raise SpecError(f"{where}: {exc}") from None
-    baseline = check_ablation(file, sets, where)
-    spec = AblationSpec(**common, base=base, metric=metric, direction=direction, cli_sets=sets, axes=file.axes,
-                        seeds=seeds, adaptive=adaptive, exclude=file.exclude, baseline=baseline, alpha=file.alpha,
-                        equivalence_margin=file.equivalence_margin, min_effect=file.min_effect)
-    if adaptive:
-        path = next(iter(spec.axes))
-        check_adaptive_arms(spec.axes, spec.exclude, spec.baseline_of(path), where)
-    return spec
+        seeds = [validated(Seed, default_seed if type(default_seed) is int else 0, f"{where}: seed_everything")]
+    check_sets(file.axes, sets, where)
+    return AblationSpec(**common, base=base, **_objective(file.metric, file.direction, "test/acc"), cli_sets=sets,
+                        axes=file.axes, seeds=seeds, adaptive=adaptive, exclude=file.exclude, baseline=file.baseline,
+                        alpha=file.alpha, equivalence_margin=file.equivalence_margin, min_effect=file.min_effect)
 
 
-def _sweep(file: SweepFile, data: dict, base: dict, common: dict, sets: list[str], where: str) -> SweepSpec:
-    objectives = [(o.metric, _metric(o.model_dump(exclude_none=True), where, "")[1]) for o in file.objectives or ()]
-    metric, direction = objectives[0] if objectives else _metric(data, where, "val/acc_best")
+def _sweep(file: SweepFile, base: dict, common: dict, sets: list[str], where: str) -> SweepSpec:
+    objectives = [_objective(o.metric, o.direction, "") for o in file.objectives or ()]
+    first = objectives[0] if objectives else _objective(file.metric, file.direction, "val/acc_best")
     set_path(base, "seed_everything", file.seed)
-    return SweepSpec(**common, base=base, metric=metric, direction=direction, cli_sets=sets, params=file.params,
-                     n_trials=file.n_trials, seed=file.seed, sampler=sampler_of(file, data.get("sampler") or {}, where),
-                     pruner=pruner_of(file, where), objectives=objectives)
+    return SweepSpec(**common, base=base, **first, cli_sets=sets, params=file.params,
+                     n_trials=file.n_trials, seed=file.seed, sampler=sampler_of(file, where),
+                     pruner=pruner_of(file, where), objectives=[(o["metric"], o["direction"]) for o in objectives])
 
 
-def _check_keys(data: dict, kind: str, where: str) -> None:
-    """An ablation file given to sweep (or back), and keys of neither kind."""
-    if kind == "ablation" and "params" in data and "axes" not in data:
-        raise SpecError(f"{where}: this is a sweep file (it has `params:`, no `axes:`): run it with `lit-snn sweep`")
-    if kind == "sweep" and "axes" in data and "params" not in data:
-        raise SpecError(f"{where}: this is an ablation file (it has `axes:`, no `params:`): run it with "
-                        "`lit-snn ablate`")
-    valid = file_keys(kind)
-    unknown = sorted(set(data) - valid)
-    if unknown:
-        other = "sweep" if kind == "ablation" else "ablation"
-        raise SpecError(f"{where}: unknown key(s) {unknown} in a {kind} file (a {other}-only key?); "
-                        f"valid: {sorted(valid)}")
-
-
-def spec_from_dict(
-    data: Any,
-    kind: str,
-    *,
-    source: Path | None = None,
-    sets: list[str] | tuple[str, ...] = (),
-    max_epochs: int | None = None,
-) -> StudySpec:
+def spec_from_dict(data: Any, kind: str, *, source: Path | None = None, sets: list[str] | tuple[str, ...] = (),
+                   max_epochs: int | None = None) -> StudySpec:
     """Validate the structure of a parsed study file; ``SpecError`` names the file and the problem."""
     where = str(source) if source else "<spec>"
     if not isinstance(data, dict):
         raise SpecError(f"{where}: a study file must be a mapping at the top level, got {type(data).__name__}")
     if kind not in ("ablation", "sweep"):
         raise ValueError(f"kind must be 'ablation' or 'sweep', got {kind!r}")
-    _check_keys(data, kind, where)
-    file = validate_file(kind, data, where, default_name=source.stem if source else kind)
+    if kind == "ablation" and "params" in data and "axes" not in data:
+        raise SpecError(f"{where}: this is a sweep file (it has `params:`, no `axes:`): run it with `lit-snn sweep`")
+    if kind == "sweep" and "axes" in data and "params" not in data:
+        raise SpecError(f"{where}: this is an ablation file (it has `axes:`, no `params:`): run it with "
+                        "`lit-snn ablate`")
+    name = data.get("name") or (source.stem if source else kind)  # the file's stem is checked as a name too
+    file = validate_file(kind, {**data, "name": name, "experiment": data.get("experiment") or f"{kind}/{name}"}, where)
     sets = list(sets)
     base = base_config(file, source, max_epochs, sets, where)
     build = _ablation if isinstance(file, AblationFile) else _sweep
-    return build(file, data, base, _common(file, kind, source, where), sets, where)
+    return build(file, base, _common(file, source), sets, where)
 
 
-def load_spec(
-    path: str | Path, kind: str, *, sets: list[str] | tuple[str, ...] = (), max_epochs: int | None = None
-) -> StudySpec:
+def load_spec(path: str | Path, kind: str, *, sets: list[str] | tuple[str, ...] = (),
+              max_epochs: int | None = None) -> StudySpec:
     """Read an ablation (``kind="ablation"``) or sweep file and validate its structure."""
     path = Path(path)
     return spec_from_dict(load_yaml(path), kind, source=path, sets=sets, max_epochs=max_epochs)

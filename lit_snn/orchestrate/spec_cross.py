@@ -1,7 +1,7 @@
 """What a study file's schema cannot check alone: the base config (read from disk, with overrides, budget and
-``--set``), and the checks across keys (exclude and baseline against the axes, adaptive seeds against the
-one axis, ``--set`` against the axes, sampler/pruner options against the Optuna class, pruning vs several
-objectives). Each raises ``SpecError("FILE: ...")``, one line.
+``--set``), ``--set`` against the axes, sampler/pruner options against the Optuna class, pruning vs several
+objectives. Each raises ``SpecError("FILE: ...")``, one line. (Exclude entries, the baseline and adaptive seeds
+against the axes: ``AblationFile``'s validator in spec_schema.py.)
 """
 
 from __future__ import annotations
@@ -10,11 +10,9 @@ import inspect
 import math
 import warnings
 from pathlib import Path
-from typing import Any
 
 from .dotted import deep_merge, set_path
-from .spec_schema import AblationFile, StudyFile, SweepFile
-from .spec_values import AdaptiveSeeds, check_max_epochs, check_path, same
+from .spec_schema import Budget, DottedPath, StudyFile, SweepFile, validated
 from .yamlio import SpecError, load_yaml, parse_value
 
 # Quiet trainers under the orchestrator; a base config that sets these wins.
@@ -54,11 +52,9 @@ def base_config(file: StudyFile, source: Path | None, max_epochs: int | None, se
     if file.base is not None:
         base = deep_merge(base, file.base)
     base = deep_merge(deep_merge(ORCHESTRATOR_DEFAULTS, base), file.overrides)
+    if max_epochs is not None:  # --max-epochs, checked as the key it wins over
+        validated(Budget, {"max_epochs": max_epochs}, f"{where}: --max-epochs")
     epochs = max_epochs if max_epochs is not None else file.budget.max_epochs
-    try:
-        check_max_epochs(epochs)
-    except ValueError as exc:
-        raise _fail(where, str(exc)) from None
     if epochs is not None:
         set_path(base, "trainer.max_epochs", epochs)
     if file.budget.trial_time_limit_s is not None:
@@ -67,56 +63,15 @@ def base_config(file: StudyFile, source: Path | None, max_epochs: int | None, se
         key, sep, text = item.partition("=")
         if not sep:
             raise SpecError(f"--set {item!r}: expected KEY=VALUE, e.g. --set trainer.max_epochs=2")
-        try:
-            path = check_path(f"--set {item!r}", key.strip())
-        except ValueError as exc:
-            raise SpecError(str(exc)) from None
-        set_path(base, path, parse_value(text))
+        set_path(base, validated(DottedPath, key.strip(), f"--set {item!r}"), parse_value(text))
     return base
 
 
-def check_ablation(file: AblationFile, sets: list[str], where: str) -> dict[str, Any]:
-    """``--set`` vs the axes, exclude entries and the baseline against the axes; -> the baseline (axis -> value)."""
-    axes = file.axes
-    set_keys = {item.partition("=")[0].strip() for item in sets}
+def check_sets(axes: dict[str, list], sets: list[str], where: str) -> None:
+    """No ``--set`` on an axis (the file's values would be overwritten in every point)."""
     for path in axes:
-        if path in set_keys:
+        if path in {item.partition("=")[0].strip() for item in sets}:
             raise _fail(where, f"--set {path}=... conflicts with the axis {path}")
-    for entry in file.exclude:
-        for path, value in entry.items():
-            if path not in axes:
-                raise _fail(where, f"exclude entry {entry!r}: {path!r} is not an axis ({', '.join(axes)})")
-            if not any(same(value, v) for v in axes[path]):
-                raise _fail(where, f"exclude entry {entry!r}: {value!r} is not a value of axis {path}")
-    baseline: dict[str, Any] = {}
-    for path, value in file.baseline.items():
-        if path not in axes:
-            raise _fail(where, f"baseline: {path!r} is not an axis ({', '.join(axes)})")
-        match = [v for v in axes[path] if same(value, v)]
-        if not match:
-            raise _fail(where, f"baseline: {value!r} is not a value of axis {path} ({axes[path]!r})")
-        baseline[path] = match[0]
-    return baseline
-
-
-def check_adaptive_arms(axes: dict[str, list], exclude: list[dict], baseline: Any, where: str) -> None:
-    """Adaptive seeds decide the arms of one axis against its baseline: one axis, a baseline and an arm left."""
-    if len(axes) != 1:
-        raise _fail(where, f"adaptive seeds need exactly one axis (they decide each value against the axis' "
-                           f"baseline), this file has {len(axes)}: {', '.join(axes)}; use a seed list "
-                           "or one study per axis")
-    path, values = next(iter(axes.items()))
-    left = [v for v in values if not any(same(entry[path], v) for entry in exclude)]
-    if not any(same(baseline, v) for v in left):
-        raise _fail(where, f"adaptive seeds: the baseline {baseline!r} of {path} is excluded")
-    if len(left) < 2:
-        raise _fail(where, f"adaptive seeds need an arm to compare with the baseline: axis {path} has "
-                           f"{len(left)} value(s) left")
-
-
-def adaptive_of(file: AblationFile) -> AdaptiveSeeds | None:
-    plan = getattr(file.seeds, "adaptive", None)
-    return AdaptiveSeeds(plan.start, plan.step, plan.max) if plan is not None else None
 
 
 def sampler_class(kind: str) -> type:
@@ -127,7 +82,7 @@ def sampler_class(kind: str) -> type:
             "random": optuna.samplers.RandomSampler}[kind]
 
 
-def sampler_of(file: SweepFile, given: dict, where: str) -> dict:
+def sampler_of(file: SweepFile, where: str) -> dict:
     """``{type, seed, **options}``, checked by the Optuna sampler itself (e.g. NSGA-II's population_size >= 2)."""
     sampler = file.sampler.model_dump()
     cls = sampler_class(sampler["type"])
@@ -137,7 +92,7 @@ def sampler_of(file: SweepFile, given: dict, where: str) -> dict:
             warnings.simplefilter("ignore")
             cls(**{k: v for k, v in sampler.items() if k != "type"})
     except (TypeError, ValueError) as exc:
-        raise _fail(where, f"sampler: {cls.__name__} rejects {given!r}: {exc}") from None
+        raise _fail(where, f"sampler: {cls.__name__} rejects {sampler!r}: {exc}") from None
     return sampler
 
 

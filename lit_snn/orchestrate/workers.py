@@ -16,22 +16,15 @@ from pathlib import Path
 HOST = socket.gethostname()
 
 
-def _proc_start(pid: int) -> str | None:
-    """The kernel start time of ``pid`` (tells a reused pid from the original), Linux only."""
+def _proc_stat(pid: int, field: int) -> str | None:
+    """Field ``field`` of ``/proc/PID/stat`` after the name (0: the state, 19: the kernel start time, which
+    tells a reused pid from the original), Linux only; None where there is no such process or field."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
     fields = stat[stat.rfind(")") + 2:].split()  # the name may contain spaces and parentheses
-    return fields[19] if len(fields) > 19 else None
-
-
-def _proc_state(pid: int) -> str | None:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat[stat.rfind(")") + 2:].split()[0]
+    return fields[field] if len(fields) > field else None
 
 
 def identity() -> dict:
@@ -39,7 +32,7 @@ def identity() -> dict:
     from .slurm_env import slurm_job
 
     pid = os.getpid()
-    return {"host": HOST, "pid": pid, "start": _proc_start(pid), **slurm_job()}
+    return {"host": HOST, "pid": pid, "start": _proc_stat(pid, 19), **slurm_job()}
 
 
 def is_dead_local(worker: dict) -> bool:
@@ -56,10 +49,10 @@ def is_dead_local(worker: dict) -> bool:
         return True
     except PermissionError:
         return False
-    if _proc_state(pid) == "Z":
+    if _proc_stat(pid, 0) == "Z":
         return True
     start = worker.get("start")
-    return start is not None and _proc_start(pid) not in (None, start)
+    return start is not None and _proc_stat(pid, 19) not in (None, start)
 
 
 class Heartbeat:

@@ -10,7 +10,7 @@ from orchestrate_helpers import store_args, tiny_base
 
 from lit_snn.orchestrate import SpecError, ablate_main, load_spec, sweep_main
 from lit_snn.orchestrate.space import check_sweep, expand_grid
-from lit_snn.orchestrate.spec import AblationSpec, SweepSpec, _metric, spec_from_dict
+from lit_snn.orchestrate.spec import AblationSpec, SweepSpec, default_direction, spec_from_dict
 from lit_snn.orchestrate.spec_schema import file_keys
 from lit_snn.orchestrate.yamlio import parse_yaml
 
@@ -61,27 +61,28 @@ def test_bad_file_rejected_before_any_trial(tmp_path, text, message, capsys):
         ({"axes": {"model.nueron": ["lif"]}}, r"'model.nueron' is not a setting.*did you mean model.neuron"),
         ({"axes": {"trainer.max_epoch": [1]}}, r"not a lightning.Trainer argument.*max_epochs"),
         ({"axes": {"model.neuron": ["lif", "no_such_neuron"]}}, r"unknown neuron preset.*no_such_neuron"),
-        ({"axes": {"model.neuron": []}}, r"axis model.neuron is empty"),
-        ({"axes": {"model.neuron": "lif"}}, r"values must be a list"),
-        ({"axes": {}}, r"axes must be a non-empty mapping"),
-        ({"seeds": []}, r"seeds must be a non-empty list"),
-        ({"seeds": [0, "one"]}, r"seeds must be integers"),
-        ({"seeds": [1, 1]}, r"duplicates"),
-        ({"seeds": [True]}, r"seeds must be integers"),
+        ({"axes": {"model.neuron": []}}, r"axes.model.neuron: list should have at least 1 item"),
+        ({"axes": {"model.neuron": "lif"}}, r"axes.model.neuron: input should be a valid list, got 'lif'"),
+        ({"axes": {}}, r"axes: dictionary should have at least 1 item"),
+        ({"seeds": []}, r"seeds: list should have at least 1 item"),
+        ({"seeds": [0, "one"]}, r"seeds\[1\]: input should be a valid integer, got 'one'"),
+        ({"seeds": [1, 1]}, r"seeds: value 1 is listed twice"),
+        ({"seeds": [True]}, r"seeds\[0\]: input should be a valid integer, got True"),
         ({"axes": {"model.neuron": ["lif", "lif"]}}, r"listed twice"),
         ({"axes": {"model.neuron_overrides.beta": [0.5, -3.0]}, "base": {**tiny_base(Path("d")),
           "model": {"neuron": "da_lif"}}}, r"grid point .*beta=-3.0"),
-        ({"metric": "accuracy"}, r"metric must be"),
-        ({"budget": {"max_epoch": 2}}, r"unknown budget key"),
+        ({"metric": "accuracy"}, r"metric: 'accuracy' is not a stage/name metric such as test/acc"),
+        ({"budget": {"max_epoch": 2}}, r"budget: unknown key\(s\) \['max_epoch'\]; valid: \['max_epochs'"),
         ({"exclude": [{"model.neuron": "plif"}]}, r"not a value of axis"),
         ({"params": {"model.lr": {"type": "float", "low": 0.1, "high": 1.0}}}, r"unknown key\(s\) \['params'\]"),
-        ({"equivalence_margin": {"test/acc": -0.3}}, r"equivalence_margin: test/acc must be a positive number"),
-        ({"min_effect": {"accuracy": 0.5}}, r"min_effect: 'accuracy' is not a metric name"),
-        ({"min_effect": 0.5}, r"min_effect must be a mapping of metric -> positive number"),
-        ({"experiment": "../../x"}, r"experiment must be names .*got '../../x'"),
-        ({"experiment": "/tmp/x"}, r"experiment must be names .*got '/tmp/x'"),
-        ({"experiment": "a/../../x"}, r"experiment must be names"),
-        ({"axes": {"model.lr": [0.1, float("nan")]}}, r"axis model.lr: value nan is not a finite number"),
+        ({"equivalence_margin": {"test/acc": -0.3}},
+         r"equivalence_margin.test/acc: input should be greater than 0, got -0.3"),
+        ({"min_effect": {"accuracy": 0.5}}, r"min_effect: 'accuracy' is not a stage/name metric"),
+        ({"min_effect": 0.5}, r"min_effect: input should be a valid dictionary, got 0.5; e.g. \{test/acc: 0.3\}"),
+        ({"experiment": "../../x"}, r"experiment: '../../x' is not names of letters"),
+        ({"experiment": "/tmp/x"}, r"experiment: '/tmp/x' is not names of letters"),
+        ({"experiment": "a/../../x"}, r"experiment: 'a/../../x' is not names"),
+        ({"axes": {"model.lr": [0.1, float("nan")]}}, r"axes.model.lr: value nan is not a finite number"),
     ],
     ids=["neuron-field", "path-typo", "trainer-arg", "preset", "empty-axis", "scalar-axis", "no-axes",
          "no-seeds", "str-seed", "dup-seed", "bool-seed", "dup-value", "bad-value", "metric", "budget", "exclude",
@@ -109,7 +110,7 @@ def test_sweep_file_checks(tmp_path, capsys):
         ({"params": {"model.lr": {"type": "float", "low": 1.0, "high": 0.1}}}, "low < high"),
         ({"params": {"model.lr": {"type": "normal"}}}, "type must be one of"),
         ({"pruner": {"type": "median", "n_warmup": 1}}, "unknown option.*MedianPruner"),
-        ({"n_trials": 0}, "n_trials must be"),
+        ({"n_trials": 0}, "n_trials: input should be greater than or equal to 1, got 0"),
     ]:
         path = tmp_path / "sweep.yaml"
         path.write_text(yaml.safe_dump({**good, **bad}))
@@ -170,7 +171,7 @@ def test_shipped_study_files_are_valid(path, monkeypatch):
     ("test/sops", "minimize"), ("test/macs", "minimize"), ("test/firing_rate", "minimize"),
 ])
 def test_study_direction_defaults(metric, direction):
-    assert _metric({"metric": metric}, "file.yaml", "test/acc") == (metric, direction)
+    assert default_direction(metric) == direction
 
 
 def test_report_settings_keep_the_fingerprint(tmp_path):
@@ -207,21 +208,23 @@ def test_each_kind_is_its_own_class(tmp_path):
 
 @pytest.mark.parametrize("kind, fields, message", [
     ("sweep", {"sampler": {"type": "tpe", "seed": "zero"}}, "<spec>: sampler.seed: input should be a valid integer, "
-                                                           "got 'zero'"),
+                                                           "got 'zero'; e.g. {type: tpe, seed: 0}"),
     ("sweep", {"pruner": {"type": "median", "monitor": 3}},
-     "<spec>: pruner.monitor must be a logged metric like val/acc, got 3"),
-    ("sweep", {"n_trials": None}, "<spec>: n_trials must be an integer >= 1, got None"),
-    ("sweep", {"seed": 1.5}, "<spec>: seeds must be a non-empty list of integers, got 1.5"),
+     "<spec>: pruner.monitor: input should be a valid string, got 3; e.g. {type: median, monitor: val/acc}"),
+    ("sweep", {"n_trials": None}, "<spec>: n_trials: input should be a valid integer, got None"),
+    ("sweep", {"seed": 1.5}, "<spec>: seed: input should be a valid integer, got 1.5"),
     ("ablation", {"base": {1: 2}}, "<spec>: base: input should be a valid string, got the key 1"),
-    ("ablation", {"budget": {"max_epochs": 2.0}}, "<spec>: budget.max_epochs must be an integer >= 1, got 2.0"),
+    ("ablation", {"budget": {"max_epochs": 2.0}},
+     "<spec>: budget.max_epochs: input should be a valid integer, got 2.0"),
     ("ablation", {"budget": {"time_limit_s": float("nan")}},
-     "<spec>: budget.time_limit_s must be a number of seconds > 0, got nan"),
-    ("ablation", {"seeds": None}, "<spec>: seeds must be a non-empty list of integers, got None"),
-    ("ablation", {"name": 3}, "<spec>: name must be letters, digits, '_', '-' or '.', got 3"),
-    ("ablation", {"direction": "up"}, "<spec>: direction must be 'maximize' or 'minimize', got 'up'"),
+     "<spec>: budget.time_limit_s: input should be a finite number, got nan"),
+    ("ablation", {"seeds": None}, "<spec>: seeds: input should be a valid list, got None; "
+                                   "e.g. [0, 1, 2] or {adaptive: {start: 3, step: 2, max: 15}}"),
+    ("ablation", {"name": 3}, "<spec>: name: input should be a valid string, got 3"),
+    ("ablation", {"direction": "up"}, "<spec>: direction: input should be 'maximize' or 'minimize', got 'up'"),
     ("ablation", {"overrides": {"model..lr": 1}}, "<spec>: overrides: 'model..lr' is not a dotted config path like "
                                                   "'model.neuron_overrides.reset'"),
-    ("ablation", {"base": None}, "<spec>: base must be a mapping, got NoneType"),
+    ("ablation", {"base": None}, "<spec>: base: input should be a valid dictionary, got None"),
 ])
 def test_a_bad_value_is_one_line_naming_key_and_value(tmp_path, kind, fields, message):
     """The schema's errors (pydantic's, multi-line) reach the user as one line: file, key path, value, what is valid."""
@@ -236,7 +239,8 @@ def test_a_bad_value_is_one_line_naming_key_and_value(tmp_path, kind, fields, me
 def test_the_file_name_is_checked_as_the_default_name(tmp_path):
     path = tmp_path / "two words.yaml"
     path.write_text(yaml.safe_dump({**_ablation(tmp_path), "experiment": "ablation/x"}))
-    with pytest.raises(SpecError, match=r"two words.yaml: name must be letters, digits, .*got 'two words'$"):
+    message = r"two words.yaml: name: 'two words' is not letters, digits, .*the file's name\)$"
+    with pytest.raises(SpecError, match=message):
         load_spec(path, "ablation")
     path.write_text(yaml.safe_dump({**_ablation(tmp_path), "name": "two_words"}))
     assert load_spec(path, "ablation").experiment == "ablation/two_words"

@@ -177,9 +177,11 @@ def test_baseline_and_alpha_in_the_spec(tmp_path):
     for bad, message in [({"baseline": {"model.time_steps": 2}}, r"baseline: 'model.time_steps' is not an axis"),
                          ({"baseline": {"model.neuron": "plif"}}, r"baseline: 'plif' is not a value of axis "
                                                                   r"model.neuron"),
-                         ({"baseline": "lif"}, r"baseline must be a mapping"),
-                         ({"alpha": 0}, r"alpha must be a number with 0 < alpha < 1"),
-                         ({"alpha": 1.5}, r"alpha must be"), ({"alpha": True}, r"alpha must be")]:
+                         ({"baseline": "lif"},
+                          r"baseline: input should be a valid dictionary, got 'lif'; e.g. \{model.neuron: lif\}"),
+                         ({"alpha": 0}, r"alpha: input should be greater than 0, got 0"),
+                         ({"alpha": 1.5}, r"alpha: input should be less than 1, got 1.5"),
+                         ({"alpha": True}, r"alpha: input should be a valid number, got True")]:
         with pytest.raises(SpecError, match=message):
             spec_from_dict({**base, **bad}, "ablation")
 
