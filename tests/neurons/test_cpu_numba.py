@@ -60,13 +60,12 @@ def test_numba_path_is_the_one_running(preset, numba_on, monkeypatch):
     spec, params, x, _ = make_case(neuron_config(preset), (3, 2, 4, 5), dtype=torch.float32)
     x.requires_grad_(True)
     calls = []
-    forward = numba_scan.kernels().scan_forward
+    for module, name in ((numba_scan.kernels(), "scan_forward"), (numba_scan.long_kernels(), "long_forward")):
+        def counting(*args, forward=getattr(module, name)):
+            calls.append(1)
+            return forward(*args)
 
-    def counting(*args):
-        calls.append(1)
-        return forward(*args)
-
-    monkeypatch.setattr(numba_scan.kernels(), "scan_forward", counting)
+        monkeypatch.setattr(module, name, counting)
     spikes, _, _ = multistep_cpu(x, **params, spec=spec)
     assert calls and type(spikes.grad_fn).__name__ == NumbaScan.__name__ + "Backward"
 
