@@ -4,7 +4,10 @@ and lif's forward + backward against the machine's copy bandwidth (issue 25's tw
 * **fused / general**: the simple variants (lif-like resets, KLIF's slope) have a fused backward
   (``numba_scan.FUSED_BACKWARD``) that computes what the general adjoint computes (tested to
   1e-12): each preset's backward is timed both ways in interleaved rounds, and the ratio says
-  whether the fused one is faster (< 1) for every preset and surrogate.
+  whether the fused one is faster (< 1) for every preset and surrogate. The ratio of forward +
+  backward is printed beside it: where no parameter gradient is wanted (lif, hard_lif, ...) the fused
+  path's forward also writes the charge U that its backward reads instead of replaying the forward
+  (``numba_scan.SAVE_CHARGE``), so part of its work moved into the forward, which that column counts.
 * **fraction of the copy bandwidth**: lif's forward + backward must move at least five tensors of
   x's size (the forward reads x and writes the spikes; the backward reads dL/dS and x, its only
   saved tensor, and writes dL/dx): those bytes over the measured time, as a fraction of what
@@ -34,23 +37,25 @@ def _cases(presets: list[str]) -> list[tuple[str, str | None]]:
     return cases
 
 
-def _backward_time(neuron, x0: torch.Tensor, grad: torch.Tensor, fused: bool) -> float:
-    """Seconds of one backward of ``neuron`` on a fresh copy of ``x0`` (the forward untimed)."""
+def _backward_time(neuron, x0: torch.Tensor, grad: torch.Tensor, fused: bool) -> tuple[float, float]:
+    """Seconds of one backward of ``neuron`` on a fresh copy of ``x0``, and of its forward + backward."""
     from lit_snn.neurons.cpu import numba_scan
 
     numba_scan.FUSED_BACKWARD = fused
     x = x0.clone().requires_grad_(True)
-    out = neuron(x)
     start = time.perf_counter()
+    out = neuron(x)
+    middle = time.perf_counter()
     out.backward(grad)
-    return time.perf_counter() - start
+    end = time.perf_counter()
+    return end - middle, end - start
 
 
 def fused_against_general(presets: list[str], shape: tuple[int, ...], rounds: int
-                          ) -> list[tuple[str, float, float, float]]:
-    """(case, median fused ms, median general ms, median per-round ratio fused / general) per preset
-    (and surrogate); the two run back to back in each round, so load that changes between rounds
-    cancels in the ratio."""
+                          ) -> list[tuple[str, float, float, float, float]]:
+    """(case, median fused ms, median general ms, median per-round ratio fused / general of the
+    backward, the same of forward + backward) per preset (and surrogate); the two run back to back
+    in each round, so load that changes between rounds cancels in the ratios."""
     from lit_snn.neurons import create_neuron
     from lit_snn.neurons.cpu import numba_scan
 
@@ -69,8 +74,10 @@ def fused_against_general(presets: list[str], shape: tuple[int, ...], rounds: in
                 for fused in (True, False):
                     times[fused].append(_backward_time(neuron, x0, grad, fused))
             name = preset if surrogate is None else f"{preset}:{surrogate}"
-            ratio = statistics.median(f / g for f, g in zip(times[True], times[False]))
-            rows.append((name, statistics.median(times[True]) * 1e3, statistics.median(times[False]) * 1e3, ratio))
+            ratio = statistics.median(f[0] / g[0] for f, g in zip(times[True], times[False]))
+            both = statistics.median(f[1] / g[1] for f, g in zip(times[True], times[False]))
+            rows.append((name, statistics.median(t[0] for t in times[True]) * 1e3,
+                         statistics.median(t[0] for t in times[False]) * 1e3, ratio, both))
     finally:
         numba_scan.FUSED_BACKWARD = saved
     return rows
@@ -124,9 +131,9 @@ def run(presets: list[str], shape: tuple[int, ...], threads: list[int], rounds: 
         for n in threads:
             torch.set_num_threads(n)
             print(f"threads: {n}, x fp32 {list(shape)}, {rounds} interleaved rounds, medians")
-            print(f"{'preset':<18} {'fused ms':>9} {'general ms':>11} {'fused/general':>14}")
-            for name, fused, general, ratio in fused_against_general(presets, shape, rounds):
-                print(f"{name:<18} {fused:>9.2f} {general:>11.2f} {ratio:>14.2f}", flush=True)  # ratio: per round
+            print(f"{'preset':<18} {'fused ms':>9} {'general ms':>11} {'fused/general':>14} {'with forward':>13}")
+            for name, fused, general, ratio, both in fused_against_general(presets, shape, rounds):
+                print(f"{name:<18} {fused:>9.2f} {general:>11.2f} {ratio:>14.2f} {both:>13.2f}", flush=True)
                 if ratio > 1:
                     slower.append((n, name, ratio))
             ms, gbs, fraction = copy_fraction(shape, rounds)

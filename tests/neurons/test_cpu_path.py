@@ -467,9 +467,10 @@ def test_bench_cpu_mode_prints_its_columns(capsys):
 
 def test_bench_backward_prints_fused_against_general_and_the_copy_fraction(capsys, monkeypatch):
     """``lit-snn bench --backward`` (tiny sizes, one round): each fused preset and lif's/plif's other
-    surrogates timed both ways with a ratio, lif's forward + backward as a fraction of the copy
-    bandwidth, a verdict line; the fused switch is left as it was. Presets without a fused backward,
-    or the numba path off, are refused in one line (exit 2)."""
+    surrogates timed both ways with the ratios of the backward and of forward + backward, lif's
+    forward + backward as a fraction of the copy bandwidth, a verdict line; the fused switch is
+    left as it was. Presets without a fused backward, or the numba path off, are refused in one
+    line (exit 2)."""
     from lit_snn.bench import main
     from lit_snn.neurons.cpu import numba_scan
 
@@ -478,11 +479,11 @@ def test_bench_backward_prints_fused_against_general_and_the_copy_fraction(capsy
     assert main(argv) == 0
     out = capsys.readouterr().out
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()
-            if len(line.split()) == 4 and line.split()[0].split(":")[0] in ("lif", "plif")}
+            if len(line.split()) == 5 and line.split()[0].split(":")[0] in ("lif", "plif")}
     cases = {"lif", "plif"} | {f"{p}:{s}" for p in ("lif", "plif") for s in ("rectangle", "triangle", "atan")}
     assert set(rows) == cases
-    for fused, general, ratio in rows.values():
-        assert float(fused) > 0 and float(general) > 0 and float(ratio) > 0
+    for fused, general, ratio, with_forward in rows.values():
+        assert float(fused) > 0 and float(general) > 0 and float(ratio) > 0 and float(with_forward) > 0
     assert re.search(r"^lif forward \+ backward [\d.]+ ms: 5 x [\d.]+ MiB at \d+% of the copy bandwidth", out, re.M)
     assert "every fused backward took at most" in out or "fused backward slower than the general adjoint" in out
     assert numba_scan.FUSED_BACKWARD is True
