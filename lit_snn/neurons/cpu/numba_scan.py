@@ -20,8 +20,8 @@ float32 otherwise (bf16/fp16 inputs are widened on entry, outputs rounded back t
 
 Threads: with torch's thread count above 1 the kernels run on up to that many Python threads
 (``run_chunks``: one persistent pool; at least two chunks and ``MIN_ELEMENTS_PER_THREAD`` elements
-per thread, ``threads_for``), each with its own scratch, taking blocks of chunks in turn; the
-results are bitwise those of one thread. The outputs
+per thread, fewer for the general kernel's heavier variants, ``threads_for``), each with its own
+scratch, taking blocks of chunks in turn; the results are bitwise those of one thread. The outputs
 (spikes, states, dL/dx) are fresh numpy-allocated tensors (``fresh``: huge pages, where a fresh
 ``torch.empty`` of a few MiB costs more in page faults than the scan itself).
 
@@ -111,12 +111,25 @@ _POOL_LOCK = threading.Lock()
 # (lif fwd + bwd behind a conv, two threads against one: 0.83x at 262k elements, 0.96x at 2.1M,
 # 1.14x at 4.2M on this project's 2-core VM).
 MIN_ELEMENTS_PER_THREAD = 1 << 21
+# The same for the variants on the general kernel (adaptive thresholds and resets, clif, glif: tanh
+# and sigmoids per element and step, several times lif's arithmetic), whose break-even is lower:
+# ar_lif's --e2e step at two threads (layers of 1.6M and 0.8M elements) took 0.70-0.95x its time
+# with 2^19 against 2^21 in four interleaved runs on the shared VM (docs/benchmarks.md).
+MIN_ELEMENTS_PER_THREAD_GENERAL = 1 << 19
 
 
-def threads_for(chunks: int, elements: int) -> int:
+def general_kernel(flags: np.ndarray) -> bool:
+    """Whether a variant runs the general kernel's stages (not a fixed threshold with a hard or soft
+    reset: those have the fused one-loop step)."""
+    return not (flags[1] == 0 and flags[0] in (0, 1))
+
+
+def threads_for(chunks: int, elements: int, general: bool = False) -> int:
     """Threads a kernel call runs on: torch's thread count, at most one per two chunks and per
-    ``MIN_ELEMENTS_PER_THREAD`` of the call's ``elements``."""
-    by_work = elements // MIN_ELEMENTS_PER_THREAD if MIN_ELEMENTS_PER_THREAD else chunks
+    ``MIN_ELEMENTS_PER_THREAD`` (``MIN_ELEMENTS_PER_THREAD_GENERAL`` for a ``general`` kernel's
+    variant) of the call's ``elements``."""
+    least = MIN_ELEMENTS_PER_THREAD_GENERAL if general else MIN_ELEMENTS_PER_THREAD
+    by_work = elements // least if least else chunks
     return max(1, min(torch.get_num_threads(), chunks // 2, by_work))
 
 
@@ -313,7 +326,8 @@ class NumbaScan(torch.autograd.Function):
             args = (xc.numpy(), table, C, S, flags, fa, spikes.numpy(), v.numpy(), m.numpy())
             with scratch.scope():  # temporaries from the CPU path's pool: their pages stay mapped between calls
                 run_chunks(k.scan_forward, lambda i: (*args, scratch.take((k.WORK_ROWS, chunk), xc).numpy(), gain_np,
-                                                      bias_np), chunks, threads_for(chunks, T * N))
+                                                      bias_np), chunks,
+                           threads_for(chunks, T * N, general_kernel(flags)))
             ctx.save_for_backward(xs, gain, bias, *params)  # xs: x itself, or its one step (nothing copied)
             ctx.saved_charge = False
         ctx.spec, ctx.table, ctx.layout, ctx.gate = spec, table, (N, C, S, order), (gain_np, bias_np)
@@ -364,7 +378,7 @@ class NumbaScan(torch.autograd.Function):
                     np.empty(k.LANES, dtype=np.float64), FUSED_BACKWARD)
 
         with scratch.scope():  # temporaries from the CPU path's pool: their pages stay mapped between calls
-            run_chunks(k.scan_backward, args_of, chunks, threads_for(chunks, T * N))
+            run_chunks(k.scan_backward, args_of, chunks, threads_for(chunks, T * N, general_kernel(flags)))
         grads = []
         if used.any():
             total = part.sum(axis=0)  # [9, C], one deterministic reduction
