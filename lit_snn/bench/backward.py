@@ -14,6 +14,13 @@ and lif's forward + backward against the machine's copy bandwidth (issue 25's tw
   ``torch``'s copy of a buffer of the same working set (four tensors of x's size) moves per second
   on the same machine, in the same rounds. The whole call is timed (autograd, checks and all),
   not the kernels alone: what a training step pays.
+
+Clock (``clock``): at one thread every timed call runs on the calling thread (torch's ops and the
+neuron's kernels), so its CPU time (``time.thread_time``, page faults included) is what the call
+costs, without the slices another process of a shared machine takes from it; wall-clock time
+charged those to whichever call they fell in, the longer one more often (on this project's shared
+2-core VM, lif's fraction read 28-40% by the wall clock in runs a few minutes apart). With more
+threads the work spreads over threads the calling one does not count: wall-clock time there.
 """
 
 from __future__ import annotations
@@ -27,6 +34,11 @@ import torch
 FUSED_PRESETS = ("lif", "plif", "hard_lif", "da_lif", "soft_lif", "i_lif", "ib_ra_lif", "klif")
 SURROGATES = ("rectangle", "triangle", "sigmoid", "atan")
 PASSES = 5  # tensors of x's size lif's forward + backward must read or write at least
+
+
+def clock():
+    """The timer of the current thread count: the calling thread's CPU time at one thread, else wall time."""
+    return time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
 
 
 def _cases(presets: list[str]) -> list[tuple[str, str | None]]:
@@ -43,11 +55,12 @@ def _backward_time(neuron, x0: torch.Tensor, grad: torch.Tensor, fused: bool) ->
 
     numba_scan.FUSED_BACKWARD = fused
     x = x0.clone().requires_grad_(True)
-    start = time.perf_counter()
+    now = clock()
+    start = now()
     out = neuron(x)
-    middle = time.perf_counter()
+    middle = now()
     out.backward(grad)
-    end = time.perf_counter()
+    end = now()
     return end - middle, end - start
 
 
@@ -95,17 +108,18 @@ def copy_fraction(shape: tuple[int, ...], rounds: int) -> tuple[float, float, fl
     src = torch.randn(4 * x0.numel())  # the working set of the forward + backward: x, S, dL/dS, dL/dx
     dst = torch.empty_like(src)
     step, copy = [], []
+    now = clock()
 
     def one_step() -> float:
         x = x0.clone().requires_grad_(True)
-        start = time.perf_counter()
+        start = now()
         neuron(x).backward(grad)
-        return time.perf_counter() - start
+        return now() - start
 
     def one_copy() -> float:
-        start = time.perf_counter()
+        start = now()
         dst.copy_(src)
-        return time.perf_counter() - start
+        return now() - start
 
     one_step(), one_copy()
     for _ in range(rounds):
@@ -130,7 +144,8 @@ def run(presets: list[str], shape: tuple[int, ...], threads: list[int], rounds: 
     try:
         for n in threads:
             torch.set_num_threads(n)
-            print(f"threads: {n}, x fp32 {list(shape)}, {rounds} interleaved rounds, medians")
+            timer = "CPU time of the thread" if n == 1 else "wall-clock time"
+            print(f"threads: {n}, x fp32 {list(shape)}, {rounds} interleaved rounds, medians of the {timer}")
             print(f"{'preset':<18} {'fused ms':>9} {'general ms':>11} {'fused/general':>14} {'with forward':>13}")
             for name, fused, general, ratio, both in fused_against_general(presets, shape, rounds):
                 print(f"{name:<18} {fused:>9.2f} {general:>11.2f} {ratio:>14.2f} {both:>13.2f}", flush=True)
