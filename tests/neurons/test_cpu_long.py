@@ -122,3 +122,20 @@ def test_long_path_threads_give_identical_results(save, torch_threads, monkeypat
         out.append(outputs(spec, params, x, cot))
     for other in out[1:]:
         assert_same(out[0], other)
+
+
+@pytest.mark.parametrize(("preset", "kernels"), [
+    ("lif", ("long_forward", "saved_backward", "scan_backward")),
+    ("plif", ("long_forward", "scan_backward")),  # learnable decay: the replay only
+    ("ar_lif", ("scan_forward", "scan_backward")),
+])
+def test_warmup_compiles_the_kernels_a_run_calls(preset, kernels):
+    """``precompile_cpu_kernels`` checks (and ``run_once`` compiles) the kernels the preset's training
+    calls, the long path's included: after ``run_once`` none of them is cold."""
+    from lit_snn.neurons.cpu import warmup
+
+    config = {"model": {"neuron": preset, "time_steps": 3}, "trainer": {"accelerator": "cpu"}}
+    _, overrides, dtype = warmup._cpu_neuron(config)
+    assert tuple(k.py_func.__name__ for k in warmup._kernels_of(preset, overrides)) == kernels
+    warmup.run_once(preset, overrides, dtype)
+    assert warmup.cold_neurons([config]) == []
