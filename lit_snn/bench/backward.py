@@ -4,13 +4,23 @@ and lif's forward + backward against the machine's copy bandwidth (issue 25's tw
 * **fused / general**: the simple variants (lif-like resets, KLIF's slope) have a fused backward
   (``numba_scan.FUSED_BACKWARD``) that computes what the general adjoint computes (tested to
   1e-12): each preset's backward is timed both ways in interleaved rounds, and the ratio says
-  whether the fused one is faster (< 1) for every preset and surrogate.
+  whether the fused one is faster (< 1) for every preset and surrogate. The ratio of forward +
+  backward is printed beside it: where no parameter gradient is wanted (lif, hard_lif, ...) the fused
+  path's forward also writes the charge U that its backward reads instead of replaying the forward
+  (``numba_scan.SAVE_CHARGE``), so part of its work moved into the forward, which that column counts.
 * **fraction of the copy bandwidth**: lif's forward + backward must move at least five tensors of
   x's size (the forward reads x and writes the spikes; the backward reads dL/dS and x, its only
   saved tensor, and writes dL/dx): those bytes over the measured time, as a fraction of what
   ``torch``'s copy of a buffer of the same working set (four tensors of x's size) moves per second
   on the same machine, in the same rounds. The whole call is timed (autograd, checks and all),
   not the kernels alone: what a training step pays.
+
+Clock (``clock``): at one thread every timed call runs on the calling thread (torch's ops and the
+neuron's kernels), so its CPU time (``time.thread_time``, page faults included) is what the call
+costs, without the slices another process of a shared machine takes from it; wall-clock time
+charged those to whichever call they fell in, the longer one more often (on this project's shared
+2-core VM, lif's fraction read 28-40% by the wall clock in runs a few minutes apart). With more
+threads the work spreads over threads the calling one does not count: wall-clock time there.
 """
 
 from __future__ import annotations
@@ -26,6 +36,11 @@ SURROGATES = ("rectangle", "triangle", "sigmoid", "atan")
 PASSES = 5  # tensors of x's size lif's forward + backward must read or write at least
 
 
+def clock():
+    """The timer of the current thread count: the calling thread's CPU time at one thread, else wall time."""
+    return time.thread_time if torch.get_num_threads() == 1 else time.perf_counter
+
+
 def _cases(presets: list[str]) -> list[tuple[str, str | None]]:
     cases = [(p, None) for p in presets]
     for p in ("lif", "plif"):
@@ -34,23 +49,26 @@ def _cases(presets: list[str]) -> list[tuple[str, str | None]]:
     return cases
 
 
-def _backward_time(neuron, x0: torch.Tensor, grad: torch.Tensor, fused: bool) -> float:
-    """Seconds of one backward of ``neuron`` on a fresh copy of ``x0`` (the forward untimed)."""
+def _backward_time(neuron, x0: torch.Tensor, grad: torch.Tensor, fused: bool) -> tuple[float, float]:
+    """Seconds of one backward of ``neuron`` on a fresh copy of ``x0``, and of its forward + backward."""
     from lit_snn.neurons.cpu import numba_scan
 
     numba_scan.FUSED_BACKWARD = fused
     x = x0.clone().requires_grad_(True)
+    now = clock()
+    start = now()
     out = neuron(x)
-    start = time.perf_counter()
+    middle = now()
     out.backward(grad)
-    return time.perf_counter() - start
+    end = now()
+    return end - middle, end - start
 
 
 def fused_against_general(presets: list[str], shape: tuple[int, ...], rounds: int
-                          ) -> list[tuple[str, float, float, float]]:
-    """(case, median fused ms, median general ms, median per-round ratio fused / general) per preset
-    (and surrogate); the two run back to back in each round, so load that changes between rounds
-    cancels in the ratio."""
+                          ) -> list[tuple[str, float, float, float, float]]:
+    """(case, median fused ms, median general ms, median per-round ratio fused / general of the
+    backward, the same of forward + backward) per preset (and surrogate); the two run back to back
+    in each round, so load that changes between rounds cancels in the ratios."""
     from lit_snn.neurons import create_neuron
     from lit_snn.neurons.cpu import numba_scan
 
@@ -69,8 +87,10 @@ def fused_against_general(presets: list[str], shape: tuple[int, ...], rounds: in
                 for fused in (True, False):
                     times[fused].append(_backward_time(neuron, x0, grad, fused))
             name = preset if surrogate is None else f"{preset}:{surrogate}"
-            ratio = statistics.median(f / g for f, g in zip(times[True], times[False]))
-            rows.append((name, statistics.median(times[True]) * 1e3, statistics.median(times[False]) * 1e3, ratio))
+            ratio = statistics.median(f[0] / g[0] for f, g in zip(times[True], times[False]))
+            both = statistics.median(f[1] / g[1] for f, g in zip(times[True], times[False]))
+            rows.append((name, statistics.median(t[0] for t in times[True]) * 1e3,
+                         statistics.median(t[0] for t in times[False]) * 1e3, ratio, both))
     finally:
         numba_scan.FUSED_BACKWARD = saved
     return rows
@@ -88,17 +108,18 @@ def copy_fraction(shape: tuple[int, ...], rounds: int) -> tuple[float, float, fl
     src = torch.randn(4 * x0.numel())  # the working set of the forward + backward: x, S, dL/dS, dL/dx
     dst = torch.empty_like(src)
     step, copy = [], []
+    now = clock()
 
     def one_step() -> float:
         x = x0.clone().requires_grad_(True)
-        start = time.perf_counter()
+        start = now()
         neuron(x).backward(grad)
-        return time.perf_counter() - start
+        return now() - start
 
     def one_copy() -> float:
-        start = time.perf_counter()
+        start = now()
         dst.copy_(src)
-        return time.perf_counter() - start
+        return now() - start
 
     one_step(), one_copy()
     for _ in range(rounds):
@@ -123,10 +144,11 @@ def run(presets: list[str], shape: tuple[int, ...], threads: list[int], rounds: 
     try:
         for n in threads:
             torch.set_num_threads(n)
-            print(f"threads: {n}, x fp32 {list(shape)}, {rounds} interleaved rounds, medians")
-            print(f"{'preset':<18} {'fused ms':>9} {'general ms':>11} {'fused/general':>14}")
-            for name, fused, general, ratio in fused_against_general(presets, shape, rounds):
-                print(f"{name:<18} {fused:>9.2f} {general:>11.2f} {ratio:>14.2f}", flush=True)  # ratio: per round
+            timer = "CPU time of the thread" if n == 1 else "wall-clock time"
+            print(f"threads: {n}, x fp32 {list(shape)}, {rounds} interleaved rounds, medians of the {timer}")
+            print(f"{'preset':<18} {'fused ms':>9} {'general ms':>11} {'fused/general':>14} {'with forward':>13}")
+            for name, fused, general, ratio, both in fused_against_general(presets, shape, rounds):
+                print(f"{name:<18} {fused:>9.2f} {general:>11.2f} {ratio:>14.2f} {both:>13.2f}", flush=True)
                 if ratio > 1:
                     slower.append((n, name, ratio))
             ms, gbs, fraction = copy_fraction(shape, rounds)

@@ -60,13 +60,12 @@ def test_numba_path_is_the_one_running(preset, numba_on, monkeypatch):
     spec, params, x, _ = make_case(neuron_config(preset), (3, 2, 4, 5), dtype=torch.float32)
     x.requires_grad_(True)
     calls = []
-    forward = numba_scan.kernels().scan_forward
+    for module, name in ((numba_scan.kernels(), "scan_forward"), (numba_scan.long_kernels(), "long_forward")):
+        def counting(*args, forward=getattr(module, name)):
+            calls.append(1)
+            return forward(*args)
 
-    def counting(*args):
-        calls.append(1)
-        return forward(*args)
-
-    monkeypatch.setattr(numba_scan.kernels(), "scan_forward", counting)
+        monkeypatch.setattr(module, name, counting)
     spikes, _, _ = multistep_cpu(x, **params, spec=spec)
     assert calls and type(spikes.grad_fn).__name__ == NumbaScan.__name__ + "Backward"
 
@@ -194,14 +193,19 @@ def test_threads_give_identical_results(preset, numba_on, torch_threads, monkeyp
     from test_cpu_path import run
 
     chunks = -(-x[0].numel() // CHUNK)
+    general = numba_scan.general_kernel(numba_scan.variant_args(spec)[0])
+    assert general == (preset in ("ar_lif", "clif", "glif", "alif"))
     torch_threads(3)
-    assert numba_scan.threads_for(chunks, x.numel()) == 1  # too little work for a second thread
+    assert numba_scan.threads_for(chunks, x.numel(), general) == 1  # too little work for a second thread
     assert numba_scan.threads_for(chunks, 3 * numba_scan.MIN_ELEMENTS_PER_THREAD) == 3
+    assert numba_scan.threads_for(chunks, numba_scan.MIN_ELEMENTS_PER_THREAD) == 1
+    assert numba_scan.threads_for(chunks, numba_scan.MIN_ELEMENTS_PER_THREAD, general=True) == 3  # 4x its least
     monkeypatch.setattr(numba_scan, "MIN_ELEMENTS_PER_THREAD", 0)  # threads on this small case
+    monkeypatch.setattr(numba_scan, "MIN_ELEMENTS_PER_THREAD_GENERAL", 0)
     out = []
     for threads in (1, 2, 3):
         torch_threads(threads)
-        assert numba_scan.threads_for(chunks, x.numel()) == threads
+        assert numba_scan.threads_for(chunks, x.numel(), general) == threads
         out.append(run(multistep_cpu, spec, params, x, cot))
     for other in out[1:]:
         for a, b in zip(out[0], other):

@@ -408,11 +408,12 @@ def test_numba_that_does_not_import_runs_the_reference_with_a_warning(monkeypatc
 # --------------------------------------------------------------------------------------------- memory
 @pytest.mark.parametrize("preset", SCAN_PRESETS)
 def test_memory_kept_for_the_backward(preset, numba):
-    """Saved for the backward: x and the parameters, nothing else (the numba path replays the forward
-    in its backward), where the reference keeps 1-11 tensors of x's size."""
+    """Saved for the backward: the parameters and one tensor of x's size, x itself or, in its place,
+    the charge U (``numba_scan.SAVE_CHARGE``: lif-like variants without parameter gradients), where
+    the reference keeps 1-11 tensors of x's size."""
     spec, params, x, _ = make_case(neuron_config(preset), (4, 2, 3, 5), dtype=torch.float32)
     x.requires_grad_(True)
-    alive = {t.untyped_storage().data_ptr() for t in (x, *params.values())}
+    alive = {t.untyped_storage().data_ptr() for t in params.values()}
     kept = {}
 
     def pack(t):
@@ -423,7 +424,7 @@ def test_memory_kept_for_the_backward(preset, numba):
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         multistep_cpu(x, **params, spec=spec)
     assert uses_numba(spec)
-    assert sum(kept.values()) == 0
+    assert list(kept.values()) == [x.untyped_storage().nbytes()]
 
 
 def test_outputs_never_share_the_scratch_pool(numba):
@@ -466,9 +467,10 @@ def test_bench_cpu_mode_prints_its_columns(capsys):
 
 def test_bench_backward_prints_fused_against_general_and_the_copy_fraction(capsys, monkeypatch):
     """``lit-snn bench --backward`` (tiny sizes, one round): each fused preset and lif's/plif's other
-    surrogates timed both ways with a ratio, lif's forward + backward as a fraction of the copy
-    bandwidth, a verdict line; the fused switch is left as it was. Presets without a fused backward,
-    or the numba path off, are refused in one line (exit 2)."""
+    surrogates timed both ways with the ratios of the backward and of forward + backward, lif's
+    forward + backward as a fraction of the copy bandwidth, a verdict line; the fused switch is
+    left as it was. Presets without a fused backward, or the numba path off, are refused in one
+    line (exit 2)."""
     from lit_snn.bench import main
     from lit_snn.neurons.cpu import numba_scan
 
@@ -477,11 +479,11 @@ def test_bench_backward_prints_fused_against_general_and_the_copy_fraction(capsy
     assert main(argv) == 0
     out = capsys.readouterr().out
     rows = {line.split()[0]: line.split()[1:] for line in out.splitlines()
-            if len(line.split()) == 4 and line.split()[0].split(":")[0] in ("lif", "plif")}
+            if len(line.split()) == 5 and line.split()[0].split(":")[0] in ("lif", "plif")}
     cases = {"lif", "plif"} | {f"{p}:{s}" for p in ("lif", "plif") for s in ("rectangle", "triangle", "atan")}
     assert set(rows) == cases
-    for fused, general, ratio in rows.values():
-        assert float(fused) > 0 and float(general) > 0 and float(ratio) > 0
+    for fused, general, ratio, with_forward in rows.values():
+        assert float(fused) > 0 and float(general) > 0 and float(ratio) > 0 and float(with_forward) > 0
     assert re.search(r"^lif forward \+ backward [\d.]+ ms: 5 x [\d.]+ MiB at \d+% of the copy bandwidth", out, re.M)
     assert "every fused backward took at most" in out or "fused backward slower than the general adjoint" in out
     assert numba_scan.FUSED_BACKWARD is True

@@ -4,7 +4,12 @@
 ``V_T``, ``M_T``; ``M_T`` a read-only broadcast zero without a second state) that runs the kernels
 of ``numba_kernels.py`` on zero-copy numpy views of the tensors. Saved for the backward: ``x`` and
 the parameters (and their ``[9, P]`` table, a few floats), nothing else: the backward replays the
-forward per chunk, as the Triton kernel. The kernels' scratch (a few hundred KiB) comes from the
+forward per chunk, as the Triton kernel. The per-layer simple variants (``long_path``: lif, hard_lif,
+soft_lif, i_lif, ib_ra_lif, plif, da_lif) run ``numba_long.py``'s forward on long rows, and where no
+parameter gradient is wanted (lif's case) it keeps the charge U [T, N] in x's place
+(``SAVE_CHARGE``, ``_saves_charge``): the same memory between forward and backward, one tensor more
+written by the forward, and a backward without the replay (lif, x fp32 [8, 16, 64, 16, 16], one
+thread: forward + backward 6.6 -> 4.1 ms; docs/benchmarks.md). The kernels' scratch (a few hundred KiB) comes from the
 CPU path's pool (``scratch.py``), so its pages stay mapped from call to call.
 
 Every variant the Triton kernel covers runs here (``numba_supports``: every reset, threshold and
@@ -15,8 +20,8 @@ float32 otherwise (bf16/fp16 inputs are widened on entry, outputs rounded back t
 
 Threads: with torch's thread count above 1 the kernels run on up to that many Python threads
 (``run_chunks``: one persistent pool; at least two chunks and ``MIN_ELEMENTS_PER_THREAD`` elements
-per thread, ``threads_for``), each with its own scratch, taking blocks of chunks in turn; the
-results are bitwise those of one thread. The outputs
+per thread, fewer for the general kernel's heavier variants, ``threads_for``), each with its own
+scratch, taking blocks of chunks in turn; the results are bitwise those of one thread. The outputs
 (spikes, states, dL/dx) are fresh numpy-allocated tensors (``fresh``: huge pages, where a fresh
 ``torch.empty`` of a few MiB costs more in page faults than the scan itself).
 
@@ -45,6 +50,10 @@ NUM_PARAMS = len(PARAM_NAMES)
 _kernels = None  # the numba_kernels module, imported (and numba with it) on first use
 _VARIANTS: dict = {}  # spec -> (flags, floats): derived once per spec
 FUSED_BACKWARD = True  # the simple variants' fused backward (False: the general one, for the tests)
+# lif-like variants without parameter gradients keep U (the charge before the spike) for the backward
+# in x's place (``numba_long``): the same memory, no replay (False: keep x and replay, for the tests)
+SAVE_CHARGE = True
+_long = None  # the numba_long module, imported on first use
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -102,12 +111,25 @@ _POOL_LOCK = threading.Lock()
 # (lif fwd + bwd behind a conv, two threads against one: 0.83x at 262k elements, 0.96x at 2.1M,
 # 1.14x at 4.2M on this project's 2-core VM).
 MIN_ELEMENTS_PER_THREAD = 1 << 21
+# The same for the variants on the general kernel (adaptive thresholds and resets, clif, glif: tanh
+# and sigmoids per element and step, several times lif's arithmetic), whose break-even is lower:
+# ar_lif's --e2e step at two threads (layers of 1.6M and 0.8M elements) took 0.70-0.95x its time
+# with 2^19 against 2^21 in four interleaved runs on the shared VM (docs/benchmarks.md).
+MIN_ELEMENTS_PER_THREAD_GENERAL = 1 << 19
 
 
-def threads_for(chunks: int, elements: int) -> int:
+def general_kernel(flags: np.ndarray) -> bool:
+    """Whether a variant runs the general kernel's stages (not a fixed threshold with a hard or soft
+    reset: those have the fused one-loop step)."""
+    return not (flags[1] == 0 and flags[0] in (0, 1))
+
+
+def threads_for(chunks: int, elements: int, general: bool = False) -> int:
     """Threads a kernel call runs on: torch's thread count, at most one per two chunks and per
-    ``MIN_ELEMENTS_PER_THREAD`` of the call's ``elements``."""
-    by_work = elements // MIN_ELEMENTS_PER_THREAD if MIN_ELEMENTS_PER_THREAD else chunks
+    ``MIN_ELEMENTS_PER_THREAD`` (``MIN_ELEMENTS_PER_THREAD_GENERAL`` for a ``general`` kernel's
+    variant) of the call's ``elements``."""
+    least = MIN_ELEMENTS_PER_THREAD_GENERAL if general else MIN_ELEMENTS_PER_THREAD
+    by_work = elements // least if least else chunks
     return max(1, min(torch.get_num_threads(), chunks // 2, by_work))
 
 
@@ -184,10 +206,11 @@ def _flat(t: Tensor, dtype: torch.dtype, shape, order: tuple[int, ...]) -> Tenso
     return t.detach().to(dtype).permute(order).contiguous().view(shape)
 
 
-def _unflat(t: Tensor, like: Tensor, order: tuple[int, ...], steps: int | None = None) -> Tensor:
-    """A kernel output ``t`` (memory ``order``) as a tensor of ``like``'s shape and strides (with
-    ``steps`` in its first dim: the steps of an x whose one step ``like`` is)."""
-    shape = list(like.shape) if steps is None else [steps, *like.shape[1:]]
+def _unflat(t: Tensor, like: Tensor | torch.Size, order: tuple[int, ...], steps: int | None = None) -> Tensor:
+    """A kernel output ``t`` (memory ``order``) as a tensor of ``like``'s shape (a tensor's or a
+    shape) and strides (with ``steps`` in its first dim: the steps of an x whose one step ``like`` is)."""
+    like_shape = like.shape if isinstance(like, Tensor) else like
+    shape = list(like_shape) if steps is None else [steps, *like_shape[1:]]
     return t.view([shape[d] for d in order]).permute([order.index(d) for d in range(len(order))])
 
 
@@ -213,6 +236,57 @@ def _steps_read(x: Tensor) -> Tensor:
     return dense_copy(x)
 
 
+def long_kernels():
+    """``numba_long``: the per-layer simple variants' kernels on long chunks (imports numba)."""
+    global _long
+    if _long is None:
+        from . import numba_long
+
+        _long = numba_long
+    return _long
+
+
+def long_path(flags: np.ndarray, C: int, gain: Tensor | None) -> bool:
+    """Whether a call runs ``numba_long``'s forward: a fixed threshold, a hard or soft reset, no
+    slope, no gated input, per-layer parameters (``C`` 1)."""
+    return (C == 1 and gain is None and flags[1] == 0 and flags[4] == 0 and flags[0] in (0, 1))
+
+
+def _saves_charge(ctx, xs: Tensor, T: int, dtype: torch.dtype) -> bool:
+    """Whether the forward keeps U [T, N] for the backward instead of x (``SAVE_CHARGE``): dL/dx is
+    wanted and no parameter's gradient (the adjoint then reads U alone), x is dense over T (a
+    static input keeps its one step: U would be T times its size) and in the compute dtype (so U
+    takes x's bytes), and the fused backward is on."""
+    needs = ctx.needs_input_grad
+    return (SAVE_CHARGE and FUSED_BACKWARD and needs[0] and not any(needs[4:]) and xs.shape[0] == T
+            and xs.dtype == dtype)
+
+
+def _charge_backward(ctx, grad_s, grad_v):
+    """``NumbaScan.backward`` from the saved U (``numba_long.saved_backward``): dL/dx only."""
+    kl = long_kernels()
+    charge, gain, bias, *params = ctx.saved_tensors  # charge: U [T, N] in the compute dtype
+    N, C, S, order = ctx.layout
+    step_order = tuple(d - 1 for d in order[1:])
+    T = ctx.steps
+    dtype = charge.dtype
+    np_dtype = np.float64 if dtype == torch.float64 else np.float32
+    flags, floats = variant_args(ctx.spec)
+    u = charge.numpy()
+    gs = u if grad_s is None else _flat(grad_s, dtype, (T, N), order).numpy()  # u: a stand-in never read
+    gv = u[0] if grad_v is None else _flat(grad_v, dtype, (N,), step_order).numpy()
+    grad_x = fresh((T, N), dtype)
+    chunks = -(-N // kl.LONG_CHUNK)
+    args = (u, ctx.table, flags, _float_args(floats, np_dtype), gs, grad_s is not None, gv, grad_v is not None,
+            np.zeros(NUM_PARAMS, dtype=np.int64), grad_x.numpy())
+    spare = np.zeros((NUM_PARAMS, 1), dtype=np_dtype)
+    with scratch.scope():
+        run_chunks(kl.saved_backward, lambda i: (*args, scratch.take((kl.LONG_CHUNK,), charge).numpy(),
+                                                 scratch.take((kl.LONG_CHUNK,), charge).numpy(), spare),
+                   chunks, threads_for(chunks, T * N))
+    return (_unflat(grad_x, ctx.x_shape, order).to(ctx.x_dtype), None, None, None, *([None] * len(params)))
+
+
 class NumbaScan(torch.autograd.Function):
     """Inputs: x, the spec, GLIF's gated input (gain [T, Pg] and bias [Pg], or None, None: see
     ``multistep_cpu``), then the nine parameters (or None)."""
@@ -236,15 +310,28 @@ class NumbaScan(torch.autograd.Function):
         spikes = fresh((T, N), dtype)
         v = fresh(N, dtype)
         m = fresh(N, dtype) if has_m else v
-        chunk = min(k.CHUNK, N)
-        chunks = (N + chunk - 1) // chunk
-        args = (xc.numpy(), table, C, S, flags, _float_args(floats, np_dtype), spikes.numpy(), v.numpy(), m.numpy())
-        with scratch.scope():  # temporaries from the CPU path's pool: their pages stay mapped between calls
-            run_chunks(k.scan_forward, lambda i: (*args, scratch.take((k.WORK_ROWS, chunk), xc).numpy(), gain_np,
-                                                  bias_np), chunks, threads_for(chunks, T * N))
-        ctx.save_for_backward(xs, gain, bias, *params)  # xs: x itself, or its one step (nothing copied)
+        fa = _float_args(floats, np_dtype)
+        if long_path(flags, C, gain):  # per-layer simple variants: long rows, and U saved where only U is needed
+            kl = long_kernels()
+            save = _saves_charge(ctx, xs, T, dtype)
+            charge = fresh((T, N), dtype) if save else spikes  # not touched unless saved
+            chunks = -(-N // kl.LONG_CHUNK)
+            run_chunks(kl.long_forward, lambda i: (xc.numpy(), table, flags, fa, spikes.numpy(), charge.numpy(),
+                                                   v.numpy(), save), chunks, threads_for(chunks, T * N))
+            ctx.save_for_backward(charge if save else xs, gain, bias, *params)  # U replaces x: the same bytes
+            ctx.saved_charge = save
+        else:
+            chunk = min(k.CHUNK, N)
+            chunks = (N + chunk - 1) // chunk
+            args = (xc.numpy(), table, C, S, flags, fa, spikes.numpy(), v.numpy(), m.numpy())
+            with scratch.scope():  # temporaries from the CPU path's pool: their pages stay mapped between calls
+                run_chunks(k.scan_forward, lambda i: (*args, scratch.take((k.WORK_ROWS, chunk), xc).numpy(), gain_np,
+                                                      bias_np), chunks,
+                           threads_for(chunks, T * N, general_kernel(flags)))
+            ctx.save_for_backward(xs, gain, bias, *params)  # xs: x itself, or its one step (nothing copied)
+            ctx.saved_charge = False
         ctx.spec, ctx.table, ctx.layout, ctx.gate = spec, table, (N, C, S, order), (gain_np, bias_np)
-        ctx.steps = T
+        ctx.steps, ctx.x_shape, ctx.x_dtype = T, xs.shape, x.dtype
         ctx.set_materialize_grads(False)
         step_order = tuple(d - 1 for d in order[1:])  # of a step [B, C, ...]
         m_out = _unflat(m, xs[0], step_order).to(x.dtype) if has_m else x.new_zeros(()).expand(x.shape[1:])
@@ -252,6 +339,8 @@ class NumbaScan(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_s, grad_v, grad_m):
+        if ctx.saved_charge:
+            return _charge_backward(ctx, grad_s, grad_v)
         k = kernels()
         x, gain, bias, *params = ctx.saved_tensors
         spec, table = ctx.spec, ctx.table
@@ -289,7 +378,7 @@ class NumbaScan(torch.autograd.Function):
                     np.empty(k.LANES, dtype=np.float64), FUSED_BACKWARD)
 
         with scratch.scope():  # temporaries from the CPU path's pool: their pages stay mapped between calls
-            run_chunks(k.scan_backward, args_of, chunks, threads_for(chunks, T * N))
+            run_chunks(k.scan_backward, args_of, chunks, threads_for(chunks, T * N, general_kernel(flags)))
         grads = []
         if used.any():
             total = part.sum(axis=0)  # [9, C], one deterministic reduction

@@ -25,6 +25,7 @@ import torch
 
 PSN_KERNELS = ("psn_forward", "psn_backward")  # numba_parallel.py: PSN (decay: parallel)
 SCAN_KERNELS = ("scan_forward", "scan_backward")  # numba_kernels.py: every other neuron
+LONG_KERNELS = ("long_forward", "saved_backward")  # numba_long.py: the per-layer simple variants
 DOUBLE_PRECISION = {"64", "64-true", "double", 64}
 
 
@@ -67,11 +68,21 @@ def _compiled(dispatcher, dtype: torch.dtype) -> bool:
 
 
 def _kernels_of(preset: str, overrides: dict) -> tuple:
-    from ..presets import neuron_config
-    from . import numba_kernels, numba_parallel
+    """The kernels a training run of the neuron calls: PSN's; for the per-layer simple variants
+    (``numba_scan.long_path``) ``numba_long``'s forward, its saved-charge backward where no parameter
+    is learnable, and ``scan_backward`` (the replay: learnable decay, a static input); else the scan's two."""
+    from ..presets import create_neuron, neuron_config
+    from ..reference import KernelSpec
+    from . import numba_kernels, numba_long, numba_parallel, numba_scan
 
-    if neuron_config(preset, **overrides).decay == "parallel":
+    cfg = neuron_config(preset, **overrides)
+    if cfg.decay == "parallel":
         return tuple(getattr(numba_parallel, name) for name in PSN_KERNELS)
+    flags = numba_scan.variant_args(KernelSpec.from_config(cfg))[0]
+    if cfg.granularity != "channel" and cfg.decay != "gated" and numba_scan.long_path(flags, 1, None):
+        learnable = any(p.requires_grad for p in create_neuron(cfg).parameters())
+        names = LONG_KERNELS[:1] if learnable else LONG_KERNELS
+        return (*(getattr(numba_long, name) for name in names), numba_kernels.scan_backward)
     return tuple(getattr(numba_kernels, name) for name in SCAN_KERNELS)
 
 
@@ -94,12 +105,17 @@ def cold_neurons(configs: Iterable[dict]) -> list[tuple[str, dict, torch.dtype]]
 
 
 def run_once(preset: str, overrides: dict, dtype: torch.dtype) -> None:
-    """One forward and backward of ``preset`` on a small CPU input: compiles (or loads) its kernels."""
+    """A forward and backward of ``preset`` on a small CPU input, and on a static one (one step
+    expanded over T: a network's first layer, which replays its forward in the backward): compiles
+    (or loads) its kernels."""
     from ..presets import create_neuron
 
     neuron = create_neuron(preset, **overrides).to(dtype)
-    x = torch.randn(overrides["time_steps"], 2, 4, 3, 3, dtype=dtype, requires_grad=True)  # [T, B, C, H, W]
+    T = overrides["time_steps"]
+    x = torch.randn(T, 2, 4, 3, 3, dtype=dtype, requires_grad=True)  # [T, B, C, H, W]
     neuron(x).sum().backward()
+    static = torch.randn(1, 2, 4, 3, 3, dtype=dtype).expand(T, 2, 4, 3, 3).requires_grad_(True)
+    neuron(static).sum().backward()
 
 
 def precompile_cpu_kernels(configs: Iterable[dict], log: Callable[[str], None] = print) -> float | None:
