@@ -51,10 +51,6 @@ def journal_path(url: str) -> Path:
     return Path(path).expanduser().resolve()
 
 
-def absolute_journal_url(url: str) -> str:
-    return PREFIX + str(journal_path(url))
-
-
 class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
     """A ``JournalStorage`` with Optuna's heartbeat protocol (``BaseHeartbeat``), beats kept as trial
     system attributes: Optuna's stale-trial machinery then works on it unchanged."""
