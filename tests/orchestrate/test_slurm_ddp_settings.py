@@ -83,7 +83,8 @@ def slurm_step(monkeypatch):
 def test_peers_get_each_trial_then_the_end(slurm_step):
     host = PlanHost(peers=1)
     follower = PlanFollower()
-    works = [TrialWork(config={"trainer": {"max_epochs": k}}, root=f"/shared/trial-000{k}") for k in (1, 2)]
+    works = [TrialWork(config={"trainer": {"max_epochs": k}}, root=f"/shared/trial-000{k}", master_port=20000 + k)
+             for k in (1, 2)]
     got: list = []
     reader = threading.Thread(target=lambda: got.extend(iter(follower.next, None)))
     reader.start()
@@ -97,8 +98,8 @@ def test_peers_get_each_trial_then_the_end(slurm_step):
 def test_a_peer_whose_rank_0_is_gone_stops(slurm_step):
     host = PlanHost(peers=1)
     follower = PlanFollower()
-    host.publish(TrialWork(config={}, root="/shared/trial-0000"))
-    assert follower.next() == TrialWork(config={}, root="/shared/trial-0000")
+    host.publish(TrialWork(config={}, root="/shared/trial-0000", master_port=20000))
+    assert follower.next() == TrialWork(config={}, root="/shared/trial-0000", master_port=20000)
     del host  # rank 0's process ends: its store with it
     with pytest.raises(ConnectionError, match="rank 0's plan store stopped answering"):
         follower.next()

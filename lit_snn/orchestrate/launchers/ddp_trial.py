@@ -15,16 +15,41 @@ Each fit is the trial's config with ``trainer: {strategy: ddp, devices: N, num_n
 detects its ``SLURMEnvironment`` (``srun`` sets ``SLURM_NTASKS``, ``SLURM_PROCID``, ``SLURM_LOCALID``,
 ``SLURM_NODEID``) and takes the ranks and ``MASTER_ADDR``/``MASTER_PORT`` from it; each rank trains and
 tests on its shard (``DistributedSampler``), and the module's torchmetrics sync their states, so the
-metrics rank 0 records are the whole split's. Rank 0's Lightning process group lives across the
-trials of the step (Lightning initialises it once); the plan store is a separate channel.
+metrics rank 0 records are the whole split's.
+
+Each trial's fit has a process group of its own (``trial_group``): rank 0 picks a free port for it and
+publishes it with the plan, every rank sets it as ``MASTER_PORT`` before the fit (Lightning initialises
+the group there) and destroys the group after the fit, whatever its end. A fit that fails on one rank
+only (rank 0's MLflow logging or checkpoint writing, a NaN on one shard) then cannot pair the other
+ranks' pending collectives with the next trial's: one group shared by the step's trials let a peer
+still inside trial k's collectives go on with rank 0's trial k+1 (their gradients averaged, trial k+1
+recorded). Destroying the failed rank's group closes its connections, so the others' pending
+collectives fail at once (gloo; NCCL's watchdog ends them after its timeout) and every rank meets again
+at the next trial. The plan store is a separate channel.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
-from .plan_channel import PlanFollower, PlanHost, TrialWork
+from .plan_channel import PlanFollower, PlanHost, TrialWork, free_port
+
+
+@contextlib.contextmanager
+def trial_group(master_port: int):
+    """One trial's fit with its own process group: ``MASTER_PORT`` for Lightning's rendezvous, and the group
+    destroyed after the fit (success or failure) so that the next fit starts a new one."""
+    import torch.distributed as dist
+
+    os.environ["MASTER_PORT"] = str(master_port)  # SLURMEnvironment.main_port reads it before its job-id default
+    try:
+        yield
+    finally:
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
 
 
 def ddp_config(config: dict, tasks_per_node: int, nodes: int) -> dict:
@@ -42,9 +67,11 @@ class RankZeroTraining:
     def __call__(self, config: dict, *, default_root_dir: str, **kwargs: Any) -> dict[str, float]:
         from ..training import run_training
 
-        self.host.publish(TrialWork(config=config, root=str(default_root_dir)))
-        return run_training(ddp_config(config, self.tasks_per_node, self.nodes), default_root_dir=default_root_dir,
-                            **kwargs)
+        port = free_port()
+        self.host.publish(TrialWork(config=config, root=str(default_root_dir), master_port=port))
+        with trial_group(port):
+            return run_training(ddp_config(config, self.tasks_per_node, self.nodes),
+                                default_root_dir=default_root_dir, **kwargs)
 
 
 def run_peer(launch, rank: int, say) -> dict[str, int]:
@@ -63,9 +90,10 @@ def run_peer(launch, rank: int, say) -> dict[str, int]:
         say(f"{root.name}: fitting as rank {rank} (SLURM_PROCID) of {launch.world_size}"
             + (f", resumed from {Path(resume).name}" if resume else ""))
         try:
-            run_training(ddp_config(work.config, launch.tasks_per_node, launch.nodes),
-                         callbacks=training_callbacks(launch.options, True, root), loggers=[],
-                         default_root_dir=str(root))
+            with trial_group(work.master_port):
+                run_training(ddp_config(work.config, launch.tasks_per_node, launch.nodes),
+                             callbacks=training_callbacks(launch.options, True, root), loggers=[],
+                             default_root_dir=str(root))
             fitted += 1
         except Exception as exc:  # noqa: BLE001 - rank 0 records the trial; this rank goes on to the next
             say(f"{root.name}: the fit failed on rank {rank}: {type(exc).__name__}: {exc}")

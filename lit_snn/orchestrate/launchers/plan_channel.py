@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from dataclasses import asdict, dataclass
 from datetime import timedelta
@@ -32,6 +33,7 @@ class TrialWork:
 
     config: dict
     root: str
+    master_port: int  # the trial's own process group: Lightning's MASTER_PORT for this fit (ddp_trial.py)
 
 
 def plan_address() -> tuple[str, int]:
@@ -42,6 +44,13 @@ def plan_address() -> tuple[str, int]:
     nodes = os.environ.get("SLURM_JOB_NODELIST") or os.environ.get("SLURM_NODELIST") or "127.0.0.1"
     job = os.environ.get("SLURM_JOB_ID", "0")
     return SLURMEnvironment.resolve_root_node_address(nodes), PORT_BASE + int(job) % 5000
+
+
+def free_port() -> int:
+    """A TCP port free on this node now (the OS picks it): rank 0's rendezvous port for one trial's group."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("", 0))
+        return probe.getsockname()[1]
 
 
 class PlanHost:
