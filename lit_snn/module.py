@@ -49,8 +49,8 @@ class LitSNN(L.LightningModule):
     ``auto`` (default) is channels-last on the CPU, where oneDNN's convolutions and batch norm run
     1.7-1.8x faster in it (``small_conv``'s second conv and its norms on two cores) and the CPU
     neurons take it without a copy, and contiguous on accelerators (the Triton kernels read
-    contiguous inputs). Applied for the trainer's device before a fit, validation or test sets up (before
-    DDP wraps the model) and again when it starts; only speed depends on it.
+    contiguous inputs). Applied for the trainer's device when a fit, validation, test or prediction sets up
+    (before DDP wraps the model); only speed depends on it.
     """
 
     def __init__(
@@ -227,19 +227,11 @@ class LitSNN(L.LightningModule):
         self.net.to(memory_format=torch.channels_last if choice == "channels_last" else torch.contiguous_format)
 
     def setup(self, stage: str) -> None:
-        # before the strategy moves and wraps the model: DDP's gradient buckets take the weights' strides
-        # then, and a layout changed after the wrap ("grad strides do not match bucket view strides") made a
-        # resumed DDP fit drift from an uninterrupted one; the hooks below keep it for a device moved later
+        # every trainer function (fit, validate, test, predict), for the device the strategy then moves the
+        # model to, before it wraps it: DDP's gradient buckets take the weights' strides then, and a layout
+        # changed after the wrap ("grad strides do not match bucket view strides") made a resumed DDP fit
+        # drift from an uninterrupted one
         self.apply_memory_format(self.trainer.strategy.root_device)
-
-    def on_fit_start(self) -> None:
-        self.apply_memory_format()
-
-    def on_validation_start(self) -> None:
-        self.apply_memory_format()
-
-    def on_test_start(self) -> None:
-        self.apply_memory_format()
 
     # ------------------------------------------------------------------ activity
     def _start_activity(self, count_energy: bool) -> None:

@@ -135,9 +135,10 @@ def _sweep_room(ctx: TrialContext, handle: StudyHandle) -> bool:
     if failures >= limit:
         ctx.say(f"{failures} failed trials (limit {limit}): not asking for more")
         return False
-    if _taken(handle) >= ctx.spec.n_trials and handle.settle_ownerless():
+    taken = _taken(handle)
+    if taken >= ctx.spec.n_trials and handle.settle_ownerless():
         return _sweep_room(ctx, handle)  # a trial no worker owned was counted: re-queued now
-    return _taken(handle) < ctx.spec.n_trials
+    return taken < ctx.spec.n_trials
 
 
 def _taken(handle: StudyHandle) -> int:

@@ -249,7 +249,7 @@ def long_kernels():
 def long_path(flags: np.ndarray, C: int, gain: Tensor | None) -> bool:
     """Whether a call runs ``numba_long``'s forward: a fixed threshold, a hard or soft reset, no
     slope, no gated input, per-layer parameters (``C`` 1)."""
-    return (C == 1 and gain is None and flags[1] == 0 and flags[4] == 0 and flags[0] in (0, 1))
+    return C == 1 and gain is None and flags[4] == 0 and not general_kernel(flags)
 
 
 def _saves_charge(ctx, xs: Tensor, T: int, dtype: torch.dtype) -> bool:
