@@ -114,7 +114,8 @@ def test_long_path_threads_give_identical_results(save, torch_threads, monkeypat
     at least two per thread)."""
     spec, params, x, cot = make_case(neuron_config("lif"), (2, 6 * LONG - 5), seed=11, dtype=torch.float32)
     monkeypatch.setattr(numba_scan, "SAVE_CHARGE", save)
-    monkeypatch.setattr(numba_scan, "MIN_ELEMENTS_PER_THREAD", 0)  # threads on this small case
+    monkeypatch.setitem(numba_scan.MIN_ELEMENTS_PER_THREAD, "team", (0, 0))  # threads on this small case
+    monkeypatch.setitem(numba_scan.MIN_ELEMENTS_PER_THREAD, "own_pool", (0, 0))
     out = []
     for threads in (1, 2, 3):
         torch_threads(threads)

@@ -185,10 +185,15 @@ def torch_threads():
     torch.set_num_threads(before)
 
 
+@pytest.mark.parametrize("pool", ["torch_team", "own_pool"])
 @pytest.mark.parametrize("preset", ["lif", "i_lif", "klif", "ar_lif", "clif", "glif", "alif"])
-def test_threads_give_identical_results(preset, numba_on, torch_threads, monkeypatch):
+def test_threads_give_identical_results(preset, pool, numba_on, torch_threads, monkeypatch):
     """Forward outputs and every gradient bitwise the same on 1, 2 and 3 threads (a multi-chunk case,
-    per channel: each thread's range of chunks writes its own partial sums)."""
+    per channel: each thread's range of chunks writes its own partial sums), on torch's OpenMP team
+    and on the kernels' own pool."""
+    from lit_snn.neurons.cpu import omp_team
+
+    monkeypatch.setattr(omp_team, "_TEAM", [None] if pool == "own_pool" else [])
     spec, params, x, cot = make_case(neuron_config(preset), (5, 2, 3, 2 * CHUNK + 301), channels=3, seed=19)
     from test_cpu_path import run
 
@@ -196,12 +201,14 @@ def test_threads_give_identical_results(preset, numba_on, torch_threads, monkeyp
     general = numba_scan.general_kernel(numba_scan.variant_args(spec)[0])
     assert general == (preset in ("ar_lif", "clif", "glif", "alif"))
     torch_threads(3)
+    simple_least, general_least = numba_scan.MIN_ELEMENTS_PER_THREAD["own_pool" if omp_team.team() is None else "team"]
     assert numba_scan.threads_for(chunks, x.numel(), general) == 1  # too little work for a second thread
-    assert numba_scan.threads_for(chunks, 3 * numba_scan.MIN_ELEMENTS_PER_THREAD) == 3
-    assert numba_scan.threads_for(chunks, numba_scan.MIN_ELEMENTS_PER_THREAD) == 1
-    assert numba_scan.threads_for(chunks, numba_scan.MIN_ELEMENTS_PER_THREAD, general=True) == 3  # 4x its least
-    monkeypatch.setattr(numba_scan, "MIN_ELEMENTS_PER_THREAD", 0)  # threads on this small case
-    monkeypatch.setattr(numba_scan, "MIN_ELEMENTS_PER_THREAD_GENERAL", 0)
+    assert numba_scan.threads_for(chunks, 3 * simple_least) == 3
+    assert numba_scan.threads_for(chunks, 2 * simple_least - 1) == 1
+    assert numba_scan.threads_for(chunks, 3 * general_least, general=True) == 3
+    assert numba_scan.threads_for(chunks, 2 * general_least - 1, general=True) == 1
+    monkeypatch.setitem(numba_scan.MIN_ELEMENTS_PER_THREAD, "team", (0, 0))  # threads on this small case
+    monkeypatch.setitem(numba_scan.MIN_ELEMENTS_PER_THREAD, "own_pool", (0, 0))
     out = []
     for threads in (1, 2, 3):
         torch_threads(threads)

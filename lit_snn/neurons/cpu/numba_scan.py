@@ -18,10 +18,11 @@ mixed parameters); only the combination the kernel rejects too (a spike-adaptive
 second-state reset) runs the PyTorch reference. Compute dtype: float64 for float64 inputs,
 float32 otherwise (bf16/fp16 inputs are widened on entry, outputs rounded back to the input's dtype).
 
-Threads: with torch's thread count above 1 the kernels run on up to that many Python threads
-(``run_chunks``: one persistent pool; at least two chunks and ``MIN_ELEMENTS_PER_THREAD`` elements
-per thread, fewer for the general kernel's heavier variants, ``threads_for``), each with its own
-scratch, taking blocks of chunks in turn; the results are bitwise those of one thread. The outputs
+Threads: with torch's thread count above 1 the kernels run on up to that many threads, torch's own
+OpenMP team (``omp_team``; where it is not found, a persistent pool of Python threads), at least two
+chunks and ``MIN_ELEMENTS_PER_THREAD`` elements per thread (fewer for the general kernel's heavier
+variants, ``threads_for``), each with its own scratch, taking blocks of chunks in turn
+(``run_chunks``); the results are bitwise those of one thread. The outputs
 (spikes, states, dL/dx) are fresh numpy-allocated tensors (``fresh``: huge pages, where a fresh
 ``torch.empty`` of a few MiB costs more in page faults than the scan itself).
 
@@ -43,7 +44,7 @@ from torch import Tensor
 from ...memory_layout import CHANNELS_LAST, dense_copy, memory_order
 from ..reference import PARAM_NAMES, RESET_IDS, SECOND_STATE_RESETS, KernelSpec
 from ..surrogate import SURROGATE_IDS, integer_top
-from . import scratch
+from . import omp_team, scratch
 
 NUM_PARAMS = len(PARAM_NAMES)
 
@@ -106,16 +107,17 @@ _POOL: list = [None, 0, 0]  # run_chunks' worker threads: [executor, its size, t
 _POOL_LOCK = threading.Lock()
 
 
-# Below this many elements (T * neurons) per thread a second thread loses here: handing work to it
-# costs more than it saves, and torch's OpenMP threads still spin on the cores after each conv
-# (lif fwd + bwd behind a conv, two threads against one: 0.83x at 262k elements, 0.96x at 2.1M,
-# 1.14x at 4.2M on this project's 2-core VM).
-MIN_ELEMENTS_PER_THREAD = 1 << 21
-# The same for the variants on the general kernel (adaptive thresholds and resets, clif, glif: tanh
-# and sigmoids per element and step, several times lif's arithmetic), whose break-even is lower:
-# ar_lif's --e2e step at two threads (layers of 1.6M and 0.8M elements) took 0.70-0.95x its time
-# with 2^19 against 2^21 in four interleaved runs on the shared VM (docs/benchmarks.md).
-MIN_ELEMENTS_PER_THREAD_GENERAL = 1 << 19
+# The least elements (T * neurons) per thread for a call to take another thread: (the fused variants,
+# the general kernel's: adaptive thresholds and resets, clif, glif, whose tanh and sigmoids per element
+# and step are several times lif's arithmetic). On torch's OpenMP team (``omp_team``) the second
+# thread is one that already spins on its core: lif fwd + bwd behind an elementwise op, two threads
+# against one, 0.95x at 262k elements, 0.69-0.90x from 524k to 2.1M, 1.03x at 4.2M (memory-bound);
+# ar_lif 0.61-0.75x from 262k to 4.2M (this project's 2-core VM, idle; docs/benchmarks.md).
+MIN_ELEMENTS_PER_THREAD = {"team": (1 << 18, 1 << 17),
+                           # On the kernels' own pool the second thread shares its core with torch's
+                           # spinning ones: lif behind a conv 0.83x at 262k, 0.96x at 2.1M, 1.14x at
+                           # 4.2M; ar_lif's --e2e step 0.70-0.95x with 2^19 against 2^21.
+                           "own_pool": (1 << 21, 1 << 19)}
 
 
 def general_kernel(flags: np.ndarray) -> bool:
@@ -126,9 +128,9 @@ def general_kernel(flags: np.ndarray) -> bool:
 
 def threads_for(chunks: int, elements: int, general: bool = False) -> int:
     """Threads a kernel call runs on: torch's thread count, at most one per two chunks and per
-    ``MIN_ELEMENTS_PER_THREAD`` (``MIN_ELEMENTS_PER_THREAD_GENERAL`` for a ``general`` kernel's
-    variant) of the call's ``elements``."""
-    least = MIN_ELEMENTS_PER_THREAD_GENERAL if general else MIN_ELEMENTS_PER_THREAD
+    ``MIN_ELEMENTS_PER_THREAD`` of the call's ``elements`` (for the threads ``run_chunks`` uses, a
+    ``general`` kernel's variant or not)."""
+    least = MIN_ELEMENTS_PER_THREAD["own_pool" if omp_team.team() is None else "team"][1 if general else 0]
     by_work = elements // least if least else chunks
     return max(1, min(torch.get_num_threads(), chunks // 2, by_work))
 
@@ -145,15 +147,21 @@ def _executor(workers: int) -> ThreadPoolExecutor:
 
 
 def run_chunks(kernel, args_of, chunks: int, threads: int) -> None:
-    """``kernel(*args_of(i), claim, block, 0, chunks)`` on ``threads`` threads, this one and the
-    pool's (the kernels release the GIL): they take blocks of contiguous chunks in turn from the
-    shared counter ``claim``, four blocks per thread; ``args_of(i)`` (called here) gives thread i
-    its own scratch. A chunk's results depend on that chunk alone: the same for any thread count."""
+    """``kernel(*args_of(i), claim, block, 0, chunks)`` on ``threads`` threads, this one and torch's
+    OpenMP team's (``omp_team``; the kernels' own pool where that is not found): they take blocks
+    of contiguous chunks in turn from the shared counter ``claim``, four blocks per thread (the
+    kernels release the GIL); ``args_of(i)`` (called here) gives thread i its own scratch. A
+    chunk's results depend on that chunk alone: the same for any thread count."""
     claim = np.zeros(1, dtype=np.int64)
     if threads <= 1:
         kernel(*args_of(0), claim, chunks, 0, chunks)
         return
     block = -(-chunks // (4 * threads))
+    shared = omp_team.team()
+    if shared is not None:
+        argsets = [args_of(i) for i in range(threads)]  # here: the scratch pool is not thread-safe
+        shared.run(lambda i: kernel(*argsets[i], claim, block, 0, chunks), threads)
+        return
     pool = _executor(threads - 1)
     futures = [pool.submit(kernel, *args_of(i), claim, block, 0, chunks) for i in range(1, threads)]
     try:
