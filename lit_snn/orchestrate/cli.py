@@ -19,7 +19,7 @@ from ..store_files import check_store
 from .launchers.flags import add_launcher_flags, given_slurm_flags, slurm_flags
 from .launchers.slurm_settings import SlurmSettings, merge_flags, parse_launcher_block
 from .spec import StudySpec, detect_kind, load_spec
-from .storage import default_paths
+from .storage import as_storage_error, default_paths
 from .tracking import is_server
 from .training import quiet
 from .yamlio import SpecError
@@ -87,21 +87,26 @@ def _error(prog: str, exc: BaseException) -> int:
     return 2
 
 
-def _written_to(results_dir: str, out_dir: Path, write: Callable[[], object], file: str):
-    """``write()`` (compare and its report); an ``OSError`` on a file under ``results_dir`` (read-only,
-    no permission, a file where a folder should be, a full disk) becomes one line naming where the
-    comparison would have gone: the study's stores are not under ``results_dir`` and stay as they are."""
+def _written_to(args: argparse.Namespace, out_dir: Path, spec: StudySpec, tracking_uri: str, **compare_kwargs):
+    """``compare`` of ``spec`` (its ``report.md`` stamped, stored_report.py); an ``OSError`` on a file under
+    ``--results-dir`` (read-only, no permission, a file where a folder should be, a full disk) becomes one
+    line naming where the comparison would have gone: the study's stores are not there and stay as they are."""
     from lit_snn.errors import NotWritableError
 
+    from .compare import compare
+    from .stored_report import stamp_report
+
     try:
-        return write()
+        result = compare(spec, tracking_uri, results_dir=args.results_dir, **compare_kwargs)
+        stamp_report(result.out_dir / "report.md", spec, result.parent_run_id)
+        return result
     except OSError as exc:
-        root = Path(results_dir).resolve()
+        root = Path(args.results_dir).resolve()
         if not exc.filename or not Path(exc.filename).resolve().is_relative_to(root):
             raise
         reason = (exc.strerror or type(exc).__name__).lower()
         raise NotWritableError(f"could not write the comparison to {out_dir.resolve()} ({reason}: {exc.filename}); "
-                               f"the study is kept: `lit-snn compare {file} --results-dir DIR` writes it to a "
+                               f"the study is kept: `lit-snn compare {args.file} --results-dir DIR` writes it to a "
                                "writable DIR") from exc
 
 
@@ -153,7 +158,8 @@ def _run_parsed(args: argparse.Namespace, kind: str, prog: str) -> int:
         check_store(options.storage)  # both, before either is opened: an unreadable one leaves the other untouched
         check_store(options.tracking_uri)
         slurm = _slurm_settings(args)
-        outcome = _storage_guarded(lambda: _launch(spec, options, slurm, args.wait), options)
+        with as_storage_error(options):
+            outcome = _launch(spec, options, slurm, args.wait)
         if slurm is not None and not args.wait:
             _print_submitted(outcome, args, prog)
             return 0
@@ -161,32 +167,12 @@ def _run_parsed(args: argparse.Namespace, kind: str, prog: str) -> int:
         return _error(prog, exc)
     _print_outcome(outcome, prog)
     if not args.no_compare and not _print_stored_report(args, spec, outcome, prog):
-        from .compare import compare
-        from .stored_report import stamp_report
-
-        def write() -> None:
-            result = compare(spec, options.tracking_uri, study_name=options.study_name,
-                             results_dir=args.results_dir, storage=options.storage)
-            stamp_report(result.out_dir / "report.md", spec, result.parent_run_id)
-
-        _written_to(args.results_dir, Path(args.results_dir) / spec.experiment / outcome.study_name, write, args.file)
+        _written_to(args, Path(args.results_dir) / spec.experiment / outcome.study_name, spec, options.tracking_uri,
+                    study_name=options.study_name, storage=options.storage)
     if outcome.failed_keys:
         print(f"{prog}: failed (re-run to retry them): {', '.join(outcome.failed_keys)}", file=sys.stderr)
         return 1
     return 0
-
-
-def _storage_guarded(run: Callable, options):
-    """``run()``; a study store that is full or cannot be reached becomes its one line (storage.py)."""
-    from .storage import storage_failure
-
-    try:
-        return run()
-    except Exception as exc:
-        failure = storage_failure(exc, options)
-        if failure is None:
-            raise
-        raise failure from exc
 
 
 def _apply_limits(args: argparse.Namespace, spec: StudySpec, kind: str) -> None:
@@ -322,8 +308,6 @@ def compare_main(argv: list[str] | None = None) -> int:
 
 
 def _compare_parsed(args: argparse.Namespace) -> int:
-    from .compare import compare
-
     try:
         spec = _load(args, detect_kind(args.file))
         tracking_uri = args.tracking_uri or default_paths(args.store_dir)["tracking_uri"]
@@ -333,17 +317,8 @@ def _compare_parsed(args: argparse.Namespace) -> int:
             check_store(storage)
         started = time.time()
         out_dir = Path(args.results_dir) / spec.experiment / (args.study_name or spec.default_study_name)
-
-        def write():
-            from .stored_report import stamp_report
-
-            result = compare(spec, tracking_uri, study_name=args.study_name, results_dir=args.results_dir,
-                             plots=not args.no_plots, fallback_latest=args.study_name is None,
-                             storage=storage)
-            stamp_report(result.out_dir / "report.md", spec, result.parent_run_id)
-            return result
-
-        result = _written_to(args.results_dir, out_dir, write, args.file)
+        result = _written_to(args, out_dir, spec, tracking_uri, study_name=args.study_name, plots=not args.no_plots,
+                             fallback_latest=args.study_name is None, storage=storage)
     except SpecError as exc:  # a bad file, or no study of it to compare yet
         return _error("lit-snn compare", exc)
     print(f"lit-snn compare: wrote {len(result.files)} file(s) to {result.out_dir} in {time.time() - started:.1f} s")

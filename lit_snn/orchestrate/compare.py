@@ -33,7 +33,6 @@ report's text comes from report_text.py, its figures from plots.py.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +60,7 @@ from .statistics import (
     seed_statistics,
 )
 from .storage import make_storage
-from .tracking import COMPARISON_DIR, Tracker, arm_metric_key
+from .tracking import COMPARISON_DIR, Tracker, arm_metric_key, slug
 from .trial_runs import axis_texts, load_histories, load_runs
 from .units import unit_of
 
@@ -155,11 +154,9 @@ def learning_curves(done: pd.DataFrame, histories: pd.DataFrame, axes: dict[str,
         rows = [{"value": str(v), "epoch": int(e), **arm_stats(g["value"].tolist(), unit=unit_of(CURVE_METRIC))}
                 for (v, e), g in obs.groupby([col, "epoch"])]
         frame = pd.DataFrame(rows, columns=["value", "epoch", "n", "mean", "std", "ci_low", "ci_high"])
-        rank = {value_text(v): i for i, v in enumerate(axes[path])}
         frame = frame.assign(ci_low=frame["ci_low"].fillna(frame["mean"]),  # n = 1: no band
-                             ci_high=frame["ci_high"].fillna(frame["mean"]),
-                             _rank=frame["value"].map(rank).fillna(len(rank)))
-        out[path] = frame.sort_values(["_rank", "epoch"], kind="stable").drop(columns="_rank").reset_index(drop=True)
+                             ci_high=frame["ci_high"].fillna(frame["mean"]))
+        out[path] = _order(frame.sort_values("epoch", kind="stable"), "value", axes[path]).reset_index(drop=True)
     return out
 
 
@@ -212,10 +209,6 @@ def arm_summaries(stats: pd.DataFrame) -> dict[str, dict[str, float]]:
             if value is not None and not (isinstance(value, float) and math.isnan(value)):
                 out.setdefault(arm, {})[arm_metric_key(row["metric"], stat)] = float(value)
     return out
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
 # ---------------------------------------------------------------------- Pareto fronts
@@ -344,10 +337,10 @@ def _compare_ablation(spec: StudySpec, tracker: Tracker, done: pd.DataFrame, pre
         table = _order(_agg(done, [col], present), col, spec.axes[path])
         result.per_axis[path] = table.rename(columns={col: path})
         report.section(f"## {path}", "", mean_std_table(table, [col], present, [path]), "")
-        report.csv(f"axis_{_slug(path)}.csv", result.per_axis[path])
+        report.csv(f"axis_{slug(path)}.csv", result.per_axis[path])
         if plots and shown:
             estimation = _estimation_data(stats, done, path, col, shown[0], value_text(spec.baseline_of(path)))
-            report.add(axis_figure(report.path(f"axis_{_slug(path)}.png"), _pivot(stats, path, shown), shown,
+            report.add(axis_figure(report.path(f"axis_{slug(path)}.png"), _pivot(stats, path, shown), shown,
                                    f"{spec.experiment}: by {path} (n = seeds)", path, estimation))
     grid = _agg(done, list(columns.values()), present)
     for path, col in reversed(columns.items()):
@@ -424,7 +417,7 @@ def _sweep_plots(spec: StudySpec, ranked: pd.DataFrame, params: dict[str, str], 
                  report: Report) -> None:
     """The objective(s) against each searched parameter, and accuracy vs energy (one point per trial)."""
     for path, col in params.items():
-        name, logx = report.path(f"param_{_slug(path)}.png"), bool(spec.params[path].get("log"))
+        name, logx = report.path(f"param_{slug(path)}.png"), bool(spec.params[path].get("log"))
         if spec.multi_objective and all(m in present for m in spec.metrics):
             report.add(panels(name, ranked.assign(**{path: ranked[col].map(as_number)}), path, spec.metrics,
                               f"{spec.experiment}: objectives vs {path}", logx))

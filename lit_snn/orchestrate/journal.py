@@ -62,7 +62,7 @@ class HeartbeatJournalStorage(JournalStorage, BaseHeartbeat):
         lock = JournalFileSymlinkLock(str(path), grace_period=LOCK_GRACE_S)
         super().__init__(JournalFileBackend(str(path), lock_obj=lock))
         self.heartbeat_interval = heartbeat_interval
-        self.grace_period = grace_period or (2 * heartbeat_interval if heartbeat_interval else None)
+        self.grace_period = (grace_period or 6 * heartbeat_interval) if heartbeat_interval else None
         self.failed_trial_callback = failed_trial_callback
 
     def record_heartbeat(self, trial_id: int) -> None:
@@ -90,8 +90,7 @@ def make_journal_storage(url: str, heartbeat_interval: int | None = 10, grace_pe
     """The journal storage of ``url`` (its folder is created), with heartbeats as ``make_storage``'s."""
     path = journal_path(url)
     path.parent.mkdir(parents=True, exist_ok=True)
-    grace = (grace_period or 6 * heartbeat_interval) if heartbeat_interval else None
-    return HeartbeatJournalStorage(path, heartbeat_interval or None, grace, on_stale)
+    return HeartbeatJournalStorage(path, heartbeat_interval or None, grace_period, on_stale)
 
 
 def journal_attr_once(storage: HeartbeatJournalStorage, study_id: int, key: str, make: Callable[[], str],

@@ -17,7 +17,7 @@ from optuna.trial import TrialState
 
 from .options import DUPLICATE_ATTR, INTERRUPTED_ATTR, KEY_ATTR, REPEAT_ATTR, WORKER_ATTR
 from .space import suggest
-from .storage import storage_failure
+from .storage import as_storage_error
 from .trial import TrialContext, ablation_plan, plan_and_run, sweep_plan
 from .trial_queue import DONE, StudyHandle
 from .watchdog import StopWatchdog
@@ -34,17 +34,12 @@ def work(ctx: TrialContext, handle: StudyHandle, deadline: float | None = None, 
     A store that is full or cannot be reached (after ``options.storage_retry_s``) ends it with a
     ``StorageError``. A stop signal ends the process within ``options.stop_grace_s`` even inside a native call, and a
     worker (``parent_pid``) within seconds of its parent's death (watchdog.py)."""
-    with StopWatchdog(ctx.options.stop_grace_s, parent_pid, say=ctx.say):
-        try:
-            if ctx.spec.kind == "sweep":
-                run_sweep(ctx, handle, deadline)
-            else:
-                run_ablation(ctx, handle, deadline)
-        except Exception as exc:  # a full or unreachable store: one line (storage.py), not its traceback
-            failure = storage_failure(exc, ctx.options)
-            if failure is None:
-                raise
-            raise failure from exc
+    # a full or unreachable store: one line (storage.py), not its traceback
+    with StopWatchdog(ctx.options.stop_grace_s, parent_pid, say=ctx.say), as_storage_error(ctx.options):
+        if ctx.spec.kind == "sweep":
+            run_sweep(ctx, handle, deadline)
+        else:
+            run_ablation(ctx, handle, deadline)
 
 
 # ---------------------------------------------------------------------- ablation: claim and run
@@ -73,10 +68,7 @@ def run_claimed(ctx: TrialContext, handle: StudyHandle, trial: optuna.trial.Tria
         except KeyboardInterrupt:
             handle.requeue_interrupted(trial.number)
             raise
-        if outcome.state == "COMPLETE":
-            handle.study.tell(trial, outcome.values)
-        else:
-            handle.study.tell(trial, state=TrialState.PRUNED if outcome.state == "PRUNED" else TrialState.FAIL)
+        handle.tell(trial, outcome)
     return outcome.state
 
 

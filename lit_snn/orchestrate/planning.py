@@ -3,8 +3,7 @@
 ``required_seeds(delta, std, power, alpha)``: the smallest number of paired seeds whose t-test at
 level ``alpha`` detects a true mean per-seed difference ``delta`` with probability ``power`` when the
 per-seed differences have standard deviation ``std``. The power of the test is exact (noncentral t,
-both tails) and increases with n, so the smallest n is found by bisection, bracketed from the normal
-approximation ``((z(1 - alpha/2) + z(power)) / effect)^2``.
+both tails) and increases with n, so the smallest n is found by bisection (``bisect``).
 
 By hand because scipy has no power function for t-tests (statsmodels' ``TTestPower`` would, and is
 not a dependency); the noncentral t distribution itself is scipy's.
@@ -12,6 +11,7 @@ not a dependency); the noncentral t distribution itself is scipy's.
 
 from __future__ import annotations
 
+import bisect
 import math
 
 from scipy import stats
@@ -39,19 +39,5 @@ def required_seeds(delta: float, std: float, power: float = POWER, alpha: float 
     effect = abs(delta) / std
     if paired_t_power(max_n, effect, alpha) < power:
         return max_n
-    # bracket from the normal approximation (a t-test needs a little more than a z-test), then bisect
-    guess = ((stats.norm.isf(alpha / 2) + stats.norm.ppf(power)) / effect) ** 2 if effect > 0 else max_n
-    low = max(1, min(max_n - 1, math.floor(guess)))  # n = 1 has no test: power 0
-    if low > 1 and paired_t_power(low, effect, alpha) >= power:
-        low = 1
-    high, step = low + 1, 1
-    while high < max_n and paired_t_power(high, effect, alpha) < power:
-        low, step = high, step * 2
-        high = min(max_n, high + step)
-    while high - low > 1:  # power(low) < power <= power(high)
-        mid = (low + high) // 2
-        if paired_t_power(mid, effect, alpha) >= power:
-            high = mid
-        else:
-            low = mid
-    return high
+    seeds = range(2, max_n + 1)  # n = 1 has no test
+    return seeds[bisect.bisect_left(seeds, True, key=lambda n: paired_t_power(n, effect, alpha) >= power)]

@@ -127,15 +127,12 @@ def axis_figure(path: Path, arms: pd.DataFrame, metrics: list[str], title: str, 
     metric of each arm's mean and CI (``arms``: one row per value, ``<metric>_n/_mean/_ci_low/_ci_high``)."""
     panels = len(metrics) + (estimation is not None)
     fig = _figure(max(3.6, 0.9 * len(arms) + 1.8) * panels, 4.4)
-    first = 1
+    axes = [fig.add_subplot(1, panels, i + 1) for i in range(panels)]
     if estimation is not None:
-        ax = fig.add_subplot(1, panels, 1)
-        _estimation(ax, *estimation[:2], metrics[0], estimation[2])
-        ax.set_xlabel(xlabel, fontsize=9)
-        first = 2
-    for i, metric in enumerate(metrics):
-        ax = fig.add_subplot(1, panels, first + i)
+        _estimation(axes.pop(0), *estimation[:2], metrics[0], estimation[2])
+    for ax, metric in zip(axes, metrics):
         _absolute(ax, arms, metric)
+    for ax in fig.axes:
         ax.set_xlabel(xlabel, fontsize=9)
     return _save(fig, path, title)
 

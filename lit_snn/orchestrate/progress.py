@@ -23,6 +23,9 @@ from collections.abc import Callable
 
 from optuna.trial import FrozenTrial, TrialState
 
+from .options import KEY_ATTR
+from .space import values_key
+
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 QUIET_S = 20.0  # the longest stretch without a line while a study runs (plus one read interval)
 
@@ -48,6 +51,18 @@ class Ticking:
     def __exit__(self, *exc) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def trial_point(spec, trial: FrozenTrial):
+    """The point ``trial`` of a study of ``spec`` runs: an ablation's grid key, a sweep's trial number."""
+    return trial.user_attrs.get(KEY_ATTR) if spec.kind == "ablation" else trial.number
+
+
+def trial_label(spec, trial: FrozenTrial) -> str:
+    """How a line names ``trial``: an ablation's grid key, ``#<number> path=value,...`` for a sweep."""
+    if spec.kind == "ablation":
+        return str(trial.user_attrs.get(KEY_ATTR))
+    return f"#{trial.number} {values_key(trial.params)}"
 
 
 def clock(seconds: float) -> str:

@@ -73,10 +73,6 @@ def p_text(p: float) -> str:
     return "-" if math.isnan(p) else "<0.001" if p < 0.001 else f"{p:.2g}"
 
 
-def _is_blank(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
 def stats_table(stats: pd.DataFrame, axis: str, metric: str, key: str) -> str:
     """The arms of one axis for one metric (display units): mean and 95% CI; against the baseline the
     difference, its Holm-adjusted CI with its level, Holm-adjusted p, verdicts and seeds for 80% power."""
@@ -87,7 +83,7 @@ def stats_table(stats: pd.DataFrame, axis: str, metric: str, key: str) -> str:
     for _, r in rows.iterrows():
         ci = "-" if math.isnan(r["ci_low"]) else f"[{unit.format(r['ci_low'])}, {unit.format(r['ci_high'])}]"
         cells = [str(r["value"]), str(int(r["n"])), unit.format(r["mean"]), ci]
-        if _is_blank(r["baseline"]):
+        if pd.isna(r["baseline"]):
             cells += ["baseline", "", "", "", *([""] if len(margins) else []), ""]
         else:
             delta_ci = "-" if math.isnan(r["delta_ci_low"]) else \

@@ -80,6 +80,11 @@ def run_name(values: dict[str, Any], seed: int | None = None) -> str:
     return " ".join(parts + ([f"seed={seed}"] if seed is not None else []))
 
 
+def values_key(values: dict[str, Any]) -> str:
+    """``path=value,...`` of a sweep trial's values, floats to 4 digits: its key and its progress label."""
+    return ",".join(f"{p}={v:.4g}" if isinstance(v, float) else f"{p}={v}" for p, v in values.items())
+
+
 # ---------------------------------------------------------------------- path checks
 def _trainer_args() -> set[str]:
     import lightning as L
@@ -166,13 +171,17 @@ def expand_grid(spec: StudySpec) -> list[GridPoint]:
     return points
 
 
-def point_config(spec: StudySpec, values: dict[str, Any], seed: int) -> dict:
-    """The config of one grid point as written (base + axis values + seed): what ``run_training`` gets."""
-    config = deep_merge(spec.base, {})
+def _with_values(base: dict, values: dict[str, Any]) -> dict:
+    """A copy of ``base`` with each ``path: value`` of ``values`` set."""
+    config = deep_merge(base, {})
     for path, value in values.items():
         set_path(config, path, value)
-    set_path(config, "seed_everything", seed)
     return config
+
+
+def point_config(spec: StudySpec, values: dict[str, Any], seed: int) -> dict:
+    """The config of one grid point as written (base + axis values + seed): what ``run_training`` gets."""
+    return _with_values(spec.base, {**values, "seed_everything": seed})
 
 
 def grid_data_checks(points: list[GridPoint]) -> list[Callable[[], None]]:
@@ -220,9 +229,7 @@ def check_sweep(spec: StudySpec):
         if path == "model.neuron":
             _check_presets(probes, f"{where}: params.model.neuron")
         for value in probes:
-            config = deep_merge(spec.base, {})
-            set_path(config, path, value)
-            logged.append(_resolve(config, f"{where}: params.{path}={value!r}").metrics)
+            logged.append(_resolve(_with_values(spec.base, {path: value}), f"{where}: params.{path}={value!r}").metrics)
     check_metrics(spec, logged)
     return base
 
@@ -244,7 +251,5 @@ def suggest(trial: optuna.trial.BaseTrial, spec: StudySpec) -> dict[str, Any]:
 
 def sweep_config(spec: StudySpec, values: dict[str, Any]) -> tuple[dict, dict]:
     """``(resolved, as written)`` configs of one sweep trial."""
-    config = deep_merge(spec.base, {})
-    for path, value in values.items():
-        set_path(config, path, value)
+    config = _with_values(spec.base, values)
     return resolve_run(config).config, config

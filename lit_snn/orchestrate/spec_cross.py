@@ -19,10 +19,6 @@ from .yamlio import SpecError, load_yaml, parse_value
 ORCHESTRATOR_DEFAULTS = {"trainer": {"enable_progress_bar": False, "enable_model_summary": False}}
 
 
-def _fail(where: str, message: str) -> SpecError:
-    return SpecError(f"{where}: {message}")
-
-
 def _find_base_config(ref: str, source: Path | None) -> Path:
     """``base_config`` as given (absolute or from the cwd), else next to the file, else one level up."""
     candidates = [Path(ref)]
@@ -71,7 +67,7 @@ def check_sets(axes: dict[str, list], sets: list[str], where: str) -> None:
     """No ``--set`` on an axis (the file's values would be overwritten in every point)."""
     for path in axes:
         if path in {item.partition("=")[0].strip() for item in sets}:
-            raise _fail(where, f"--set {path}=... conflicts with the axis {path}")
+            raise SpecError(f"{where}: --set {path}=... conflicts with the axis {path}")
 
 
 def sampler_class(kind: str) -> type:
@@ -92,7 +88,7 @@ def sampler_of(file: SweepFile, where: str) -> dict:
             warnings.simplefilter("ignore")
             cls(**{k: v for k, v in sampler.items() if k != "type"})
     except (TypeError, ValueError) as exc:
-        raise _fail(where, f"sampler: {cls.__name__} rejects {sampler!r}: {exc}") from None
+        raise SpecError(f"{where}: sampler: {cls.__name__} rejects {sampler!r}: {exc}") from None
     return sampler
 
 
@@ -104,9 +100,9 @@ def pruner_of(file: SweepFile, where: str) -> dict:
     if multi_objective and pruner["type"] != "none":
         # optuna 5.0, trial/_trial.py: Trial.report and Trial.should_prune raise (Optuna's not-implemented error,
         # "... is not supported for multi-objective optimization") when the study has several directions
-        raise _fail(where, f"pruner {pruner['type']!r}: Optuna's pruners do not support several objectives "
-                           "(Trial.report raises for a multi-objective study); set `pruner: {type: none}` "
-                           "or drop the `pruner:` entry")
+        raise SpecError(f"{where}: pruner {pruner['type']!r}: Optuna's pruners do not support several objectives "
+                        "(Trial.report raises for a multi-objective study); set `pruner: {type: none}` "
+                        "or drop the `pruner:` entry")
     if pruner["type"] != "none":
         from .pruning import PRUNER_CLASSES
 
@@ -118,4 +114,4 @@ def _check_kwargs(cls: type, given: dict, where: str, what: str, skip: set = fro
     valid = set(inspect.signature(cls.__init__).parameters) - {"self"}
     unknown = sorted(set(given) - set(skip) - valid)
     if unknown:
-        raise _fail(where, f"{what}: unknown option(s) {unknown} for {cls.__name__}; valid: {sorted(valid)}")
+        raise SpecError(f"{where}: {what}: unknown option(s) {unknown} for {cls.__name__}; valid: {sorted(valid)}")

@@ -154,14 +154,13 @@ def _constant(x: np.ndarray) -> bool:
 def compare_arms(arm: pd.Series, base: pd.Series) -> dict[str, Any]:
     """Test one arm against the baseline; both Series hold one observation per seed (index = seed).
 
-    Returns ``test`` ("paired", "welch" or "" for none), ``n_pairs``, ``delta``, the t-test's ``p_value``,
-    standard error ``se`` and degrees of freedom ``df`` of delta (NaN when no test ran or there is no
-    variance), ``sd_diff`` (the SD of one seed's difference) and the observations tested: ``a`` and
-    ``b`` (aligned by seed when paired).
+    Returns ``test`` ("paired", "welch" or "" for none), ``n_pairs``, ``delta``, the t-test's ``p_value``
+    (NaN when no test ran or there is no variance), ``sd_diff`` (the SD of one seed's difference) and the
+    observations tested: ``a`` and ``b`` (aligned by seed when paired).
     """
     arm, base = arm.dropna(), base.dropna()
-    out: dict[str, Any] = {"test": "", "n_pairs": 0, "delta": NAN, "p_value": NAN, "se": NAN, "df": NAN,
-                           "sd_diff": NAN, "a": np.array([]), "b": np.array([])}
+    out: dict[str, Any] = {"test": "", "n_pairs": 0, "delta": NAN, "p_value": NAN, "sd_diff": NAN,
+                           "a": np.array([]), "b": np.array([])}
     if arm.empty or base.empty:
         return out
     shared = sorted(set(arm.index) & set(base.index))
@@ -177,18 +176,13 @@ def compare_arms(arm: pd.Series, base: pd.Series) -> dict[str, Any]:
             out.update(test="paired", delta=float(d.mean()), a=a, b=b, sd_diff=float(d.std(ddof=1)))
             if _constant(d):
                 return out
-            out.update(p_value=float(stats.ttest_rel(a, b).pvalue), se=float(stats.sem(d)), df=float(len(d) - 1))
+            out["p_value"] = float(stats.ttest_rel(a, b).pvalue)
         else:
             a, b = arm.to_numpy(float), base.to_numpy(float)
-            va, vb = a.var(ddof=1), b.var(ddof=1)
-            out.update(test="welch", a=a, b=b, sd_diff=float(math.sqrt(va + vb)))
+            out.update(test="welch", a=a, b=b, sd_diff=float(math.sqrt(a.var(ddof=1) + b.var(ddof=1))))
             if _constant(a) and _constant(b):
                 return out
-            # the Welch-Satterthwaite df, as ttest_ind(equal_var=False) uses it
-            sa, sb = va / len(a), vb / len(b)
-            df = (sa + sb) ** 2 / (sa**2 / (len(a) - 1) + sb**2 / (len(b) - 1))
-            out.update(p_value=float(stats.ttest_ind(a, b, equal_var=False).pvalue), se=float(math.sqrt(sa + sb)),
-                       df=float(df))
+            out["p_value"] = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
     return out
 
 
@@ -210,10 +204,6 @@ def _seeded(function: Any) -> dict[str, Any]:
     return {name: np.random.default_rng(RANDOM_SEED)}
 
 
-def _mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
-    return np.mean(x, axis=axis)
-
-
 def paired_bootstrap_ci(d: np.ndarray, level: float) -> tuple[float, float]:
     """BCa bootstrap interval of the mean of the per-seed differences ``d`` at ``level`` (seeded);
     NaN for fewer than 2 differences, identical ones, or where BCa is undefined."""
@@ -222,7 +212,7 @@ def paired_bootstrap_ci(d: np.ndarray, level: float) -> tuple[float, float]:
         return NAN, NAN
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")  # scipy's DegenerateDataWarning: the NaN interval says it
-        res = stats.bootstrap((d,), _mean, confidence_level=level, method="BCa", n_resamples=RESAMPLES,
+        res = stats.bootstrap((d,), np.mean, confidence_level=level, method="BCa", n_resamples=RESAMPLES,
                               vectorized=True, **_seeded(stats.bootstrap))
     return float(res.confidence_interval.low), float(res.confidence_interval.high)
 
@@ -235,7 +225,7 @@ def sign_flip_p(d: np.ndarray) -> float:
         return NAN
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
-        res = stats.permutation_test((d,), _mean, permutation_type="samples", vectorized=True,
+        res = stats.permutation_test((d,), np.mean, permutation_type="samples", vectorized=True,
                                      n_resamples=RESAMPLES, alternative="two-sided", **_seeded(stats.permutation_test))
     return float(res.pvalue)
 
@@ -293,8 +283,6 @@ class Comparison:
     n_pairs: int = 0
     delta: float = NAN
     p_value: float = NAN
-    se: float = NAN
-    df: float = NAN
     sd_diff: float = NAN
     p_adjusted: float = NAN
     significant: bool | None = None
@@ -339,7 +327,7 @@ class Comparison:
             return head + f"{delta}: no test (zero variance) with {seeds}: the difference was the same at every seed " \
                           "(as the metric's resolution allows), so there is no spread to test or plan from; seeds " \
                           "needed: unknown until more seeds show one"
-        parts = [head + f"{delta}, {_level(self.ci_level)} CI [{unit.format(self.delta_ci_low)}, "
+        parts = [head + f"{delta}, Holm-adjusted {self.ci_level * 100:.4g}% CI [{unit.format(self.delta_ci_low)}, "
                  f"{unit.format(self.delta_ci_high)}], {_p_text(self.p_adjusted)} after Holm: "
                  f"{'significant' if self.significant else 'not significant'} with {seeds}"]
         if self.test == "paired":
@@ -365,11 +353,6 @@ class Comparison:
             text += f", {_seeds_text(self.seeds_needed_min_effect)} at {unit.format(self.min_effect)}{unit.suffix} " \
                     "(min_effect)"
         return text
-
-
-def _level(level: float) -> str:
-    """``Holm-adjusted 98.75%`` (a family of one comparison: ``Holm-adjusted 95%``, the plain level)."""
-    return f"Holm-adjusted {level * 100:.4g}%"
 
 
 def _p_text(p: float) -> str:

@@ -10,6 +10,7 @@ alike: every worker writes the same storage.
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 from collections import Counter, defaultdict
 from datetime import datetime
@@ -19,7 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from ..store_files import safe_url
 from .options import DUPLICATE_ATTR, KEY_ATTR, WORKER_ATTR
-from .progress import Progress, clock
+from .progress import Progress, clock, trial_label, trial_point
 from .spec import StudySpec, detect_kind
 from .storage import default_paths, make_storage, sqlite_path
 from .yamlio import SpecError
@@ -50,17 +51,6 @@ def worker_label(trial: FrozenTrial) -> str:
     return f"{worker.get('host')} pid {worker.get('pid')}"
 
 
-def _point(spec: StudySpec, trial: FrozenTrial):
-    return trial.user_attrs.get(KEY_ATTR) if spec.kind == "ablation" else trial.number
-
-
-def _label(spec: StudySpec, trial: FrozenTrial) -> str:
-    if spec.kind == "ablation":
-        return str(trial.user_attrs.get(KEY_ATTR))
-    return f"#{trial.number} " + ",".join(f"{p}={v:.4g}" if isinstance(v, float) else f"{p}={v}"
-                                          for p, v in trial.params.items())
-
-
 def _total(spec: StudySpec, trials: list[FrozenTrial]) -> int:
     """The study's points: a sweep's ``n_trials``; an ablation's queued keys (every point is queued when
     the study is opened; resolving the grid again would build a Trainer per point)."""
@@ -74,8 +64,9 @@ def status_lines(spec: StudySpec, trials: list[FrozenTrial], total: int, now: fl
     now = time.time() if now is None else now
     trials = [t for t in trials if DUPLICATE_ATTR not in t.system_attrs]
     by_state = Counter(t.state for t in trials)
-    done = {_point(spec, t) for t in trials if t.state in FINISHED}
-    failed_open = sorted({str(_point(spec, t)) for t in trials if t.state == TrialState.FAIL} - {str(p) for p in done})
+    point, label_of = functools.partial(trial_point, spec), functools.partial(trial_label, spec)
+    done = {point(t) for t in trials if t.state in FINISHED}
+    failed_open = sorted({str(point(t)) for t in trials if t.state == TrialState.FAIL} - {str(p) for p in done})
     lines = [f"  finished {len(done)}/{total} ({by_state[TrialState.COMPLETE]} complete, "
              f"{by_state[TrialState.PRUNED]} pruned), running {by_state[TrialState.RUNNING]}, "
              f"queued {by_state[TrialState.WAITING]}, failed {by_state[TrialState.FAIL]}"
@@ -83,7 +74,7 @@ def status_lines(spec: StudySpec, trials: list[FrozenTrial], total: int, now: fl
     starts = [t.datetime_start.timestamp() for t in trials if t.datetime_start is not None]
     if starts:
         running = [t for t in trials if t.state == TrialState.RUNNING]
-        progress = Progress([], total, point_of=lambda t: _point(spec, t), label_of=lambda t: _label(spec, t),
+        progress = Progress([], total, point_of=point, label_of=label_of,
                             metrics=spec.metrics, workers=len({worker_label(t) for t in running}),
                             started=min(starts))
         progress.update(trials, now)  # every finished trial's duration: the estimate's mean
@@ -101,7 +92,7 @@ def status_lines(spec: StudySpec, trials: list[FrozenTrial], total: int, now: fl
         label = worker_label(trial)
         workers[label][trial.state.name] += 1
         if trial.state == TrialState.RUNNING and trial.datetime_start is not None:
-            current[label].append(f"{_label(spec, trial)} for {clock(now - trial.datetime_start.timestamp())}")
+            current[label].append(f"{label_of(trial)} for {clock(now - trial.datetime_start.timestamp())}")
     if workers:
         lines.append("  by worker:")
     for label in sorted(workers):

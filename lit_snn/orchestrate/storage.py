@@ -284,7 +284,7 @@ def storage_failure(exc: BaseException, options) -> StorageError | None:
     url = options.tracking_uri if mlflow else options.storage
     path = sqlite_path(url)
     kind = "full" if _no_space(url) else kind
-    store = f"the {'MLflow' if mlflow else 'Optuna'} store {path or _safe(url)}"
+    store = f"the {'MLflow' if mlflow else 'Optuna'} store {path or safe_url(url)}"
     detail = next((_database_text(e) for e in _chain_of(exc) if isinstance(e, DBAPIError)), None) or str(exc)
     resume = "run the same command again: finished trials are kept and those cut short are re-queued"
     if kind == "full":
@@ -294,6 +294,19 @@ def storage_failure(exc: BaseException, options) -> StorageError | None:
     return StorageError(f"{store} cannot be reached ({detail}); bring it back (or fix the URL), then {resume}")
 
 
+@contextlib.contextmanager
+def as_storage_error(options):
+    """Inside ``with``: a study store that is full or cannot be reached raises its one-line ``StorageError``
+    (``storage_failure``); any other exception goes up as it is."""
+    try:
+        yield
+    except Exception as exc:
+        failure = storage_failure(exc, options)
+        if failure is None:
+            raise
+        raise failure from exc
+
+
 def _raised_in(exc: BaseException, package: str) -> bool:
     tb = exc.__traceback__
     while tb is not None:
@@ -301,7 +314,3 @@ def _raised_in(exc: BaseException, package: str) -> bool:
             return True
         tb = tb.tb_next
     return False
-
-
-def _safe(url: str) -> str:
-    return safe_url(url)  # the password hidden

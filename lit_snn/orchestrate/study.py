@@ -16,12 +16,12 @@ loops (adaptive seeds: in rounds) and sums up.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-import optuna
 from optuna.trial import TrialState
 
 from ..store_files import safe_url
@@ -37,7 +37,7 @@ from ..trial_record import (
 from .adaptive import enqueue_round, round_keys, run_rounds
 from .loops import TrialFailed, work
 from .options import DUPLICATE_ATTR, KEY_ATTR, POINT_ATTR, REPEAT_ATTR, RUN_ATTR, WORKER_ATTR, StudyOptions
-from .progress import Follower, Progress, Ticking
+from .progress import Follower, Progress, Ticking, trial_label, trial_point
 from .space import GridPoint, check_data, check_sweep, expand_grid, grid_data_checks
 from .spec import AblationSpec, StudySpec, SweepSpec
 from .storage import make_storage, study_attr_once
@@ -203,15 +203,8 @@ def follow_progress(handle: StudyHandle, spec: StudySpec, options: StudyOptions,
             log: Callable[[str], None]) -> Follower:
     """The progress lines of this invocation, from the study's storage (``progress.py``)."""
     reader = make_storage(options.storage, heartbeat_interval=None)  # its own connections: read from a thread
-
-    def label(trial: optuna.trial.FrozenTrial) -> str:
-        if isinstance(spec, AblationSpec):
-            return str(trial.user_attrs.get(KEY_ATTR))
-        return f"#{trial.number} " + ",".join(f"{p}={v:.4g}" if isinstance(v, float) else f"{p}={v}"
-                                              for p, v in trial.params.items())
-
-    progress = Progress(handle.trials(), total, metrics=spec.metrics, workers=options.workers, label_of=label,
-                        point_of=lambda t: t.user_attrs.get(KEY_ATTR) if isinstance(spec, AblationSpec) else t.number,
+    progress = Progress(handle.trials(), total, metrics=spec.metrics, workers=options.workers,
+                        label_of=functools.partial(trial_label, spec), point_of=functools.partial(trial_point, spec),
                         ignore=lambda t: DUPLICATE_ATTR in t.system_attrs)
     return Follower(lambda: reader.get_all_trials(handle.study_id, deepcopy=False), progress, log)
 

@@ -57,6 +57,11 @@ def _metric_key(key: str) -> str:
     return re.sub(r"[^A-Za-z0-9_\-. /]", "_", key)
 
 
+def slug(text: str) -> str:
+    """``text`` as a file or folder name: each run of other characters than ``A-Za-z0-9_.-`` becomes ``_``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
+
+
 def arm_metric_key(metric: str, stat: str) -> str:
     """``test/acc/mean``: one statistic of one metric, as an arm run logs it (``Tracker.log_arm_runs``)."""
     return _metric_key(f"{metric}/{stat}")
@@ -139,7 +144,7 @@ class Tracker:
         if experiment is None and create:
             location = None
             if self.artifact_root is not None:
-                location = (self.artifact_root / re.sub(r"[^A-Za-z0-9_.-]+", "_", name)).as_uri()
+                location = (self.artifact_root / slug(name)).as_uri()
             try:
                 self.client.create_experiment(name, artifact_location=location)
             except MlflowException as exc:  # another process created it first
@@ -154,22 +159,20 @@ class Tracker:
             self.client.set_experiment_tag(experiment.experiment_id, TAG_NOTE, description)
         return experiment.experiment_id
 
+    def _first_run(self, experiment_id: str, filter_string: str, order: str):
+        """The run of ``filter_string`` started first (``order`` ASC) or last (DESC), None if there is none."""
+        runs = self.client.search_runs([experiment_id], filter_string=filter_string,
+                                       order_by=[f"attributes.start_time {order}"], max_results=1)
+        return runs[0] if runs else None
+
     def find_parent_run(self, experiment_id: str, study_name: str) -> str | None:
-        runs = self.client.search_runs(
-            [experiment_id],
-            filter_string=_runs_of(study_name, "study"),
-            order_by=["attributes.start_time ASC"],
-            max_results=1,
-        )
-        return runs[0].info.run_id if runs else None
+        run = self._first_run(experiment_id, _runs_of(study_name, "study"), "ASC")
+        return run.info.run_id if run else None
 
     def latest_parent_run(self, experiment_id: str) -> tuple[str, str] | None:
         """``(run_id, study_name)`` of the most recently started study run of an experiment."""
-        runs = self.client.search_runs(
-            [experiment_id], filter_string=f"tags.`{TAG_ROLE}` = 'study'",
-            order_by=["attributes.start_time DESC"], max_results=1,
-        )
-        return (runs[0].info.run_id, runs[0].data.tags.get(TAG_STUDY, "")) if runs else None
+        run = self._first_run(experiment_id, f"tags.`{TAG_ROLE}` = 'study'", "DESC")
+        return (run.info.run_id, run.data.tags.get(TAG_STUDY, "")) if run else None
 
     def is_parent_run(self, run_id: str, experiment_id: str) -> bool:
         """``run_id`` exists, is not deleted and belongs to ``experiment_id``."""
@@ -278,8 +281,7 @@ class Tracker:
     def finish(self, run_id: str, state: str, extra_tags: dict[str, Any] | None = None,
                status: str | None = None) -> None:
         """Tag the Optuna outcome (COMPLETE/PRUNED/FAIL) and close the run (FINISHED/FAILED/KILLED)."""
-        tags = {TAG_STATE: state, **(extra_tags or {})}
-        self.set_tags(run_id, tags)
+        self.set_tags(run_id, {TAG_STATE: state, **(extra_tags or {})})
         status = status or {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}.get(state, "KILLED")
         self.client.set_terminated(run_id, status)
 

@@ -47,6 +47,7 @@ from .space import (
     run_name,
     suggest,
     sweep_config,
+    values_key,
 )
 from .spec import StudySpec
 from .storage import outage_kind
@@ -127,9 +128,8 @@ def ablation_plan(spec: StudySpec, trial: optuna.trial.Trial) -> TrialPlan:
 def sweep_plan(spec: StudySpec, trial: optuna.trial.Trial) -> TrialPlan:
     """The plan of a sweep trial (samples its params, or replays those already suggested or re-queued)."""
     values = suggest(trial, spec)
-    key = ",".join(f"{p}={v:.4g}" if isinstance(v, float) else f"{p}={v}" for p, v in values.items())
     config, raw = sweep_config(spec, values)
-    return TrialPlan(key, f"trial {trial.number}: {run_name(values)}", config, raw, values)
+    return TrialPlan(values_key(values), f"trial {trial.number}: {run_name(values)}", config, raw, values)
 
 
 # ---------------------------------------------------------------------- running

@@ -27,7 +27,7 @@ from .space import GridPoint, expand_grid
 from .spec import StudySpec, sampler_class
 from .storage import make_storage
 from .tracking import TAG_STATE, Tracker
-from .trial import close_run, point_record
+from .trial import TrialOutcome, close_run, point_record
 from .workers import identity, is_dead_local
 
 LIVE = (TrialState.WAITING, TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
@@ -66,6 +66,7 @@ class StudyHandle:
                  tracker: Tracker | None = None) -> None:
         self.spec, self.options, self.index, self.log, self.tracker = spec, options, index, log, tracker
         self._retry = RetryHeartbeatStaleTrialCallback() if spec.kind == "sweep" else None
+        self.grace_s = options.grace_s or 6 * options.heartbeat_s  # a trial's heartbeat is stale after this
         self.storage = make_storage(options.storage, options.heartbeat_s, options.grace_s, on_stale=self._on_stale,
                                     retry_s=options.storage_retry_s)
         self.study = self._open(create)
@@ -213,15 +214,14 @@ class StudyHandle:
         which ``reap`` may fail only after the heartbeat grace. Counted as running, it would end the next
         run one trial short ("still to run"). A live owner records itself within milliseconds, so this
         polls: an owner recorded ends the wait; otherwise the grace passes and ``reap`` re-queues it."""
-        grace = self.options.grace_s or 6 * self.options.heartbeat_s
-        waited, until = False, time.monotonic() + grace + 5 * poll_s
+        waited, until = False, time.monotonic() + self.grace_s + 5 * poll_s
         while time.monotonic() < until:
             ownerless = [t for t in self.trials((TrialState.RUNNING,)) if WORKER_ATTR not in t.system_attrs]
             if not ownerless:
                 break
             if not waited:
                 self.say(f"trial(s) {', '.join(str(t.number) for t in ownerless)} left running with no worker "
-                         f"recorded (a process stopped as it began them): repaired within {grace} s")
+                         f"recorded (a process stopped as it began them): repaired within {self.grace_s} s")
             waited = True
             time.sleep(poll_s)
             self.reap()
@@ -235,14 +235,13 @@ class StudyHandle:
         grace period) and a trial claimed by a worker that died before its first heartbeat.
         """
         self._requeue_left_interrupted()
-        grace = self.options.grace_s or 6 * self.options.heartbeat_s
         for frozen in self.trials((TrialState.RUNNING,)):
             worker = frozen.system_attrs.get(WORKER_ATTR)
             if worker is not None:
                 stale = is_dead_local(worker)
             else:  # claimed, then died before recording its worker
                 started = frozen.datetime_start
-                stale = started is not None and (datetime.now() - started).total_seconds() > grace
+                stale = started is not None and (datetime.now() - started).total_seconds() > self.grace_s
             if not stale:
                 continue
             trial_id = self.trial_id(frozen.number)
@@ -279,6 +278,13 @@ class StudyHandle:
         self.say(f"trial {frozen.number} finished in MLflow but its result never reached Optuna: completed "
                  "from its run (not trained again)")
         return True
+
+    def tell(self, trial: optuna.trial.Trial, outcome: TrialOutcome) -> None:
+        """Tell Optuna the outcome of a trial run outside ``study.optimize``: its values, or PRUNED / FAIL."""
+        if outcome.state == "COMPLETE":
+            self.study.tell(trial, outcome.values)
+        else:
+            self.study.tell(trial, state=TrialState.PRUNED if outcome.state == "PRUNED" else TrialState.FAIL)
 
     def requeued(self) -> int:
         """After the worker processes ended: how many trials wait in the queue once the trials of dead

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from .slurm_settings import TIME_FORMATS, parse_additional
+from .slurm_settings import TIME_FORMATS, SlurmSettings, parse_additional
 
 
 def add_launcher_flags(parser: argparse.ArgumentParser) -> None:
@@ -42,11 +42,8 @@ def add_launcher_flags(parser: argparse.ArgumentParser) -> None:
 
 def slurm_flags(args: argparse.Namespace) -> dict[str, Any]:
     """The ``--slurm-*`` flags as ``SlurmSettings`` fields (None/empty: not given)."""
-    return {"partition": args.slurm_partition, "time": args.slurm_time, "cpus_per_task": args.slurm_cpus_per_task,
-            "gpus_per_task": args.slurm_gpus_per_task, "mem": args.slurm_mem, "account": args.slurm_account,
-            "array_parallelism": args.slurm_array_parallelism, "additional": parse_additional(args.slurm_additional),
-            "setup": list(args.slurm_setup), "signal_delay_s": args.slurm_signal_delay_s,
-            "folder": args.slurm_folder, "tasks_per_trial": args.slurm_tasks_per_trial, "nodes": args.slurm_nodes}
+    flags = {name: getattr(args, f"slurm_{name}") for name in SlurmSettings.names()}  # one flag per field
+    return {**flags, "additional": parse_additional(args.slurm_additional), "setup": list(args.slurm_setup)}
 
 
 def given_slurm_flags(args: argparse.Namespace) -> list[str]:

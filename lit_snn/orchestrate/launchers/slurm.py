@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ...store_files import sqlite_path
 from ..options import StudyOptions
+from ..resume import job_in_queue
 from ..spec import StudySpec
 from ..tracking import is_server
 from ..yamlio import SpecError
@@ -114,8 +115,7 @@ def _submit_array(settings: SlurmSettings, launches: list[TaskLaunch], folder: P
 
 def array_in_queue(job_id: str) -> bool:
     """Whether any task of array ``job_id`` is pending or running (``squeue``; an unknown id: no)."""
-    result = subprocess.run(["squeue", "-h", "-j", job_id, "-o", "%i"], capture_output=True, text=True)
-    return result.returncode == 0 and bool(result.stdout.strip())
+    return job_in_queue(job_id) is True
 
 
 def follow(ctx, handle, spec: StudySpec, submitted: Submitted, total: int, started: float,

@@ -136,37 +136,27 @@ def _end(ctx, handle, started: float, interrupted: bool):
 def resume_trials(ctx, handle, job: str | None) -> None:
     """Run to the end the trials this SLURM job was running when it was requeued (same Optuna trial, same
     MLflow run, from the trial's last epoch-end checkpoint: ``run_trial`` reads the mark)."""
+    import optuna
+
     from ..loops import run_claimed
     from ..workers import identity
 
     for frozen in trials_to_resume(handle.trials(), job):
         handle.storage.set_trial_system_attr(frozen._trial_id, WORKER_ATTR, identity())
-        trial = _trial(handle, frozen)
+        trial = optuna.trial.Trial(handle.study, frozen._trial_id)
         if ctx.spec.kind == "ablation":
             run_claimed(ctx, handle, trial, frozen._trial_id)
         else:
             _run_sweep_trial(ctx, handle, trial)
 
 
-def _trial(handle, frozen):
-    import optuna
-
-    return optuna.trial.Trial(handle.study, frozen._trial_id)
-
-
 def _run_sweep_trial(ctx, handle, trial) -> None:
     """A sweep trial taken back outside ``study.optimize`` (which only asks for new ones): run, then tell."""
-    from optuna.trial import TrialState
-
     from ..trial import plan_and_run, sweep_plan
     from ..workers import Heartbeat
 
     with Heartbeat(handle.storage, trial._trial_id, ctx.options.heartbeat_s):
-        outcome = plan_and_run(ctx, trial, sweep_plan)
-        if outcome.state == "COMPLETE":
-            handle.study.tell(trial, outcome.values if ctx.spec.multi_objective else outcome.values[0])
-        else:
-            handle.study.tell(trial, state=TrialState.PRUNED if outcome.state == "PRUNED" else TrialState.FAIL)
+        handle.tell(trial, plan_and_run(ctx, trial, sweep_plan))
 
 
 def leave_for_requeue(ctx, handle, signame: str) -> None:
