@@ -55,10 +55,10 @@ accumulated, and dL/dth only where a threshold term or vth's gradient reads it.
 Threads: both kernels run a range of chunks (``c0``, ``c1``), and ``numba_scan.run_chunks`` runs
 one call per thread (``nogil``) on the same range, each thread claiming the next unprocessed block
 of contiguous chunks (``_next_chunk``: an atomic counter), so that a thread that gets its core
-late (torch's OpenMP threads still spinning on it) does fewer blocks instead of holding the others
-up. A chunk's results (its neurons' outputs and gradients, its rows of ``part``, ``part_gain``,
-``part_bias``) depend on that chunk alone, so they are bitwise the same for any thread count and
-any claiming order.
+late (another process on it) does fewer blocks instead of holding the others up. A chunk's
+results (its neurons' outputs and gradients, its rows of ``part``, ``part_gain``, ``part_bias``)
+depend on that chunk alone, so they are bitwise the same for any thread count and any claiming
+order.
 
 Numerics (``fastmath=False``: no fma contraction, as the reference's separate roundings; IEEE
 division, ``error_model="numpy"``: x / 0 is inf, no branch): all arithmetic in the arrays' dtype

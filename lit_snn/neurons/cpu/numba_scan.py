@@ -110,13 +110,14 @@ _POOL_LOCK = threading.Lock()
 # The least elements (T * neurons) per thread for a call to take another thread: (the fused variants,
 # the general kernel's: adaptive thresholds and resets, clif, glif, whose tanh and sigmoids per element
 # and step are several times lif's arithmetic). On torch's OpenMP team (``omp_team``) the second
-# thread is one that already spins on its core: lif fwd + bwd behind an elementwise op, two threads
-# against one, 0.95x at 262k elements, 0.69-0.90x from 524k to 2.1M, 1.03x at 4.2M (memory-bound);
-# ar_lif 0.61-0.75x from 262k to 4.2M (this project's 2-core VM, idle; docs/benchmarks.md).
+# thread is one that already spins on its core: lif fwd + bwd behind an elementwise op took on two
+# threads 0.95 of its one-thread time at 262k elements, 0.69-0.90 from 524k to 2.1M, 1.03 at 4.2M
+# (memory-bound); ar_lif 0.61-0.75 from 262k to 4.2M (this project's 2-core VM, idle; docs/cpu-path.md).
 MIN_ELEMENTS_PER_THREAD = {"team": (1 << 18, 1 << 17),
                            # On the kernels' own pool the second thread shares its core with torch's
-                           # spinning ones: lif behind a conv 0.83x at 262k, 0.96x at 2.1M, 1.14x at
-                           # 4.2M; ar_lif's --e2e step 0.70-0.95x with 2^19 against 2^21.
+                           # spinning ones: lif behind a conv at 0.83x one thread's speed at 262k,
+                           # 0.96x at 2.1M, 1.14x at 4.2M; ar_lif's --e2e step took 0.70-0.95 of its
+                           # time with 2^19 against 2^21.
                            "own_pool": (1 << 21, 1 << 19)}
 
 
